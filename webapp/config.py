@@ -1,0 +1,70 @@
+"""Settings, read from the environment once, when the app or a worker starts."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+
+def _secret_file(data_dir: Path, name: str, make) -> str:
+    """Return the secret stored in ``data_dir/name``, creating it (mode 0600) on first use.
+
+    Creation uses O_EXCL so that processes starting together agree on one value.
+    """
+    path = data_dir / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it right now
+            value = path.read_text().strip()
+            if value:
+                return value
+            import time
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty; delete it to generate a new secret")
+    value = make()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def ensure_secrets(data_dir: str | os.PathLike) -> dict[str, str]:
+    """SECRET_KEY and CREDENTIALS_KEY from the environment, else generated once into DATA_DIR."""
+    data_dir = Path(data_dir)
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY")
+        or _secret_file(data_dir, "secret_key", lambda: secrets.token_urlsafe(48)),
+        "CREDENTIALS_KEY": os.environ.get("CREDENTIALS_KEY")
+        or _secret_file(data_dir, "credentials_key", lambda: Fernet.generate_key().decode()),
+    }
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def load(overrides: dict | None = None) -> dict:
+    """The whole configuration: ``overrides`` (tests), then environment variables, then defaults."""
+    overrides = dict(overrides or {})
+    env = os.environ
+    data_dir = Path(overrides.get("DATA_DIR") or env.get("DATA_DIR", "var")).resolve()
+    config = {
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'cutover.db'}",
+        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Total simulated copy time of one migration, spread over its volumes by size.
+        "MIGRATION_DURATION_SECONDS": _float("MIGRATION_DURATION_SECONDS", 20.0),
+        # A running migration whose worker has been silent this long is marked "worker lost".
+        "MIGRATION_STALE_SECONDS": _float("MIGRATION_STALE_SECONDS", 30.0),
+        # How often the worker-side maintenance loop looks for lost work.
+        "MAINTENANCE_INTERVAL_SECONDS": _float("MAINTENANCE_INTERVAL_SECONDS", 5.0),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    }
+    config.update(overrides)
+    if not (config.get("SECRET_KEY") and config.get("CREDENTIALS_KEY")):
+        config.update({k: v for k, v in ensure_secrets(data_dir).items() if not config.get(k)})
+    return config

@@ -1,0 +1,1 @@
+"""Plain domain classes and their rules: no Flask, no SQL."""

@@ -1,0 +1,72 @@
+"""Shared form plumbing: forms carry no rules of their own; the services' errors are shown beside fields."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask_wtf import FlaskForm
+
+from .domain.errors import ValidationError
+from .errors import ApiError
+
+
+class ServiceForm(FlaskForm):
+    """A form whose validation is done by the service layer (the same rules as the JSON API).
+
+    Subclasses turn themselves into the API's input shape with ``payload()`` and map the services'
+    dotted error paths back onto their fields with ``FIELD_PATHS``.
+    """
+
+    FIELD_PATHS: dict[str, str] = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.form_errors: list[str] = []
+
+    def field_for(self, path: str):
+        name = self.FIELD_PATHS.get(path, path)
+        return self._fields.get(name)
+
+    def show_errors(self, exc: ValidationError) -> None:
+        for path, messages in exc.fields.items():
+            field = self.field_for(path)
+            if field is None:
+                self.form_errors.extend(messages)
+            else:
+                field.errors = list(field.errors or []) + list(messages)
+        if not exc.fields:
+            self.form_errors.append(exc.message)
+
+
+    def submit(self, action: Callable[[dict], Any]) -> Any:
+        """Run ``action(payload)`` when the form was posted to save; on refusal, show why and return None."""
+        if not self.is_submitted() or not self.wants_save():
+            return None
+        try:
+            return action(self.payload())
+        except ValidationError as exc:
+            self.show_errors(exc)
+        except ApiError as exc:
+            if exc.status not in (409, 422):
+                raise
+            self.show_errors(ValidationError(exc.fields, exc.message))
+        return None
+
+    def wants_save(self) -> bool:
+        return True
+
+    def payload(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.form_errors) or any(f.errors for f in self if not isinstance(f.errors, dict))
+
+    @property
+    def status(self) -> int:
+        return 422 if self.has_errors else 200
+
+
+def clean_int(value: str | None):
+    """Digits become an int; anything else is passed on as it is, for the service to refuse clearly."""
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else (value or None)

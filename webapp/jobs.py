@@ -1,0 +1,8 @@
+"""RQ job functions: importable, ids in, everything else loaded inside the worker."""
+from __future__ import annotations
+
+
+def run_migration(migration_id: int) -> str:
+    from .migrations import services
+
+    return services.execute(migration_id)

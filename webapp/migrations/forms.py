@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, SubmitField
+
+from ..domain.migration import CloudType
+from ..forms import ServiceForm, clean_int
+
+
+class MigrationForm(ServiceForm):
+    source_id = SelectField("Source workload", validate_choice=False)
+    selected_mount_points = SelectMultipleField("Volumes to migrate", validate_choice=False)
+    cloud_type = SelectField("Cloud", choices=[(c.value, c.value) for c in CloudType], validate_choice=False)
+    cloud_username = StringField("Cloud username", render_kw={"autocomplete": "off"})
+    cloud_password = PasswordField("Cloud password", render_kw={"autocomplete": "new-password"})
+    cloud_domain = StringField("Cloud domain / account")
+    save = SubmitField("Save migration")
+
+    FIELD_PATHS = {
+        "target.cloud_type": "cloud_type", "target": "cloud_type",
+        "target.cloud_credentials": "cloud_username",
+        "target.cloud_credentials.username": "cloud_username",
+        "target.cloud_credentials.password": "cloud_password",
+        "target.cloud_credentials.domain": "cloud_domain",
+    }
+
+    def with_sources(self, choices: list[tuple[int, str]]) -> "MigrationForm":
+        self.source_id.choices = [("", "— choose a workload —")] + [(str(i), ip) for i, ip in choices]
+        return self
+
+    def wants_save(self) -> bool:
+        return bool(self.save.data)
+
+    def payload(self) -> dict:
+        return {
+            "source_id": clean_int(self.source_id.data),
+            "selected_mount_points": list(self.selected_mount_points.data or []),
+            "target": {"cloud_type": self.cloud_type.data,
+                       "cloud_credentials": {"username": (self.cloud_username.data or "").strip(),
+                                             "password": self.cloud_password.data or "",
+                                             "domain": (self.cloud_domain.data or "").strip()}},
+        }
+
+
+class EditMigrationForm(MigrationForm):
+    """The source can never change, so it is neither shown as a choice nor sent."""
+
+    def payload(self) -> dict:
+        data = super().payload()
+        del data["source_id"]
+        return data

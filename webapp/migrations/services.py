@@ -1,0 +1,370 @@
+"""Migrations: records, running them on workers, cancelling, and the worker-side job itself."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select, update
+
+from .. import inputs
+from ..db import utcnow
+from ..domain.errors import DomainError, InvalidStateError, SystemVolumeRequired
+from ..domain.migration import Credentials, Migration, MigrationState, MigrationTarget, VolumeProgress, Workload
+from ..errors import NotFound
+from ..extensions import db, queues, vault
+from ..models import MigrationRow, WorkloadRow
+from ..pagination import Page, paginate
+from ..workloads import services as workloads
+
+log = logging.getLogger(__name__)
+PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contract: at least every 1 s)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def get(migration_id: int, *, for_update: bool = False) -> MigrationRow:
+    row = db.session.get(MigrationRow, migration_id, with_for_update=for_update or None)
+    if row is None:
+        raise NotFound("migration")
+    return row
+
+
+def list_page(page: int, per_page: int) -> Page:
+    return paginate(db.session, select(MigrationRow).order_by(MigrationRow.id.desc()), page, per_page)
+
+
+def source_ips(rows: list[MigrationRow]) -> dict[int, str]:
+    ids = {r.source_id for r in rows}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(WorkloadRow.id, WorkloadRow.ip).where(WorkloadRow.id.in_(ids))).all())
+
+
+def to_domain(row: MigrationRow, source: Workload | None = None) -> Migration:
+    source = source or workloads.to_domain(workloads.get(row.source_id))
+    creds = Credentials(row.cloud_username, vault.decrypt(row.cloud_password_enc), row.cloud_domain or "")
+    migration = Migration(row.selected, source, MigrationTarget(row.cloud_type, creds))
+    migration.state, migration.error = MigrationState(row.state), row.error
+    migration.progress = [VolumeProgress(p["name"], p["size"], p["copied"]) for p in row.progress]
+    return migration
+
+
+def progress_json(row: MigrationRow) -> dict:
+    total = sum(p["size"] for p in row.progress)
+    copied = sum(p["copied"] for p in row.progress)
+    return {
+        "percent": round(100.0 * copied / total, 1) if total else 0.0,
+        "mount_points": [{"name": p["name"], "size": p["size"], "copied": p["copied"]} for p in row.progress],
+    }
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def _target_vm_json(vm: dict | None) -> dict | None:
+    if vm is None:
+        return None
+    creds = vm["credentials"]
+    return {"ip": vm["ip"],
+            "credentials": {"username": creds["username"], "domain": creds["domain"],
+                            "password_set": bool(creds.get("password_enc"))},
+            "storage": vm["storage"]}
+
+
+def as_json(row: MigrationRow) -> dict:
+    return {
+        "id": row.id,
+        "source_id": row.source_id,
+        "selected_mount_points": list(row.selected),
+        "target": {
+            "cloud_type": row.cloud_type,
+            "cloud_credentials": {"username": row.cloud_username, "domain": row.cloud_domain or "",
+                                  "password_set": bool(row.cloud_password_enc)},
+            "target_vm": _target_vm_json(row.target_vm),
+        },
+        "state": row.state,
+        "error": row.error,
+        "progress": progress_json(row),
+        "requested_by": row.requested_by,
+        "created_at": _iso(row.created_at),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+    }
+
+
+def status_json(row: MigrationRow) -> dict:
+    return {"state": row.state, "finished": MigrationState(row.state).is_final,
+            "progress": progress_json(row), "error": row.error}
+
+
+def preview(row: MigrationRow) -> dict:
+    """The target VM exactly as a successful run will leave it, and whether the C:\\ rule passes."""
+    source = workloads.get(row.source_id)
+    sizes = {m["name"].upper(): m["size"] for m in source.storage}
+    storage = [{"name": n, "size": sizes.get(n.upper())} for n in row.selected]
+    selected = {n.upper() for n in row.selected}
+    return {"ip": source.ip, "username": source.username, "domain": source.domain,
+            "storage": [s for s in storage if s["size"] is not None],
+            "dropped": [m for m in source.storage if m["name"].upper() not in selected],
+            "system_volume_ok": "C:\\" in row.selected}
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def _fresh_progress(migration: Migration) -> list[dict]:
+    return [{"name": m.name, "size": m.size, "copied": 0.0} for m in migration.selected]
+
+
+def _apply(row: MigrationRow, migration: Migration) -> None:
+    row.selected = list(migration.selected_mount_points)
+    row.cloud_type = migration.target.cloud_type.value
+    creds = migration.target.cloud_credentials
+    row.cloud_username, row.cloud_domain = creds.username, creds.domain
+    row.cloud_password_enc = vault.encrypt(creds.password)
+    row.progress = _fresh_progress(migration)
+
+
+def _load_source(source_id: int) -> Workload | None:
+    row = db.session.get(WorkloadRow, source_id)
+    return workloads.to_domain(row) if row else None
+
+
+def create(data: Any) -> MigrationRow:
+    source_id, migration = inputs.migration(data, _load_source)
+    row = MigrationRow(source_id=source_id, state=MigrationState.NOT_STARTED.value)
+    _apply(row, migration)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def update(migration_id: int, data: Any) -> MigrationRow:
+    row = editable(migration_id, for_update=True)
+    _, migration = inputs.migration(data, _load_source, existing=to_domain(row), current=as_json(row))
+    _apply(row, migration)
+    row.updated_at = utcnow()
+    db.session.commit()
+    return row
+
+
+def delete(migration_id: int) -> None:
+    row = get(migration_id, for_update=True)
+    if row.state == MigrationState.RUNNING.value:
+        raise InvalidStateError("A running migration cannot be deleted; cancel it first.")
+    db.session.delete(row)
+    db.session.commit()
+
+
+def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
+    """Check the rules, mark the migration running and queue a job with its id (nothing else)."""
+    row = get(migration_id, for_update=True)
+    migration = to_domain(row)
+    try:
+        migration.start()
+    except SystemVolumeRequired:
+        row.state, row.error, row.finished_at = migration.state.value, migration.error, utcnow()
+        db.session.commit()
+        raise
+    now = utcnow()
+    row.state, row.error, row.cancel_requested = MigrationState.RUNNING.value, None, False
+    row.progress = _fresh_progress(migration)
+    row.job_id = f"migration-{row.id}-{uuid.uuid4().hex[:12]}"
+    row.queued_at, row.started_at, row.heartbeat_at, row.finished_at = now, None, None, None
+    row.requested_by = requested_by or row.requested_by
+    db.session.commit()
+    _enqueue(row)
+    return row
+
+
+def _enqueue(row: MigrationRow) -> None:
+    timeout = int(current_app.config["MIGRATION_DURATION_SECONDS"] * 2 + 120)
+    try:
+        queues.get().enqueue("webapp.jobs.run_migration", row.id, job_id=row.job_id, job_timeout=timeout,
+                             result_ttl=3600, failure_ttl=7 * 86400)
+    except RedisError:
+        # The record is safe and stays "running" with no worker yet: the maintenance loop re-queues it
+        # as soon as Redis answers again.
+        log.warning("Redis unavailable; migration %s will be queued by the maintenance loop", row.id)
+
+
+def cancel(migration_id: int) -> MigrationRow:
+    row = get(migration_id, for_update=True)
+    if row.state != MigrationState.RUNNING.value:
+        raise InvalidStateError(f"Only a running migration can be cancelled; this one is {row.state}.")
+    if row.started_at is None:  # no worker has it yet: end it here
+        _finish_row(row, MigrationState.ERROR, "cancelled")
+        db.session.commit()
+        _drop_job(row.job_id)
+    else:
+        row.cancel_requested = True
+        db.session.commit()
+    return row
+
+
+def _finish_row(row: MigrationRow, state: MigrationState, error: str | None) -> None:
+    row.state, row.error, row.finished_at, row.updated_at = state.value, error, utcnow(), utcnow()
+
+
+def _drop_job(job_id: str | None) -> None:
+    if not job_id:
+        return
+    try:
+        Job.fetch(job_id, connection=queues.redis).cancel()
+    except (NoSuchJobError, RedisError, Exception):  # best effort: the job checks the record anyway
+        pass
+
+
+# --- the worker side -------------------------------------------------------------------------------
+
+class _Runner:
+    """Persists progress of one claimed migration, fenced by its job id, and relays cancel requests."""
+
+    def __init__(self, migration_id: int, token: str):
+        self.id, self.token = migration_id, token
+        self.stop = False
+        self.last_write = 0.0
+
+    def _where(self):
+        return (MigrationRow.id == self.id) & (MigrationRow.state == MigrationState.RUNNING.value) & (
+            MigrationRow.job_id == self.token)
+
+    def on_progress(self, progress: list[VolumeProgress], force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_write < PERSIST_EVERY:
+            return
+        self.last_write = now
+        session = db.session
+        result = session.execute(
+            update(MigrationRow).where(self._where())
+            .values(progress=[{"name": v.name, "size": v.size, "copied": v.copied} for v in progress],
+                    heartbeat_at=utcnow())
+            .returning(MigrationRow.cancel_requested)
+        ).first()
+        session.commit()
+        self.stop = result is None or bool(result[0])  # lost the record (fenced) or asked to cancel
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+    def finish(self, migration: Migration) -> bool:
+        vm = migration.target.target_vm
+        values = {
+            "state": migration.state.value, "error": migration.error, "finished_at": utcnow(),
+            "updated_at": utcnow(), "heartbeat_at": utcnow(),
+            "progress": [{"name": v.name, "size": v.size, "copied": v.copied} for v in migration.progress],
+        }
+        if vm is not None and migration.state is MigrationState.SUCCESS:
+            values["target_vm"] = {
+                "ip": vm.ip,
+                "credentials": {"username": vm.credentials.username, "domain": vm.credentials.domain,
+                                "password_enc": vault.encrypt(vm.credentials.password)},
+                "storage": workloads.storage_json(vm.storage),
+            }
+        result = db.session.execute(update(MigrationRow).where(self._where()).values(**values))
+        db.session.commit()
+        return result.rowcount == 1
+
+
+def execute(migration_id: int) -> str:
+    """The job body: claim the migration, copy with live progress, record the outcome."""
+    session = db.session
+    row = session.get(MigrationRow, migration_id, with_for_update=True)
+    if row is None or row.state != MigrationState.RUNNING.value or row.started_at is not None:
+        session.rollback()
+        return "skipped"
+    row.started_at = row.heartbeat_at = utcnow()
+    token = row.job_id
+    try:
+        migration = to_domain(row)
+    except Exception as exc:  # e.g. the source vanished or a key changed: end it with the reason
+        _finish_row(row, MigrationState.ERROR, f"cannot start: {exc}")
+        session.commit()
+        return "error"
+    session.commit()
+    runner = _Runner(migration_id, token)
+    migration.run(current_app.config["MIGRATION_DURATION_SECONDS"],
+                  on_progress=runner.on_progress, should_stop=runner.should_stop)
+    runner.finish(migration)
+    return migration.state.value
+
+
+def reap(now=None) -> dict:
+    """Maintenance: end migrations whose worker went silent; queue again those whose job was lost."""
+    now = now or utcnow()
+    stale = now - timedelta(seconds=current_app.config["MIGRATION_STALE_SECONDS"])
+    session = db.session
+    lost = session.execute(
+        update(MigrationRow)
+        .where(MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
+               MigrationRow.heartbeat_at < stale)
+        .values(state=MigrationState.ERROR.value, error="worker lost", finished_at=now, updated_at=now)
+    ).rowcount
+    session.commit()
+    waiting = session.scalars(select(MigrationRow).where(
+        MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_(None),
+        MigrationRow.queued_at < stale)).all()
+    requeued = 0
+    for row in waiting:
+        status = _job_status(row.job_id)
+        if status in (None, JobStatus.CANCELED, JobStatus.STOPPED):
+            _enqueue(row)
+            requeued += 1
+        elif status == JobStatus.FAILED:
+            _finish_row(row, MigrationState.ERROR, "the worker failed before it started the copy")
+    session.commit()
+    return {"lost": lost, "requeued": requeued}
+
+
+def _job_status(job_id: str | None):
+    try:
+        return Job.fetch(job_id, connection=queues.redis).get_status(refresh=False) if job_id else None
+    except NoSuchJobError:
+        return None
+
+
+
+# --- for the pages ---------------------------------------------------------------------------------
+
+def view(migration_id: int) -> dict:
+    """Everything the detail page and its live status fragment show."""
+    row = get(migration_id)
+    source = db.session.get(WorkloadRow, row.source_id)
+    return {"row": row, "source": source, "progress": progress_json(row), "preview": preview(row),
+            "target_vm": _target_vm_json(row.target_vm), "final": MigrationState(row.state).is_final}
+
+
+def attempt(action, *args) -> str | None:
+    """Run a state-changing action for a page; the refusal's message, or None when it went through."""
+    try:
+        action(*args)
+    except DomainError as exc:
+        return str(exc)
+    return None
+
+
+def source_for_form(source_id) -> WorkloadRow | None:
+    try:
+        return db.session.get(WorkloadRow, int(source_id)) if source_id not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def editable(migration_id: int, for_update: bool = False) -> MigrationRow:
+    """The migration, if it may still be edited (only while ``not_started`` or ``error``)."""
+    row = get(migration_id, for_update=for_update)
+    if row.state not in (MigrationState.NOT_STARTED.value, MigrationState.ERROR.value):
+        raise InvalidStateError(f"A migration that is {row.state} cannot be edited.")
+    return row
+
+
+def form_data(row: MigrationRow) -> dict:
+    return {"source_id": str(row.source_id), "selected_mount_points": list(row.selected),
+            "cloud_type": row.cloud_type, "cloud_username": row.cloud_username, "cloud_domain": row.cloud_domain}

@@ -1,0 +1,120 @@
+"""Workloads: create, read, update, delete, list. Never reads ``request``."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import inputs
+from ..db import utcnow
+from ..domain.migration import Credentials, MountPoint, Workload
+from ..errors import Conflict, NotFound
+from ..extensions import db, vault
+from ..models import MigrationRow, WorkloadRow
+from ..pagination import Page, paginate
+
+
+def to_domain(row: WorkloadRow) -> Workload:
+    return Workload(
+        row.ip,
+        Credentials(row.username, vault.decrypt(row.password_enc), row.domain or ""),
+        [MountPoint(m["name"], m["size"]) for m in row.storage],
+    )
+
+
+def storage_json(mounts) -> list[dict]:
+    return [{"name": m.name, "size": m.size} for m in mounts]
+
+
+def as_json(row: WorkloadRow) -> dict:
+    return {
+        "id": row.id,
+        "ip": row.ip,
+        "credentials": {"username": row.username, "domain": row.domain or "", "password_set": bool(row.password_enc)},
+        "storage": [{"name": m["name"], "size": m["size"]} for m in row.storage],
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def list_page(page: int, per_page: int) -> Page:
+    return paginate(db.session, select(WorkloadRow).order_by(WorkloadRow.id), page, per_page)
+
+
+def choices() -> list[tuple[int, str]]:
+    """(id, ip) of every workload, for pickers."""
+    return list(db.session.execute(select(WorkloadRow.id, WorkloadRow.ip).order_by(WorkloadRow.ip)).all())
+
+
+def get(workload_id: int) -> WorkloadRow:
+    row = db.session.get(WorkloadRow, workload_id)
+    if row is None:
+        raise NotFound("workload")
+    return row
+
+
+def _apply(row: WorkloadRow, workload: Workload) -> None:
+    row.ip = workload.ip
+    row.username = workload.credentials.username
+    row.domain = workload.credentials.domain
+    row.password_enc = vault.encrypt(workload.credentials.password)
+    row.storage = storage_json(workload.storage)
+
+
+def _save(row: WorkloadRow) -> WorkloadRow:
+    session = db.session
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate_ip", f"A workload with IP {row.ip} already exists.",
+                       {"ip": ["A workload with this IP address already exists."]}) from None
+    return row
+
+
+def create(data: Any) -> WorkloadRow:
+    workload = inputs.workload(data)
+    row = WorkloadRow()
+    _apply(row, workload)
+    return _save(row)
+
+
+def update(workload_id: int, data: Any) -> WorkloadRow:
+    row = get(workload_id)
+    workload = inputs.workload(data, existing=to_domain(row))
+    _apply(row, workload)
+    row.updated_at = utcnow()
+    return _save(row)
+
+
+def in_use(workload_id: int) -> bool:
+    return bool(db.session.scalar(select(exists().where(MigrationRow.source_id == workload_id))))
+
+
+def delete(workload_id: int) -> None:
+    row = get(workload_id)
+    if in_use(workload_id):
+        raise Conflict("in_use", "This workload is the source of a migration; delete the migration first.")
+    db.session.delete(row)
+    try:
+        db.session.commit()
+    except IntegrityError:  # a migration was created meanwhile
+        db.session.rollback()
+        raise Conflict("in_use", "This workload is the source of a migration; delete the migration first.") from None
+
+
+def form_data(row: WorkloadRow) -> dict:
+    """What the edit form starts with: everything but the password."""
+    return {"ip": row.ip, "username": row.username, "domain": row.domain,
+            "storage": [{"name": m["name"], "size": str(m["size"])} for m in row.storage]}
+
+
+def delete_or_explain(workload_id: int) -> bool:
+    """Delete for the HTML page: False (and the page explains) when the workload is in use."""
+    try:
+        delete(workload_id)
+    except Conflict:
+        return False
+    return True

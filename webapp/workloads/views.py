@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+
+from .. import inputs
+from . import bp, services
+from .forms import EditWorkloadForm, WorkloadForm
+
+
+@bp.get("/")
+def index():
+    page = services.list_page(*inputs.page(request.args))
+    return render_template("workloads/index.html", page=page)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    form = WorkloadForm()
+    if row := form.submit(services.create):
+        flash(f"Workload {row.ip} saved.", "success")
+        return redirect(url_for(".index"), 303)
+    return render_template("workloads/form.html", form=form.prepare(form.add_volume.data), row=None), form.status
+
+
+@bp.route("/<int:workload_id>/edit", methods=["GET", "POST"])
+def edit(workload_id: int):
+    row = services.get(workload_id)
+    form = EditWorkloadForm(data=services.form_data(row))
+    if saved := form.submit(lambda data: services.update(workload_id, data)):
+        flash(f"Workload {saved.ip} updated.", "success")
+        return redirect(url_for(".index"), 303)
+    return render_template("workloads/form.html", form=form.prepare(form.add_volume.data), row=row), form.status
+
+
+@bp.route("/<int:workload_id>/delete", methods=["GET", "POST"])
+def delete(workload_id: int):
+    row = services.get(workload_id)
+    if request.method == "POST" and services.delete_or_explain(workload_id):
+        flash(f"Workload {row.ip} deleted.", "success")
+        return redirect(url_for(".index"), 303)
+    return render_template("workloads/delete.html", row=row, in_use=services.in_use(workload_id))
