@@ -9,7 +9,12 @@
 
 Everything else is passed through to the child processes. Each child runs in its own
 process group, so that Ctrl-C reaches only this supervisor, which then stops the children
-in order (web server and workers first, Redis last) and never leaves one behind.
+in order (web server and workers first, Redis last).
+
+No process is left behind: this supervisor is a Linux "child subreaper", so processes
+that leave their group or lose their parent (RQ's work horses call setpgrp()) stay its
+descendants and are found in /proc and stopped too. If the supervisor itself is killed
+with SIGKILL, the kernel sends SIGTERM to its direct children (PR_SET_PDEATHSIG).
 """
 from __future__ import annotations
 
@@ -27,14 +32,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, NamedTuple
 
 import redis
 
 from webapp.config import ensure_secrets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STOP_TIMEOUT = 10.0  # seconds a process group gets between SIGTERM and SIGKILL
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 REDIS_START_TIMEOUT = 10.0
 WEB_START_TIMEOUT = 30.0
 MAX_WORKER_RESTARTS = 5  # per RESTART_WINDOW seconds
@@ -42,9 +47,12 @@ RESTART_WINDOW = 60.0
 POLL_INTERVAL = 0.2
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
 
 class StartupError(Exception):
-    """Something could not be started; the message says what."""
+    """Something could not be started or died; the message says what."""
 
 
 def log(message: str) -> None:
@@ -66,26 +74,85 @@ def _env_int(name: str, default: int, minimum: int) -> int:
     return value
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to SIGTERM the child if this supervisor dies.
+# ---- Linux process helpers ------------------------------------------------------------
 
-    This covers the one path that try/finally and atexit cannot: the supervisor being
-    killed with SIGKILL. Returns None where prctl is not available.
-    """
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl(), or None where there is none (not Linux)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel SIGTERM the child if this supervisor dies."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
     parent = os.getpid()
-    pr_set_pdeathsig = 1
 
     def preexec() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os.kill(os.getpid(), signal.SIGTERM)
 
     return preexec
+
+
+def become_subreaper() -> None:
+    """Adopt our orphaned descendants instead of init, so that they can be found and stopped."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+class ProcInfo(NamedTuple):
+    ppid: int
+    pgid: int
+    state: str  # "Z" for a zombie
+
+
+def process_table() -> dict[int, ProcInfo]:
+    """Parent, process group and state of every process, read from /proc (empty elsewhere)."""
+    table: dict[int, ProcInfo] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return table
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # it just ended
+        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+        table[int(entry)] = ProcInfo(int(fields[1]), int(fields[2]), fields[0])
+    return table
+
+
+def descendants(root: int, table: dict[int, ProcInfo]) -> set[int]:
+    """Every process below ``root`` in ``table``."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for pid, info in table.items():
+        children[info.ppid].append(pid)
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children[stack.pop()]:
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def _kill(pid: int, signum: int, group: bool = False) -> None:
+    """Send a signal to a process (or its process group), ignoring ones that have ended."""
+    try:
+        (os.killpg if group else os.kill)(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def find_redis_server() -> str:
@@ -120,11 +187,8 @@ class Child:
     def start(self) -> None:
         """Start (or restart) the process."""
         self.proc = subprocess.Popen(
-            self.argv,
-            cwd=self.cwd,
-            env=self.env,
-            start_new_session=True,
-            preexec_fn=_parent_death_signal(),
+            self.argv, cwd=self.cwd, env=self.env,
+            start_new_session=True, preexec_fn=_die_with_parent(),
         )
 
     @property
@@ -132,50 +196,8 @@ class Child:
         return self.proc.pid if self.proc else None
 
     def exit_code(self) -> int | None:
-        """The exit code if the process has ended, else None (also None if never started)."""
+        """The exit code if the process has ended (and reaps it), else None."""
         return self.proc.poll() if self.proc else None
-
-    def signal_group(self, signum: int) -> None:
-        """Send ``signum`` to the whole process group (the process and what it forked)."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def group_alive(self) -> bool:
-        """True while the process or anything left in its process group still runs."""
-        if self.proc is None:
-            return False
-        self.proc.poll()  # reap the leader, so that a zombie does not count
-        try:
-            os.killpg(self.proc.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-
-
-def stop_groups(children: list[Child], timeout: float = STOP_TIMEOUT,
-                force: Callable[[], bool] = lambda: False) -> None:
-    """SIGTERM the children's process groups, wait up to ``timeout``, then SIGKILL them."""
-    running = [c for c in children if c.group_alive()]
-    for child in running:
-        log(f"stopping {child.name} (pid {child.pid})")
-        child.signal_group(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while running and time.monotonic() < deadline and not force():
-        time.sleep(0.05)
-        running = [c for c in running if c.group_alive()]
-    for child in running:
-        log(f"{child.name} (pid {child.pid}) did not stop in time; killing it")
-        child.signal_group(signal.SIGKILL)
-    for child in children:
-        if child.proc is not None:
-            try:
-                child.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 class Supervisor:
@@ -215,9 +237,8 @@ class Supervisor:
         """Create DATA_DIR, take its lock, and build the children's environment."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        secrets = ensure_secrets(self.data_dir)
         self.env = dict(os.environ)
-        self.env.update(secrets)
+        self.env.update(ensure_secrets(self.data_dir))
         self.env["DATA_DIR"] = str(self.data_dir)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         if self.redis_url:
@@ -356,6 +377,7 @@ class Supervisor:
 
     def check_children(self) -> None:
         """Restart workers that died; raise StartupError if gunicorn or Redis died."""
+        self._reap_adopted()
         for child in (self.redis, self.web):
             if child is not None and (code := child.exit_code()) is not None:
                 raise StartupError(f"{child.name} (pid {child.pid}) exited with code {code}")
@@ -371,7 +393,6 @@ class Supervisor:
                     f"{worker.name} exited with code {code}; workers were already restarted "
                     f"{MAX_WORKER_RESTARTS} times in the last {RESTART_WINDOW:.0f} s, giving up"
                 )
-            worker.signal_group(signal.SIGKILL)  # anything it forked and left behind
             self.restarts.append(now)
             worker.start()
             log(f"{worker.name} exited with code {code}; restarted it (pid {worker.pid})")
@@ -382,18 +403,80 @@ class Supervisor:
             self.check_children()
             time.sleep(POLL_INTERVAL)
 
+    def _children(self) -> list[Child]:
+        return [c for c in [self.web, *self.workers, self.redis] if c is not None]
+
+    def _reap_adopted(self) -> None:
+        """Reap orphans that we adopted as subreaper and that have ended (not our Popen ones)."""
+        managed = {c.pid for c in self._children()}
+        me = os.getpid()
+        for pid, info in process_table().items():
+            if info.ppid == me and info.state == "Z" and pid not in managed:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    def _running_descendants(self, spare: Child | None = None) -> set[int]:
+        """Our living descendants, leaving out ``spare`` and what it started."""
+        for child in self._children():
+            child.exit_code()  # reap, so that an ended child does not count
+        self._reap_adopted()
+        table = process_table()
+        pids = descendants(os.getpid(), table)
+        if spare is not None and spare.pid is not None:
+            pids -= {spare.pid} | descendants(spare.pid, table)
+        return {pid for pid in pids if table[pid].state != "Z"}
+
     # ---- shut-down -----------------------------------------------------------------
 
+    def _stop(self, children: list[Child], spare: Child | None) -> None:
+        """SIGTERM the children's process groups and every other descendant (except
+        ``spare``'s), wait up to STOP_TIMEOUT for all of them to end, then SIGKILL the rest."""
+        groups = {c.pid for c in children if c.pid is not None}
+        for child in children:
+            if child.exit_code() is None:
+                log(f"stopping {child.name} (pid {child.pid})")
+            _kill(child.pid, signal.SIGTERM, group=True)
+        table = process_table()
+        for pid in self._running_descendants(spare):
+            if pid in table and table[pid].pgid not in groups:  # e.g. an RQ work horse
+                _kill(pid, signal.SIGTERM)
+
+        def still_running() -> set[int]:
+            alive = self._running_descendants(spare)
+            alive |= {c.pid for c in children if c.exit_code() is None}
+            return alive
+
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while still_running() and time.monotonic() < deadline and not self.force_requested:
+            time.sleep(0.05)
+        left = still_running()
+        if left:
+            log(f"killing {len(left)} process(es) that did not stop in time: {sorted(left)}")
+            for pid in groups:
+                _kill(pid, signal.SIGKILL, group=True)
+            for pid in left:
+                _kill(pid, signal.SIGKILL)
+            for child in children:
+                if child.proc is not None:
+                    try:
+                        child.proc.wait(timeout=2)
+                    except subprocess.TimeoutExpired:
+                        pass
+            self._reap_adopted()
+
     def stop_all(self) -> None:
-        """Stop gunicorn and the workers, then Redis last. Safe to call more than once."""
+        """Stop gunicorn and the workers (and what they started), then Redis last.
+
+        Safe to call more than once (it runs from ``finally`` and from atexit)."""
         if self._stopped:
             return
         self._stopped = True
         self.stop_requested = True
-        force = lambda: self.force_requested  # noqa: E731
-        stop_groups([c for c in [self.web, *self.workers] if c is not None], force=force)
-        if self.redis is not None:
-            stop_groups([self.redis], force=force)  # SIGTERM first, so it flushes its AOF
+        self._stop([c for c in [self.web, *self.workers] if c is not None], spare=self.redis)
+        # Redis last, with SIGTERM first, so that it flushes its AOF.
+        self._stop([self.redis] if self.redis is not None else [], spare=None)
         if self._socket_tmpdir:
             shutil.rmtree(self._socket_tmpdir, ignore_errors=True)
         if self._lock_file is not None:
@@ -403,6 +486,7 @@ class Supervisor:
         """Start everything, print the URL, supervise; return the exit code."""
         self.install_signal_handlers()
         atexit.register(self.stop_all)
+        become_subreaper()
         try:
             self.prepare()
             self.start_redis()
@@ -436,6 +520,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def main() -> int:
+    """Entry point of ``python -m webapp.allinone``."""
     try:
         supervisor = Supervisor()
     except StartupError as exc:

@@ -139,7 +139,11 @@ class Workload:
         if not isinstance(credentials, Credentials):
             _collect(errors, "credentials", "Credentials are required.")
         try:
-            self.storage = _storage(list(storage) if not isinstance(storage, (list, tuple)) else storage)
+            try:  # any iterable of volumes; something else (e.g. None) is refused below, not a TypeError
+                items = storage if isinstance(storage, (list, tuple)) else list(storage)
+            except TypeError:
+                items = None
+            self.storage = _storage(items)
         except ValidationError as exc:
             errors.update(exc.fields)
         if errors:
@@ -216,13 +220,22 @@ class Migration:
     progress: list[VolumeProgress] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.state = MigrationState(self.state)
+        errors: dict[str, list[str]] = {}
+        try:
+            self.state = MigrationState(self.state)
+        except ValueError:
+            _collect(errors, "state", f"State must be one of: {', '.join(s.value for s in MigrationState)}.")
+        if not isinstance(self.source, Workload):
+            _collect(errors, "source", "The source workload is required.")
+        if not isinstance(self.target, MigrationTarget):
+            _collect(errors, "target", "The migration target is required.")
+        if errors:
+            raise ValidationError(errors)
         if not isinstance(self.selected_mount_points, (list, tuple)) or not all(
             isinstance(n, str) for n in self.selected_mount_points
         ):
             raise ValidationError.single("selected_mount_points", "Select volumes by name, e.g. [\"C:\\\\\"].")
         names = [normalise_volume(n) for n in self.selected_mount_points]
-        errors: dict[str, list[str]] = {}
         if not names:
             _collect(errors, "selected_mount_points", "Select at least one volume.")
         if len({n.upper() for n in names}) != len(names):

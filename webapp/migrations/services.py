@@ -11,7 +11,8 @@ from flask import current_app
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy import update as sql_update
 
 from .. import inputs
 from ..db import utcnow
@@ -243,7 +244,7 @@ class _Runner:
         self.last_write = now
         session = db.session
         result = session.execute(
-            update(MigrationRow).where(self._where())
+            sql_update(MigrationRow).where(self._where())
             .values(progress=[{"name": v.name, "size": v.size, "copied": v.copied} for v in progress],
                     heartbeat_at=utcnow())
             .returning(MigrationRow.cancel_requested)
@@ -268,7 +269,7 @@ class _Runner:
                                 "password_enc": vault.encrypt(vm.credentials.password)},
                 "storage": workloads.storage_json(vm.storage),
             }
-        result = db.session.execute(update(MigrationRow).where(self._where()).values(**values))
+        result = db.session.execute(sql_update(MigrationRow).where(self._where()).values(**values))
         db.session.commit()
         return result.rowcount == 1
 
@@ -302,7 +303,7 @@ def reap(now=None) -> dict:
     stale = now - timedelta(seconds=current_app.config["MIGRATION_STALE_SECONDS"])
     session = db.session
     lost = session.execute(
-        update(MigrationRow)
+        sql_update(MigrationRow)
         .where(MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
                MigrationRow.heartbeat_at < stale)
         .values(state=MigrationState.ERROR.value, error="worker lost", finished_at=now, updated_at=now)

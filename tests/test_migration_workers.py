@@ -1,0 +1,104 @@
+"""Migrations on real worker processes: live progress, cancel, and recovery from lost work."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+
+import psutil
+import pytest
+
+from conftest import make_migration, make_workload, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def status(client, migration_id):
+    return client.get(f"/api/v1/migrations/{migration_id}/status").json
+
+
+@pytest.fixture
+def running_migration(client, worker_processes):
+    """A 3-second migration that a real worker has started copying."""
+    (worker,) = worker_processes(1, MIGRATION_DURATION_SECONDS=3)
+    source = make_workload(client)
+    migration = make_migration(client, source["id"], selected=("C:\\", "D:\\", "E:\\"))
+    assert client.post(f"/api/v1/migrations/{migration['id']}/run").status_code == 202
+    wait_until(lambda: status(client, migration["id"])["progress"]["percent"] > 0, 10, message="copy to start")
+    migration["worker_pid"] = worker.pid
+    return migration
+
+
+def test_progress_is_persisted_at_least_every_second(client, running_migration):
+    seen, deadline = [], time.monotonic() + 2.2
+    while time.monotonic() < deadline:
+        seen.append(status(client, running_migration["id"])["progress"]["percent"])
+        time.sleep(0.05)
+    # every 1 s window shows new progress, per volume and overall
+    windows = [max(seen[i:i + 20]) for i in range(0, len(seen) - 20, 20)]
+    assert all(b > a for a, b in zip(windows, windows[1:])), seen
+    final = wait_until(lambda: (s := status(client, running_migration["id"]))["finished"] and s, 10)
+    assert final["state"] == "success" and final["progress"]["percent"] == 100.0
+
+
+def test_cancel_stops_a_running_migration_within_two_seconds(client, running_migration):
+    url = f"/api/v1/migrations/{running_migration['id']}"
+    started = time.monotonic()
+    assert client.post(f"{url}/cancel").status_code == 202
+    wait_until(lambda: status(client, running_migration["id"])["finished"], 2.0, message="cancel to take effect")
+    assert time.monotonic() - started < 2.0
+    body = client.get(url).json
+    assert body["state"] == "error" and body["error"] == "cancelled"
+    assert body["target"]["target_vm"] is None and body["progress"]["percent"] < 100
+
+
+def test_a_killed_worker_ends_its_migration_as_lost_and_a_retry_succeeds(app, client, running_migration,
+                                                                          worker_processes):
+    from webapp.extensions import db
+    from webapp.migrations import services
+    from webapp.models import MigrationRow
+
+    worker = psutil.Process(running_migration["worker_pid"])
+    horses = worker.children()
+    assert horses, "the forking worker runs the job in a child process"
+    os.kill(worker.pid, signal.SIGKILL)
+    for horse in horses:
+        horse.kill()
+    with app.app_context():
+        later = services.utcnow() + timedelta(seconds=app.config["MIGRATION_STALE_SECONDS"] + 1)
+        assert services.reap(now=later)["lost"] == 1
+        assert db.session.get(MigrationRow, running_migration["id"]).state == "error"
+    body = client.get(f"/api/v1/migrations/{running_migration['id']}").json
+    assert body["error"] == "worker lost" and body["target"]["target_vm"] is None
+    worker_processes(1, MIGRATION_DURATION_SECONDS=0)
+    assert client.post(f"/api/v1/migrations/{running_migration['id']}/run").status_code == 202
+    assert wait_until(lambda: status(client, running_migration["id"])["finished"], 10)
+    assert status(client, running_migration["id"])["state"] == "success"
+
+
+def test_a_job_lost_with_redis_is_queued_again_by_the_maintenance_loop(app, client, redis_server, worker_processes):
+    source = make_workload(client)
+    migration = make_migration(client, source["id"])
+    client.post(f"/api/v1/migrations/{migration['id']}/run")
+    redis_server.stop()  # Redis restarts empty: the queued job is gone, the record is not
+    redis_server.start()
+    assert status(client, migration["id"])["state"] == "running"
+    worker_processes(1, MIGRATION_STALE_SECONDS=0.5)
+    final = wait_until(lambda: (s := status(client, migration["id"]))["finished"] and s, 15,
+                       message="the maintenance loop to queue the migration again")
+    assert final["state"] == "success"
+
+
+def test_run_while_redis_is_down_is_accepted_and_delivered_later(app, client, redis_server, worker_processes):
+    source = make_workload(client)
+    migration = make_migration(client, source["id"])
+    redis_server.stop()
+    try:
+        response = client.post(f"/api/v1/migrations/{migration['id']}/run")
+        assert response.status_code == 202 and response.json["state"] == "running"
+    finally:
+        redis_server.start()
+    worker_processes(1, MIGRATION_STALE_SECONDS=0.5)
+    final = wait_until(lambda: (s := status(client, migration["id"]))["finished"] and s, 15)
+    assert final["state"] == "success"
