@@ -21,12 +21,14 @@ class ServiceForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.form_errors: list[str] = []
+        self.refused = False
 
     def field_for(self, path: str):
         name = self.FIELD_PATHS.get(path, path)
         return self._fields.get(name)
 
     def show_errors(self, exc: ValidationError) -> None:
+        self.refused = True
         for path, messages in exc.fields.items():
             field = self.field_for(path)
             if field is None:
@@ -58,12 +60,8 @@ class ServiceForm(FlaskForm):
         raise NotImplementedError
 
     @property
-    def has_errors(self) -> bool:
-        return bool(self.form_errors) or any(f.errors for f in self if not isinstance(f.errors, dict))
-
-    @property
     def status(self) -> int:
-        return 422 if self.has_errors else 200
+        return 422 if self.refused else 200
 
 
 def clean_int(value: str | None):

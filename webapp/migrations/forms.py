@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, SubmitField
+from wtforms import PasswordField, SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField
 
 from ..domain.migration import CloudType
 from ..forms import ServiceForm, clean_int
@@ -9,7 +9,7 @@ from ..forms import ServiceForm, clean_int
 class MigrationForm(ServiceForm):
     source_id = SelectField("Source workload", validate_choice=False)
     selected_mount_points = SelectMultipleField("Volumes to migrate", validate_choice=False)
-    cloud_type = SelectField("Cloud", choices=[(c.value, c.value) for c in CloudType], validate_choice=False)
+    cloud_type = SelectField("Cloud", choices=[SelectChoice(c.value) for c in CloudType], validate_choice=False)
     cloud_username = StringField("Cloud username", render_kw={"autocomplete": "off"})
     cloud_password = PasswordField("Cloud password", render_kw={"autocomplete": "new-password"})
     cloud_domain = StringField("Cloud domain / account")
@@ -24,7 +24,8 @@ class MigrationForm(ServiceForm):
     }
 
     def with_sources(self, choices: list[tuple[int, str]]) -> "MigrationForm":
-        self.source_id.choices = [("", "— choose a workload —")] + [(str(i), ip) for i, ip in choices]
+        self.source_id.choices = [SelectChoice("", "— choose a workload —")] + [
+            SelectChoice(str(i), ip) for i, ip in choices]
         return self
 
     def wants_save(self) -> bool:
