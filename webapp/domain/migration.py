@@ -296,6 +296,12 @@ class Migration:
         """
         if self.state is not MigrationState.RUNNING:
             self.start()
+        elif not self.system_volume_selected:  # resumed from storage: the rule still holds
+            self.fail("The system volume C:\\ must be selected.")
+            raise SystemVolumeRequired(self.error)
+        if not self.progress:
+            self.progress = [VolumeProgress(m.name, m.size) for m in self.selected]
+        tick = max(tick, 0.01)
         try:
             total = sum(v.size for v in self.progress)
             for volume in self.progress:
