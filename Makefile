@@ -1,0 +1,43 @@
+# Cutover: developer tasks. `make run` starts everything; `make test` runs the tests.
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?= -q
+
+.PHONY: install run test bench clean distclean
+
+install: $(STAMP)
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when requirements.txt is newer than the stamp.
+$(STAMP): requirements.txt | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install -r requirements.txt
+	touch $(STAMP)
+
+# exec, so that Ctrl-C and SIGTERM reach the runner itself.
+run: $(STAMP)
+	exec $(VENV_PYTHON) -m webapp.allinone
+
+test: $(STAMP)
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Each bench/*.py script in turn (helpers named _*.py and __init__.py are skipped).
+bench: $(STAMP)
+	@set -e; for script in bench/*.py; do \
+		[ -e "$$script" ] || { echo "no bench/*.py scripts"; exit 0; }; \
+		case "$${script##*/}" in _*) continue ;; esac; \
+		echo "== $$script"; \
+		$(VENV_PYTHON) "$$script"; \
+	done
+
+# Caches only; never var/ (user data).
+clean:
+	find . \( -path ./$(VENV) -o -path ./var \) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	rm -rf .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)
