@@ -164,7 +164,14 @@ def worker_processes(config):
         return procs[-count:]
 
     yield start
+    import psutil
+
+    horses = []  # RQ work horses run in process groups of their own
     for proc in procs:
+        try:
+            horses += psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs:
@@ -173,6 +180,11 @@ def worker_processes(config):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    for horse in horses:
+        try:
+            horse.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 # --- small builders used by many tests --------------------------------------------------------------

@@ -83,8 +83,9 @@ def test_a_job_lost_with_redis_is_queued_again_by_the_maintenance_loop(app, clie
     client.post(f"/api/v1/migrations/{migration['id']}/run")
     redis_server.stop()  # Redis restarts empty: the queued job is gone, the record is not
     redis_server.start()
-    assert status(client, migration["id"])["state"] == "running"
-    worker_processes(1, MIGRATION_STALE_SECONDS=0.5)
+    before = client.get(f"/api/v1/migrations/{migration['id']}").json
+    assert before["state"] == "running", before
+    worker_processes(1, MIGRATION_STALE_SECONDS=2)
     final = wait_until(lambda: (s := status(client, migration["id"]))["finished"] and s, 15,
                        message="the maintenance loop to queue the migration again")
     assert final["state"] == "success"
@@ -99,6 +100,6 @@ def test_run_while_redis_is_down_is_accepted_and_delivered_later(app, client, re
         assert response.status_code == 202 and response.json["state"] == "running"
     finally:
         redis_server.start()
-    worker_processes(1, MIGRATION_STALE_SECONDS=0.5)
+    worker_processes(1, MIGRATION_STALE_SECONDS=2)
     final = wait_until(lambda: (s := status(client, migration["id"]))["finished"] and s, 15)
     assert final["state"] == "success"

@@ -26,11 +26,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(_security_headers)
 
     from .api import bp as api_bp
+    from .environments import bp as environments_bp
     from .main import bp as main_bp
     from .migrations import bp as migrations_bp
+    from .runs import bp as runs_bp
     from .workloads import bp as workloads_bp
 
-    for bp in (main_bp, workloads_bp, migrations_bp, api_bp):
+    for bp in (main_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)
     return app

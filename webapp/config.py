@@ -61,6 +61,13 @@ def load(overrides: dict | None = None) -> dict:
         "MIGRATION_STALE_SECONDS": _float("MIGRATION_STALE_SECONDS", 30.0),
         # How often the worker-side maintenance loop looks for lost work.
         "MAINTENANCE_INTERVAL_SECONDS": _float("MAINTENANCE_INTERVAL_SECONDS", 5.0),
+        # Test runs: the environment lock's time to live (renewed every third of it while pytest runs),
+        # the longest a run may take, and where runs and uploaded test files live.
+        "ENV_LOCK_TTL_SECONDS": _float("ENV_LOCK_TTL_SECONDS", 30.0),
+        "RUN_TIMEOUT_SECONDS": _float("RUN_TIMEOUT_SECONDS", 600.0),
+        "SAMPLE_TESTS_DIR": str(Path(__file__).resolve().parent.parent / "sample_tests"),
+        "UPLOADS_DIR": str(data_dir / "uploads"),
+        "RUNS_DIR": str(data_dir / "runs"),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }

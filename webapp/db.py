@@ -88,6 +88,10 @@ class Database:
             g.db_session = current_app.extensions["db"]()
         return g.db_session
 
+    def new_session(self) -> Session:
+        """A session of its own, for a thread outside the app context's one (the caller closes it)."""
+        return current_app.extensions["db"]()
+
     @staticmethod
     def _close(_exc=None) -> None:
         session = g.pop("db_session", None)
@@ -104,6 +108,8 @@ def create_tables(engine: Engine) -> None:
     for attempt in range(3):
         try:
             Base.metadata.create_all(engine)
+            with engine.begin() as connection:
+                models.seed(connection)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             if attempt == 2:

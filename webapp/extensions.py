@@ -32,7 +32,7 @@ class Vault:
 class Queues:
     """The Redis connection and the RQ queues, passed ``connection=`` explicitly (RQ 2)."""
 
-    NAMES = ("default",)
+    NAMES = ("default",)  # one queue: every worker can take any job
 
     def init_app(self, app: Flask) -> None:
         connection = Redis.from_url(

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from flask_wtf import FlaskForm
 
-from .domain.errors import ValidationError
+from .domain.errors import DomainError, ValidationError
 from .errors import ApiError
 
 
@@ -68,3 +68,12 @@ def clean_int(value: str | None):
     """Digits become an int; anything else is passed on as it is, for the service to refuse clearly."""
     value = (value or "").strip()
     return int(value) if value.isdigit() else (value or None)
+
+
+def attempt(action: Callable[..., Any], *args) -> str | None:
+    """Run a state-changing action for a page: the refusal's message, or None when it went through."""
+    try:
+        action(*args)
+    except DomainError as exc:
+        return str(exc)
+    return None

@@ -189,3 +189,23 @@ def requested_by(data: Any) -> str | None:
     if not isinstance(value, str) or len(value.strip()) > 128 or not value.strip().isprintable():
         raise ValidationError.single("requested_by", "Requested by must be a name of 1 to 128 printable characters.")
     return value.strip()
+
+
+def offset(args: Mapping[str, str]) -> int:
+    raw = args.get("offset") or "0"
+    if not raw.isdigit():
+        raise ValidationError.single("offset", "offset must be a whole number of 0 or more.")
+    return int(raw)
+
+
+def upload(files: Mapping, form: Mapping[str, str]) -> dict:
+    """A multipart upload (fields ``file``, ``directory``, ``overwrite``) → arguments for the upload service."""
+    file = files.get("file")
+    errors = _Errors()
+    if file is None or not file.filename:
+        errors.add("file", "Choose a test file to upload.")
+    if not (form.get("directory") or "").strip():
+        errors.add("directory", "Choose a directory, or type a new name.")
+    errors.raise_if_any()
+    return {"filename": file.filename, "directory": form["directory"], "data": file.read(1024 * 1024 + 1),
+            "overwrite": (form.get("overwrite") or "").lower() in ("true", "1", "yes", "on")}

@@ -6,3 +6,9 @@ def run_migration(migration_id: int) -> str:
     from .migrations import services
 
     return services.execute(migration_id)
+
+
+def run_tests(run_id: int) -> str:
+    from .runs import executor
+
+    return executor.execute(run_id)

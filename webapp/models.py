@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, utcnow
@@ -48,3 +48,73 @@ class MigrationRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     source: Mapped[WorkloadRow] = relationship(lazy="raise")
+
+
+class EnvironmentRow(Base):
+    """A shared test environment, 1..100; exclusive use is enforced by a Redis lock, not here."""
+
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_env_state", "environment_id", "state", "id"), Index("ix_runs_state", "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    test_files: Mapped[list] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    exit_code: Mapped[int | None] = mapped_column(nullable=True)
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    tests: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    junit_xml: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The token of the environment lock this run was given; set when the run is dispatched.
+    lock_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    log_size: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class RunLogChunk(Base):
+    """A run's output, appended while pytest runs; ``start``/``end`` are character offsets in the whole log."""
+
+    __tablename__ = "run_log_chunks"
+    __table_args__ = (Index("ix_run_log_chunks_run_end", "run_id", "end"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    start: Mapped[int]
+    end: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+
+
+ENVIRONMENT_COUNT = 100
+
+
+def seed(connection) -> None:
+    """Environments 1..100 exist from the first start; a process racing us to it is fine."""
+    have = set(connection.scalars(select(EnvironmentRow.id)))
+    missing = [{"id": n, "name": f"env-{n}", "description": "", "enabled": True, "updated_at": utcnow()}
+               for n in range(1, ENVIRONMENT_COUNT + 1) if n not in have]
+    if not missing:
+        return
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        statement = insert(EnvironmentRow.__table__).on_conflict_do_nothing(index_elements=["id"])
+    else:
+        statement = EnvironmentRow.__table__.insert().prefix_with("OR IGNORE")
+    connection.execute(statement, missing)

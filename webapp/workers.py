@@ -26,8 +26,17 @@ class AppContextMixin:
             return super().perform_job(job, queue)
 
 
+# Held by the maintenance thread while it works and by the worker while it forks: a work horse forked
+# while that thread was inside SQLite (or any C library lock) would inherit the lock and hang forever.
+FORK_LOCK = threading.Lock()
+
+
 class AppWorker(AppContextMixin, Worker):
     """Forks a work horse per job, so a crashing job never takes the worker down."""
+
+    def fork_work_horse(self, job, queue):
+        with FORK_LOCK:
+            return super().fork_work_horse(job, queue)
 
 
 class SimpleAppWorker(AppContextMixin, SimpleWorker):
@@ -37,9 +46,10 @@ class SimpleAppWorker(AppContextMixin, SimpleWorker):
 def maintenance_tick(app: Flask) -> dict:
     """One pass of recovery work. Idempotent: every worker host may run it."""
     from .migrations import services as migrations
+    from .runs import dispatch as runs
 
     with app.app_context():
-        return {"migrations": migrations.reap()}
+        return {"migrations": migrations.reap(), "runs": runs.reap()}
 
 
 class Maintenance(threading.Thread):
@@ -55,7 +65,8 @@ class Maintenance(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 if self.connection.set("cutover:maintenance", "1", nx=True, px=int(self.interval * 900)):
-                    maintenance_tick(self.app)
+                    with FORK_LOCK:
+                        maintenance_tick(self.app)
             except RedisError as exc:
                 log.warning("maintenance skipped, Redis unavailable: %s", exc)
             except Exception:  # keep the loop alive whatever one pass hits

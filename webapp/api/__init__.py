@@ -4,3 +4,4 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 from . import views  # noqa: E402,F401
+from . import runs  # noqa: E402,F401

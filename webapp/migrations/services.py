@@ -16,7 +16,7 @@ from sqlalchemy import update as sql_update
 
 from .. import inputs
 from ..db import utcnow
-from ..domain.errors import DomainError, InvalidStateError, SystemVolumeRequired
+from ..domain.errors import InvalidStateError, SystemVolumeRequired
 from ..domain.migration import Credentials, Migration, MigrationState, MigrationTarget, VolumeProgress, Workload
 from ..errors import NotFound
 from ..extensions import db, queues, vault
@@ -340,15 +340,6 @@ def view(migration_id: int) -> dict:
     source = db.session.get(WorkloadRow, row.source_id)
     return {"row": row, "source": source, "progress": progress_json(row), "preview": preview(row),
             "target_vm": _target_vm_json(row.target_vm), "final": MigrationState(row.state).is_final}
-
-
-def attempt(action, *args) -> str | None:
-    """Run a state-changing action for a page; the refusal's message, or None when it went through."""
-    try:
-        action(*args)
-    except DomainError as exc:
-        return str(exc)
-    return None
 
 
 def source_for_form(source_id) -> WorkloadRow | None:

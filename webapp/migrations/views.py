@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
+from ..forms import attempt
 from ..htmx import is_htmx, page_or_fragment
 from ..workloads import services as workloads
 from . import bp, services
@@ -50,20 +51,20 @@ def edit(migration_id: int):
 
 @bp.post("/<int:migration_id>/run")
 def run(migration_id: int):
-    message = services.attempt(services.run, migration_id)
+    message = attempt(services.run, migration_id)
     return _status_or_redirect(migration_id, message)
 
 
 @bp.post("/<int:migration_id>/cancel")
 def cancel(migration_id: int):
-    message = services.attempt(services.cancel, migration_id)
+    message = attempt(services.cancel, migration_id)
     return _status_or_redirect(migration_id, message)
 
 
 @bp.route("/<int:migration_id>/delete", methods=["GET", "POST"])
 def delete(migration_id: int):
     row = services.get(migration_id)
-    if request.method == "POST" and not (message := services.attempt(services.delete, migration_id)):
+    if request.method == "POST" and not (message := attempt(services.delete, migration_id)):
         flash(f"Migration #{migration_id} deleted.", "success")
         return redirect(url_for(".index"), 303)
     return render_template("migrations/delete.html", row=row, message=request.method == "POST" and message)

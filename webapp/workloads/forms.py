@@ -27,11 +27,9 @@ class WorkloadForm(ServiceForm):
         return not self.add_volume.data
 
     def prepare(self, extra_row: bool = False) -> "WorkloadForm":
-        """Keep one empty volume row at the end (two when the user asked for another)."""
-        while len(self.storage.entries) < 1 or (extra_row and self.storage.entries[-1].data["name"]):
-            self.storage.append_entry()
-            extra_row = False
-        if extra_row:
+        """Show every volume and blank rows for more: at least three rows, one more on request."""
+        wanted = max(3, len(self._rows()) + 1) + (1 if extra_row else 0)
+        while len(self.storage.entries) < wanted:
             self.storage.append_entry()
         return self
 

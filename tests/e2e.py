@@ -1,0 +1,280 @@
+"""End-to-end helpers shared by test_allinone.py and test_browser.py (not a conftest: import it).
+
+``AllInOne`` starts the real all-in-one process exactly as ``make run`` does
+(``python -m webapp.allinone`` in the repository root), waits for the one URL line it prints on
+stdout, and stops it with SIGTERM like Ctrl-C would. ``Http`` is a tiny urllib client that
+remembers every body it received, so a test can check that a secret never came back.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+URL_LINE = re.compile(r"Cutover is running on (http://127\.0\.0\.1:\d+)\s+\(Ctrl-C to stop\)")
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+# Settings that would make the process use something other than its own DATA_DIR and embedded Redis.
+_DROPPED_ENV = ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL", "SECRET_KEY", "CREDENTIALS_KEY",
+                "DATA_DIR", "PORT", "WORKERS")
+
+
+def _die_with_test_run():
+    """preexec_fn: if pytest itself is SIGKILLed, the kernel SIGTERMs the runner, which stops its children."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (ended, or a zombie waiting to be reaped)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+class AllInOne:
+    """One ``python -m webapp.allinone`` process on ``data_dir`` and ``port``."""
+
+    def __init__(self, data_dir: Path, port: int, workers: int = 2, **env: str | int | float) -> None:
+        self.data_dir, self.port, self.workers = Path(data_dir), port, workers
+        self.extra_env = {k: str(v) for k, v in env.items()}
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.output: list[str] = []  # stdout of the runner and its children (gunicorn access log, workers)
+        self.returncode: int | None = None
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._stderr = None
+        self._known: set[int] = set()  # every descendant pid ever seen, for the orphan check
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"allinone-{self.port}.log"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        env.update(DATA_DIR=str(self.data_dir), PORT=str(self.port), WORKERS=str(self.workers),
+                   PYTHONUNBUFFERED="1", **self.extra_env)
+        return env
+
+    # ---- start ------------------------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT) -> "AllInOne":
+        """Start the process and return once it printed its URL line; raise (after stopping it) if not."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._ready.clear()
+        self.output = []
+        self.returncode = None
+        self._stderr = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webapp.allinone"], cwd=ROOT, env=self.environment(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
+            preexec_fn=_die_with_test_run(),
+        )
+        # Keep reading stdout for the whole life of the process: the children share the pipe,
+        # and a full pipe would block gunicorn's access log.
+        self._reader = threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                why = (f"exited with code {self.proc.returncode}" if self.proc.poll() is not None
+                       else f"printed no URL line within {timeout:.0f} s")
+                self.stop()
+                raise RuntimeError(f"webapp.allinone {why}\n--- stderr ---\n{self.stderr_tail()}"
+                                   f"\n--- stdout ---\n{''.join(self.output[-30:])}")
+        self.remember_descendants()
+        return self
+
+    def _read_stdout(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode(errors="replace")
+            self.output.append(line)
+            match = URL_LINE.search(line)
+            if match and match.group(1) == self.url:
+                self._ready.set()
+        proc.stdout.close()
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(none)"
+
+    # ---- processes --------------------------------------------------------------------------
+
+    def descendants(self) -> list[psutil.Process]:
+        """Every living process below the runner."""
+        if self.proc is None:
+            return []
+        try:
+            found = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        self._known.update(p.pid for p in found)
+        return found
+
+    def remember_descendants(self) -> set[int]:
+        self.descendants()
+        return set(self._known)
+
+    # ---- stop -------------------------------------------------------------------------------
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM the runner (as Ctrl-C/`kill` would) and wait for it; SIGKILL everything if it hangs.
+
+        Returns the runner's exit code (None if it had to be killed). Safe to call twice."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.remember_descendants()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.returncode = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.returncode = None
+                self.kill_all()
+        else:
+            self.returncode = self.proc.returncode
+        self._cleanup()
+        return self.returncode
+
+    def kill_all(self) -> None:
+        """Last resort (and teardown safety net): SIGKILL the runner and every descendant ever seen."""
+        pids = self.remember_descendants()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        for pid in pids:
+            if not gone(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def leftovers(self) -> list[int]:
+        """Descendants seen at some point that still run (should be none once stopped)."""
+        return sorted(pid for pid in self._known if not gone(pid))
+
+    def _cleanup(self) -> None:
+        if self._reader is not None:
+            self._reader.join(5)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> "AllInOne":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self.kill_all()  # nothing should be left; if something is, do not leave it behind
+
+
+class Response:
+    def __init__(self, status: int, headers, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.text[:300]!r}>"
+
+
+class Http:
+    """Plain urllib against a running instance; no redirects are hidden except for GETs of pages."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.bodies: list[str] = []  # every response body, to check that secrets never come back
+
+    def request(self, method: str, path: str, json_body=None, timeout: float = 10.0) -> Response:
+        data = json.dumps(json_body).encode() if json_body is not None else None
+        req = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"}
+                                     if data is not None else {"Accept": "*/*"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                response = Response(resp.status, resp.headers, resp.read())
+        except urllib.error.HTTPError as exc:
+            response = Response(exc.code, exc.headers, exc.read())
+        self.bodies.append(response.text)
+        return response
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json_body=None, **kw) -> Response:
+        return self.request("POST", path, json_body=json_body if json_body is not None else {}, **kw)
+
+    def delete(self, path: str, **kw) -> Response:
+        return self.request("DELETE", path, **kw)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until truthy; raise AssertionError with ``message`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def allinone(tmp_path):
+    """A factory: ``allinone(data_dir=None, **env)`` → a started AllInOne. Every instance is stopped at
+    teardown, even when the test failed, and whatever it started is killed if it outlived it."""
+    from conftest import free_port
+
+    started: list[AllInOne] = []
+
+    def start(data_dir: Path | None = None, workers: int = 2, **env) -> AllInOne:
+        instance = AllInOne(data_dir or tmp_path / "data", free_port(), workers=workers, **env)
+        started.append(instance)
+        return instance.start()
+
+    yield start
+    for instance in started:
+        instance.stop()
+    for instance in started:
+        instance.kill_all()

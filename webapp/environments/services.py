@@ -1,0 +1,146 @@
+"""Environments: live status from the Redis locks and the run queue; edit; force-unlock."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy import update as sql_update
+
+from ..db import utcnow
+from ..domain.errors import ValidationError
+from ..domain.runs import RunState
+from ..errors import NotFound
+from ..extensions import db, queues
+from ..models import EnvironmentRow, RunRow
+from ..runs import dispatch
+from ..runs.executor import cancel_key
+
+ACTIVE = (RunState.QUEUED.value, RunState.RUNNING.value)
+
+
+def get(environment_id: int) -> EnvironmentRow:
+    row = db.session.get(EnvironmentRow, environment_id)
+    if row is None:
+        raise NotFound("environment")
+    return row
+
+
+def _holders(ids: list[int]) -> dict[int, str | None]:
+    try:
+        values = queues.redis.mget([f"env-lock:{i}" for i in ids]) if ids else []
+    except RedisError:
+        values = [None] * len(ids)
+    return {i: (v.decode() if isinstance(v, bytes) else v) for i, v in zip(ids, values)}
+
+
+def status(rows: list[EnvironmentRow]) -> dict[int, dict]:
+    """For each environment: busy or idle, the run holding it (and since when), the waiting runs in order."""
+    ids = [r.id for r in rows]
+    active = db.session.execute(
+        select(RunRow.id, RunRow.environment_id, RunRow.state, RunRow.lock_token, RunRow.started_at,
+               RunRow.dispatched_at, RunRow.username)
+        .where(RunRow.state.in_(ACTIVE), RunRow.environment_id.in_(ids)).order_by(RunRow.id)).all()
+    holders = _holders(ids)
+    result = {i: {"current": None, "queue": [], "holder": holders.get(i)} for i in ids}
+    for run in active:
+        entry = result[run.environment_id]
+        if run.state == RunState.RUNNING.value or run.lock_token:
+            entry["current"] = run
+        else:
+            entry["queue"].append(run.id)
+    for entry in result.values():
+        entry["busy"] = bool(entry["current"] or entry["holder"])
+    return result
+
+
+def as_json(row: EnvironmentRow, state: dict | None = None) -> dict:
+    state = state or status([row])[row.id]
+    return {"id": row.id, "name": row.name, "description": row.description, "enabled": row.enabled,
+            "status": "busy" if state["busy"] else "idle",
+            "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"]}
+
+
+def all_with_status() -> tuple[list[EnvironmentRow], dict[int, dict]]:
+    rows = list(db.session.scalars(select(EnvironmentRow).order_by(EnvironmentRow.id)))
+    return rows, status(rows)
+
+
+def list_json() -> dict:
+    rows, states = all_with_status()
+    items = [as_json(r, states[r.id]) for r in rows]
+    return {"items": items, "total": len(items), "page": 1, "per_page": len(items)}
+
+
+def recent_runs(environment_id: int, limit: int = 20) -> list[RunRow]:
+    return list(db.session.scalars(select(RunRow).where(RunRow.environment_id == environment_id)
+                                   .order_by(RunRow.id.desc()).limit(limit)))
+
+
+def queued_runs(environment_id: int) -> list[RunRow]:
+    return list(db.session.scalars(select(RunRow).where(
+        RunRow.environment_id == environment_id, RunRow.state == RunState.QUEUED.value,
+        RunRow.lock_token.is_(None)).order_by(RunRow.id)))
+
+
+def check_changes(data: Any) -> dict:
+    if not isinstance(data, Mapping):
+        raise ValidationError.single("", "The body must be an object.")
+    fields, clean = {}, {}
+    if "name" in data:
+        name = data["name"]
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64 or not name.strip().isprintable():
+            fields["name"] = ["Name must be 1 to 64 printable characters."]
+        else:
+            clean["name"] = name.strip()
+    if "description" in data:
+        text = data["description"]
+        if not isinstance(text, str) or len(text) > 2000:
+            fields["description"] = ["Description must be text of at most 2000 characters."]
+        else:
+            clean["description"] = text.strip()
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            fields["enabled"] = ["Enabled must be true or false."]
+        else:
+            clean["enabled"] = data["enabled"]
+    for name in set(data) - {"name", "description", "enabled"}:
+        fields[name] = ["This field cannot be changed."]
+    if fields:
+        raise ValidationError(fields)
+    return clean
+
+
+def update(environment_id: int, data: Any) -> EnvironmentRow:
+    row = get(environment_id)
+    for name, value in check_changes(data).items():
+        setattr(row, name, value)
+    row.updated_at = utcnow()
+    db.session.commit()
+    return row
+
+
+def unlock(environment_id: int) -> EnvironmentRow:
+    """Force-release a stuck lock: its run ends ``error`` and the queue moves on."""
+    row = get(environment_id)
+    holder = status([row])[row.id]["current"]
+    if holder is not None:
+        dispatch.finish(holder.id, holder.lock_token, state=RunState.ERROR.value,
+                        error="lock released by an operator")
+        db.session.execute(sql_update(RunRow).where(RunRow.id == holder.id).values(cancel_requested=True))
+        db.session.commit()
+        try:
+            queues.redis.set(cancel_key(holder.id), "1", ex=3600)  # its worker kills pytest, its result is fenced
+        except RedisError:
+            pass
+    try:
+        dispatch.environment_lock(environment_id).force_release()
+    except RedisError:
+        pass
+    dispatch.safe_dispatch(environment_id)
+    return row
+
+
+def activity(env: EnvironmentRow) -> dict:
+    """What the environment's page shows: who holds it, who waits, what ran."""
+    return {"env": env, "state": status([env])[env.id], "queued": queued_runs(env.id), "recent": recent_runs(env.id)}

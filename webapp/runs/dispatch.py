@@ -1,0 +1,163 @@
+"""Handing environments to runs: FIFO per environment, a Redis lock per environment, no waiting workers.
+
+An RQ job is enqueued only for a run that holds its environment's lock. When a run ends in any way its
+lock is released and ``dispatch`` gives the environment to the oldest waiting run at once. ``reap`` (in
+the workers' maintenance loop) repairs what crashes and Redis restarts leave behind.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from flask import current_app
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy import update as sql_update
+
+from ..db import utcnow
+from ..domain.runs import RunState
+from ..extensions import db, queues
+from ..models import RunRow
+from .locks import EnvironmentLock
+
+log = logging.getLogger(__name__)
+QUEUED, RUNNING = RunState.QUEUED.value, RunState.RUNNING.value
+
+
+def environment_lock(environment_id: int) -> EnvironmentLock:
+    ttl_ms = int(current_app.config["ENV_LOCK_TTL_SECONDS"] * 1000)
+    return EnvironmentLock(queues.redis, environment_id, ttl_ms)
+
+
+def dispatch(environment_id: int) -> int | None:
+    """Give a free environment to its oldest waiting run and queue that run's job. Returns the run id."""
+    session = db.session
+    lock = environment_lock(environment_id)
+    for _ in range(10):  # a head that was cancelled meanwhile is skipped
+        head = session.execute(
+            select(RunRow.id, RunRow.state, RunRow.lock_token)
+            .where(RunRow.environment_id == environment_id, RunRow.state.in_((QUEUED, RUNNING)))
+            .order_by(RunRow.id).limit(1)
+        ).first()
+        session.rollback()  # end the read transaction: SQLite holds a write lock per transaction
+        if head is None or head.state == RUNNING or head.lock_token:
+            return None  # nothing waiting, or the environment is already in use
+        token = f"run-{head.id}-{uuid.uuid4().hex[:12]}"
+        if not lock.acquire(token):
+            return None  # held by another run; it dispatches when it ends
+        job_id = f"{token}-job"
+        claimed = session.execute(
+            sql_update(RunRow)
+            .where(RunRow.id == head.id, RunRow.state == QUEUED, RunRow.lock_token.is_(None))
+            .values(lock_token=token, job_id=job_id, dispatched_at=utcnow())
+        ).rowcount
+        session.commit()
+        if claimed:
+            enqueue(head.id, job_id)
+            return head.id
+        lock.release(token)
+    return None
+
+
+def enqueue(run_id: int, job_id: str) -> None:
+    timeout = int(current_app.config["RUN_TIMEOUT_SECONDS"] + 120)
+    try:
+        queues.get().enqueue("webapp.jobs.run_tests", run_id, job_id=job_id, job_timeout=timeout,
+                             result_ttl=600, failure_ttl=7 * 86400)
+    except RedisError:
+        log.warning("Redis unavailable; run %s will be queued by the maintenance loop", run_id)
+
+
+def safe_dispatch(environment_id: int) -> None:
+    """Dispatch, but never fail the caller: the maintenance loop retries what Redis refused now."""
+    try:
+        dispatch(environment_id)
+    except RedisError as exc:
+        log.warning("could not dispatch environment %s now: %s", environment_id, exc)
+
+
+def finish(run_id: int, token: str, **values) -> bool:
+    """Record a final state, fenced: only the holder of ``token`` for a run not yet final may write it."""
+    values.setdefault("finished_at", utcnow())
+    written = db.session.execute(
+        sql_update(RunRow)
+        .where(RunRow.id == run_id, RunRow.lock_token == token, RunRow.state.in_((QUEUED, RUNNING)))
+        .values(**values)
+    ).rowcount
+    db.session.commit()
+    return bool(written)
+
+
+def release(environment_id: int, token: str) -> None:
+    """Free the environment (if ``token`` still holds it) and hand it to the next run at once."""
+    try:
+        environment_lock(environment_id).release(token)
+    except RedisError as exc:  # the lock expires by itself within its TTL
+        log.warning("could not release env-lock:%s: %s", environment_id, exc)
+    safe_dispatch(environment_id)
+
+
+def _job_waiting(job_id: str | None) -> bool:
+    if not job_id:
+        return False
+    try:
+        status = Job.fetch(job_id, connection=queues.redis).get_status(refresh=False)
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED)
+
+
+def reap(now: datetime | None = None) -> dict:
+    """Maintenance: end runs whose worker died, keep dispatched runs alive, dispatch forgotten queues."""
+    now = now or utcnow()
+    ttl = timedelta(seconds=current_app.config["ENV_LOCK_TTL_SECONDS"])
+    session = db.session
+    counts = {"lost": 0, "requeued": 0, "dispatched": 0}
+    running = session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token, RunRow.heartbeat_at)
+                              .where(RunRow.state == RUNNING)).all()
+    waiting = session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token, RunRow.job_id,
+                                     RunRow.dispatched_at)
+                              .where(RunRow.state == QUEUED, RunRow.lock_token.is_not(None))).all()
+    session.rollback()
+    for run in running:
+        lock = environment_lock(run.environment_id)
+        silent = run.heartbeat_at is None or run.heartbeat_at < now - ttl
+        if silent and lock.holder() != run.lock_token:
+            if finish(run.id, run.lock_token, state=RunState.ERROR.value, error="worker lost", finished_at=now):
+                counts["lost"] += 1
+            lock.release(run.lock_token)
+            dispatch(run.environment_id)
+    for run in waiting:  # holds the lock, waits for a free worker
+        lock = environment_lock(run.environment_id)
+        if not lock.extend(run.lock_token):
+            # another token holds the environment: give this run back to the queue
+            session.execute(sql_update(RunRow).where(RunRow.id == run.id, RunRow.state == QUEUED,
+                                                     RunRow.lock_token == run.lock_token)
+                            .values(lock_token=None, job_id=None, dispatched_at=None))
+            session.commit()
+        elif not _job_waiting(run.job_id) or (run.dispatched_at and run.dispatched_at < now - ttl
+                                              and _job_started_long_ago(run.job_id)):
+            job_id = f"{run.lock_token}-{uuid.uuid4().hex[:6]}"
+            session.execute(sql_update(RunRow).where(RunRow.id == run.id, RunRow.state == QUEUED)
+                            .values(job_id=job_id))
+            session.commit()
+            enqueue(run.id, job_id)
+            counts["requeued"] += 1
+    idle_envs = session.scalars(select(RunRow.environment_id).where(
+        RunRow.state == QUEUED, RunRow.lock_token.is_(None)).distinct()).all()
+    session.rollback()
+    for environment_id in idle_envs:
+        if dispatch(environment_id):
+            counts["dispatched"] += 1
+    return counts
+
+
+def _job_started_long_ago(job_id: str | None) -> bool:
+    """A job RQ thinks started but whose run never did: its worker died picking it up."""
+    try:
+        return Job.fetch(job_id, connection=queues.redis).get_status(refresh=False) == JobStatus.STARTED
+    except NoSuchJobError:
+        return True

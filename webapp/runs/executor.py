@@ -1,0 +1,239 @@
+"""The job body of a test run: pytest in its own process group, output streamed into the log as it comes."""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import sessionmaker
+
+from ..db import utcnow
+from ..domain.runs import LogCap, RunState, outcome, parse_junit
+from ..extensions import db, queues
+from ..models import RunLogChunk, RunRow
+from . import dispatch, testfiles
+
+log = logging.getLogger(__name__)
+GiB = 1024 ** 3
+
+
+def cancel_key(run_id: int) -> str:
+    return f"run-cancel:{run_id}"
+
+
+def scrubbed_environment(run_dir: Path) -> dict[str, str]:
+    """What pytest sees: no app settings or secrets, only what a Python process needs."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(run_dir),
+        "TMPDIR": str(run_dir / "tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _limits(cpu_seconds: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (GiB, GiB))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024 * 1024, 512 * 1024 * 1024))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 0.5) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            os.killpg(proc.pid, signal.SIGKILL)  # children that outlived their parent
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
+        return
+
+
+class LogWriter(threading.Thread):
+    """Appends output to the run's log in the database as it arrives (batching what piles up)."""
+
+    def __init__(self, make_session: sessionmaker, run_id: int, start: int = 0):
+        super().__init__(name=f"run-{run_id}-log", daemon=True)
+        self.make_session, self.run_id, self.size = make_session, run_id, start
+        self.cap = LogCap()
+        self.lines: queue.Queue[str | None] = queue.Queue()
+
+    def write(self, text: str) -> None:
+        self.lines.put(text)
+
+    def close(self) -> None:
+        self.lines.put(None)
+        self.join()
+
+    def run(self) -> None:
+        with self.make_session() as session:
+            done = False
+            while not done:
+                parts = [self.lines.get()]
+                while not self.lines.empty() and parts[-1] is not None and sum(map(len, parts)) < 256_000:
+                    parts.append(self.lines.get_nowait())
+                done = parts[-1] is None
+                text = self.cap.feed("".join(p for p in parts if p))
+                if text:
+                    session.add(RunLogChunk(run_id=self.run_id, start=self.size, end=self.size + len(text), text=text))
+                    self.size += len(text)
+                    session.execute(sql_update(RunRow).where(RunRow.id == self.run_id).values(log_size=self.size))
+                    session.commit()
+
+
+class Watchdog(threading.Thread):
+    """Renews the environment lock and heartbeat, and kills pytest on cancel, timeout or a lost lock."""
+
+    def __init__(self, proc, run_id: int, token: str, lock, make_session, timeout: float, renew_every: float):
+        super().__init__(name=f"run-{run_id}-watchdog", daemon=True)
+        self.proc, self.run_id, self.token, self.lock = proc, run_id, token, lock
+        self.make_session, self.timeout, self.renew_every = make_session, timeout, renew_every
+        self.stopped = threading.Event()
+        self.reason: str | None = None  # "cancelled", "timeout" or "lost"
+        self.redis = queues.redis
+
+    def run(self) -> None:
+        started = last_renew = time.monotonic()
+        while not self.stopped.wait(0.1):
+            now = time.monotonic()
+            if now - started > self.timeout:
+                self._halt("timeout")
+            elif self._cancel_requested():
+                self._halt("cancelled")
+            elif now - last_renew >= self.renew_every:
+                last_renew = now
+                if not self._renew():
+                    self._halt("lost")
+
+    def _cancel_requested(self) -> bool:
+        try:
+            return bool(self.redis.exists(cancel_key(self.run_id)))
+        except RedisError:
+            return False
+
+    def _renew(self) -> bool:
+        try:
+            if not self.lock.extend(self.token):
+                return False
+        except RedisError:
+            pass  # Redis is away: keep going, the key is taken back when it returns
+        with self.make_session() as session:
+            row = session.execute(sql_update(RunRow).where(
+                RunRow.id == self.run_id, RunRow.state == RunState.RUNNING.value, RunRow.lock_token == self.token)
+                .values(heartbeat_at=utcnow()).returning(RunRow.cancel_requested)).first()
+            session.commit()
+        if row is not None and row[0]:
+            self._halt("cancelled")
+        return row is not None
+
+    def _halt(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            kill_group(self.proc)
+        self.stopped.set()
+
+
+def execute(run_id: int) -> str:
+    """Claim the run (it must hold its environment's lock), run pytest, record the outcome, hand over."""
+    session = db.session
+    row = session.get(RunRow, run_id)
+    if row is None or row.state != RunState.QUEUED.value or not row.lock_token:
+        return "skipped"
+    token, environment_id = row.lock_token, row.environment_id
+    lock = dispatch.environment_lock(environment_id)
+    now = utcnow()
+    claimed = session.execute(sql_update(RunRow).where(
+        RunRow.id == run_id, RunRow.state == RunState.QUEUED.value, RunRow.lock_token == token)
+        .values(state=RunState.RUNNING.value, started_at=now, heartbeat_at=now)).rowcount
+    session.commit()
+    if not claimed or not lock.extend(token):
+        if claimed:
+            dispatch.finish(run_id, token, state=RunState.ERROR.value, error="lost the environment lock before start")
+        dispatch.release(environment_id, token)
+        return "skipped"
+    files, log_start = list(row.test_files), _log_size(run_id)
+    session.rollback()  # hold no transaction (SQLite: no write lock) while pytest runs
+    try:
+        values = _run_pytest(run_id, files, log_start, token, lock)
+    except Exception as exc:  # never leave a run running because of our own failure
+        log.exception("run %s failed in the worker", run_id)
+        values = {"state": RunState.ERROR.value, "error": f"the worker failed: {exc}"}
+    written = dispatch.finish(run_id, token, **values)
+    dispatch.release(environment_id, token)
+    try:
+        queues.redis.delete(cancel_key(run_id))
+    except RedisError:
+        pass
+    return values["state"] if written else "fenced"
+
+
+def _run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock) -> dict:
+    config = current_app.config
+    run_dir = Path(config["RUNS_DIR"]) / str(run_id)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    (run_dir / "tmp").mkdir(parents=True)
+    missing = testfiles.materialise(files, run_dir)
+    if missing:
+        return {"state": RunState.ERROR.value, "error": f"test file no longer available: {', '.join(missing)}"}
+    (run_dir / "pytest.ini").write_text("[pytest]\n")  # this directory is the rootdir: no outside config
+    junit = run_dir / "junit.xml"
+    command = [sys.executable, "-m", "pytest", "-v", "-rA", "-p", "no:cacheprovider", f"--junitxml={junit}",
+               *files]
+    make_session = current_app.extensions["db"]
+    timeout = config["RUN_TIMEOUT_SECONDS"]
+    writer = LogWriter(make_session, run_id, start=log_start)
+    writer.start()
+    writer.write(f"$ {' '.join(['pytest', *command[3:]])}\n")
+    proc = subprocess.Popen(command, cwd=run_dir, env=scrubbed_environment(run_dir), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_limits(int(timeout) + 10))
+    watchdog = Watchdog(proc, run_id, token, lock, make_session, timeout,
+                        renew_every=config["ENV_LOCK_TTL_SECONDS"] / 3)
+    watchdog.start()
+    try:
+        for line in iter(proc.stdout.readline, b""):
+            writer.write(line.decode("utf-8", errors="replace"))
+        exit_code = proc.wait()
+    finally:
+        watchdog.stopped.set()
+        watchdog.join()
+        if proc.poll() is None:
+            kill_group(proc)
+        writer.close()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # nothing pytest started may outlive the run
+    except ProcessLookupError:
+        pass
+    state, error = outcome(exit_code, timed_out_after=timeout if watchdog.reason == "timeout" else None,
+                           cancelled=watchdog.reason == "cancelled")
+    if watchdog.reason == "lost":
+        state, error = RunState.ERROR, "lost the environment lock"
+    xml = junit.read_text(errors="replace") if junit.exists() else None
+    tests, summary = parse_junit(xml or "")
+    return {"state": state.value, "error": error, "exit_code": exit_code, "junit_xml": xml,
+            "tests": [t.__dict__ for t in tests], "summary": summary.as_dict()}
+
+
+def _log_size(run_id: int) -> int:
+    return db.session.scalar(select(func.coalesce(func.max(RunLogChunk.end), 0)).where(RunLogChunk.run_id == run_id))

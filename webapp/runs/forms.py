@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from flask_wtf.file import FileField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, SubmitField
+
+from ..forms import ServiceForm, clean_int
+
+
+class RunForm(ServiceForm):
+    username = StringField("Your name", render_kw={"autocomplete": "username", "maxlength": 64})
+    environment_id = SelectField("Environment", validate_choice=False)
+    test_files = SelectMultipleField("Test files", validate_choice=False)
+    save = SubmitField("Start run")
+
+    def payload(self) -> dict:
+        return {"username": (self.username.data or "").strip(), "environment_id": clean_int(self.environment_id.data),
+                "test_files": list(self.test_files.data or [])}
+
+
+class UploadForm(ServiceForm):
+    file = FileField("Test file")
+    directory = StringField("Directory", render_kw={"list": "upload-directories", "placeholder": "smoke"})
+    overwrite = BooleanField("Replace a file with the same name")
+    upload = SubmitField("Upload")
+
+    def payload(self) -> dict:
+        return {"directory": self.directory.data or "", "overwrite": "true" if self.overwrite.data else ""}

@@ -1,0 +1,47 @@
+"""What the run pages show, gathered in one place so the views stay thin."""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..domain.runs import RunState
+from ..environments import services as environments
+from ..pagination import Page
+from . import services, testfiles
+
+
+def listing(page: Page, filters: Mapping) -> dict:
+    live = any(r.state in (RunState.QUEUED.value, RunState.RUNNING.value) for r in page.items)
+    return {"page": page, "filters": filters, "positions": services.queue_positions(page.items), "live": live,
+            "states": [s.value for s in RunState], "duration": services.duration}
+
+
+def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
+    rows, states = environments.all_with_status()
+    choices = [("", "— choose an environment —")] + [
+        (str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
+    run_form.environment_id.choices = choices
+    return {"form": run_form, "upload_form": upload_form, "groups": testfiles.grouped(),
+            "directories": testfiles.directories(), "uploaded": uploaded,
+            "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}
+
+
+def _environment_label(row, state: dict) -> str:
+    waiting = len(state["queue"])
+    busy = "busy" if state["busy"] else "idle"
+    return f"{row.id} · {row.name} — {busy}" + (f", {waiting} waiting" if waiting else "")
+
+
+def upload(files, data: dict) -> dict:
+    from .. import inputs
+
+    return testfiles.upload(**inputs.upload(files, data))
+
+
+def run(run_id: int) -> dict:
+    row = services.get(run_id)
+    return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final}
+
+
+def run_with_log(run_id: int) -> dict:
+    """The detail page: the run, and its log so far (the live tail continues from there)."""
+    return {**run(run_id), "log": services.log_slice(run_id, 0)}

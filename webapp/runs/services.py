@@ -1,0 +1,200 @@
+"""Test runs: create (and queue), read, list, cancel, rerun, logs. Never reads ``request``."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from redis.exceptions import RedisError
+from rq.job import Job
+from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
+
+from ..db import utcnow
+from ..domain.errors import InvalidStateError, ValidationError
+from ..domain.runs import RunState, check_environment_id, check_test_files, check_username
+from ..errors import NotFound
+from ..extensions import db, queues
+from ..models import EnvironmentRow, RunLogChunk, RunRow
+from ..pagination import Page, paginate
+from . import dispatch, testfiles
+from .executor import cancel_key
+
+LOG_PAGE = 256 * 1024  # characters served by one log request at most
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def check_input(data: Any) -> dict:
+    """``{"username", "environment_id", "test_files"}`` checked together, errors keyed by field."""
+    if not isinstance(data, Mapping):
+        raise ValidationError.single("", "The body must be an object.")
+    fields, clean = {}, {}
+    for name, check in (("username", check_username), ("environment_id", check_environment_id),
+                        ("test_files", lambda v: check_test_files(v, testfiles.exists))):
+        try:
+            clean[name] = check(data.get(name))
+        except ValidationError as exc:
+            fields.update(exc.fields)
+    if "environment_id" in clean:
+        environment = db.session.get(EnvironmentRow, clean["environment_id"])
+        if environment is None or not environment.enabled:
+            fields["environment_id"] = [f"Environment {clean['environment_id']} is disabled: choose another one."]
+    if fields:
+        raise ValidationError(fields)
+    return clean
+
+
+def create(data: Any) -> RunRow:
+    clean = check_input(data)
+    row = RunRow(state=RunState.QUEUED.value, **clean)
+    db.session.add(row)
+    db.session.commit()
+    dispatch.safe_dispatch(row.environment_id)
+    db.session.refresh(row)
+    return row
+
+
+def rerun(run_id: int) -> RunRow:
+    row = get(run_id)
+    return create({"username": row.username, "environment_id": row.environment_id, "test_files": row.test_files})
+
+
+def get(run_id: int) -> RunRow:
+    row = db.session.get(RunRow, run_id)
+    if row is None:
+        raise NotFound("run")
+    return row
+
+
+FILTERS = ("state", "environment_id", "username")
+
+
+def check_filters(args: Mapping[str, str]) -> dict:
+    filters, fields = {}, {}
+    if args.get("state"):
+        try:
+            filters["state"] = RunState(args["state"]).value
+        except ValueError:
+            fields["state"] = ["Unknown state: use " + ", ".join(s.value for s in RunState) + "."]
+    if args.get("environment_id"):
+        try:
+            filters["environment_id"] = check_environment_id(args["environment_id"])
+        except ValidationError as exc:
+            fields.update(exc.fields)
+    if args.get("username"):
+        filters["username"] = args["username"].strip()
+    if fields:
+        raise ValidationError(fields)
+    return filters
+
+
+def list_page(page: int, per_page: int, filters: Mapping[str, Any] | None = None) -> Page:
+    stmt = select(RunRow).order_by(RunRow.id.desc())
+    for name, value in (filters or {}).items():
+        stmt = stmt.where(getattr(RunRow, name) == value)
+    return paginate(db.session, stmt, page, per_page)
+
+
+def queue_positions(rows: list[RunRow]) -> dict[int, int]:
+    """1-based place in its environment's queue for each queued run (0: given the environment, starting)."""
+    envs = {r.environment_id for r in rows if r.state == RunState.QUEUED.value}
+    if not envs:
+        return {}
+    waiting = db.session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token).where(
+        RunRow.state == RunState.QUEUED.value, RunRow.environment_id.in_(envs)).order_by(RunRow.id)).all()
+    positions, counters = {}, {}
+    for run in waiting:
+        if run.lock_token:
+            positions[run.id] = 0
+        else:
+            counters[run.environment_id] = counters.get(run.environment_id, 0) + 1
+            positions[run.id] = counters[run.environment_id]
+    return positions
+
+
+def duration(row: RunRow) -> float | None:
+    if row.started_at is None:
+        return None
+    return round(((row.finished_at or utcnow()) - row.started_at).total_seconds(), 3)
+
+
+EMPTY_SUMMARY = {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+
+
+def as_json(row: RunRow, positions: dict[int, int] | None = None) -> dict:
+    positions = positions if positions is not None else queue_positions([row])
+    return {
+        "id": row.id, "username": row.username, "environment_id": row.environment_id,
+        "test_files": list(row.test_files), "state": row.state, "queue_position": positions.get(row.id),
+        "exit_code": row.exit_code, "summary": row.summary or dict(EMPTY_SUMMARY), "tests": row.tests or [],
+        "error": row.error, "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at), "duration": duration(row),
+    }
+
+
+def page_json(page: Page) -> dict:
+    positions = queue_positions(page.items)
+    return page.as_json(lambda row: as_json(row, positions))
+
+
+def cancel(run_id: int) -> RunRow:
+    """Queued: leaves the queue at once. Running: pytest and its children are killed within 2 s."""
+    row = get(run_id)
+    if RunState(row.state).is_final:
+        raise InvalidStateError(f"This run is already {row.state}.")
+    session = db.session
+    if row.state == RunState.QUEUED.value:
+        token, job_id = row.lock_token, row.job_id
+        done = session.execute(sql_update(RunRow).where(RunRow.id == run_id, RunRow.state == RunState.QUEUED.value)
+                               .values(state=RunState.CANCELLED.value, error="cancelled",
+                                       finished_at=utcnow())).rowcount
+        session.commit()
+        if done:
+            if token:  # it held the environment while waiting for a worker: hand it on
+                _drop_job(job_id)
+                dispatch.release(row.environment_id, token)
+            session.refresh(row)
+            return row
+        session.refresh(row)  # it started meanwhile: cancel it as a running run
+    session.execute(sql_update(RunRow).where(RunRow.id == run_id).values(cancel_requested=True))
+    session.commit()
+    try:
+        queues.redis.set(cancel_key(run_id), "1", ex=3600)
+    except RedisError:
+        pass  # the watchdog also reads cancel_requested at its next heartbeat
+    session.refresh(row)
+    return row
+
+
+def _drop_job(job_id: str | None) -> None:
+    try:
+        if job_id:
+            Job.fetch(job_id, connection=queues.redis).cancel()
+    except Exception:  # the job checks the run's state anyway
+        pass
+
+
+def log_slice(run_id: int, offset: int) -> dict:
+    row = get(run_id)
+    chunks = db.session.execute(select(RunLogChunk.start, RunLogChunk.text).where(
+        RunLogChunk.run_id == run_id, RunLogChunk.end > offset).order_by(RunLogChunk.start)).all()
+    text = "".join(c.text for c in chunks)[max(0, offset - chunks[0].start):] if chunks else ""
+    text = text[:LOG_PAGE]
+    total = db.session.scalar(select(func.coalesce(func.max(RunLogChunk.end), 0)).where(RunLogChunk.run_id == run_id))
+    next_offset = max(offset, 0) + len(text) if chunks else min(offset, total)
+    complete = RunState(row.state).is_final and next_offset >= total
+    return {"text": text, "offset": offset, "next_offset": next_offset, "complete": complete}
+
+
+def log_text(run_id: int) -> str:
+    get(run_id)
+    return "".join(db.session.scalars(select(RunLogChunk.text).where(RunLogChunk.run_id == run_id)
+                                      .order_by(RunLogChunk.start)))
+
+
+def junit_xml(run_id: int) -> str:
+    row = get(run_id)
+    if not row.junit_xml:
+        raise NotFound("JUnit report (the run has not produced one)")
+    return row.junit_xml

@@ -1,0 +1,128 @@
+"""Test files: the shipped samples (read-only) and uploads under DATA_DIR, listed fresh on every call."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app
+
+from ..domain.errors import ValidationError
+from ..domain.testfiles import check_upload
+from ..errors import ApiError, Conflict, NotFound
+
+_TEST_NAME = re.compile(r"^(test_[A-Za-z0-9_.-]*\.py|[A-Za-z0-9_.-]*_test\.py)$")
+SAMPLES, UPLOADS = "sample_tests", "uploads"
+
+
+@dataclass(frozen=True)
+class Root:
+    prefix: str
+    path: Path
+    read_only: bool
+
+
+def roots() -> list[Root]:
+    config = current_app.config
+    return [Root(SAMPLES, Path(config["SAMPLE_TESTS_DIR"]), True), Root(UPLOADS, Path(config["UPLOADS_DIR"]), False)]
+
+
+def _entry(root: Root, file: Path) -> dict:
+    path = f"{root.prefix}/{file.relative_to(root.path).as_posix()}"
+    return {"path": path, "directory": path.rsplit("/", 1)[0], "size": file.stat().st_size,
+            "uploaded": not root.read_only}
+
+
+def list_files() -> list[dict]:
+    """Every runnable test file, sorted by directory then name (read from disk now, not cached)."""
+    found = []
+    for root in roots():
+        if not root.path.is_dir():
+            continue
+        for directory, dirs, files in os.walk(root.path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+            found += [_entry(root, Path(directory) / f) for f in files if _TEST_NAME.match(f)]
+    return sorted(found, key=lambda e: (e["directory"], e["path"]))
+
+
+def grouped() -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for entry in list_files():
+        groups.setdefault(entry["directory"], []).append(entry)
+    return groups
+
+
+def directories() -> list[str]:
+    """Directories an upload may go into (samples are read-only)."""
+    base = Path(current_app.config["UPLOADS_DIR"])
+    return sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
+
+
+def resolve(path: str) -> tuple[Root, Path] | None:
+    """The file behind an API path like ``sample_tests/test_x.py``, or None (never outside its root)."""
+    if not isinstance(path, str) or "\\" in path or not _TEST_NAME.match(path.rsplit("/", 1)[-1]):
+        return None
+    prefix, _, rest = path.partition("/")
+    for root in roots():
+        if root.prefix == prefix and rest:
+            file = (root.path / rest).resolve()
+            if root.path.resolve() in file.parents and file.is_file():
+                return root, file
+    return None
+
+
+def exists(path: str) -> bool:
+    return resolve(path) is not None
+
+
+def materialise(paths: list[str], run_dir: Path) -> list[str]:
+    """Copy the files into the run's directory under their API paths; the paths that are gone."""
+    missing = []
+    for path in paths:
+        found = resolve(path)
+        if found is None:
+            missing.append(path)
+            continue
+        target = run_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found[1], target)
+    return missing
+
+
+def _upload_directory(directory: str) -> str:
+    """``smoke`` and ``uploads/smoke`` both mean the upload directory ``smoke``."""
+    directory = (directory or "").strip()
+    if directory == SAMPLES or directory.startswith(SAMPLES + "/"):
+        raise ValidationError.single("directory", "The sample directory is read-only: upload into a directory "
+                                                  "of your own (a new name creates it).")
+    return directory[len(UPLOADS) + 1:] if directory.startswith(UPLOADS + "/") else directory
+
+
+def upload(filename: str, directory: str, data: bytes, overwrite: bool = False) -> dict:
+    name, folder, text = check_upload(filename, _upload_directory(directory), data)
+    root = roots()[1]
+    target_dir = root.path / folder
+    target = target_dir / name
+    if target.exists() and not overwrite:
+        raise Conflict("file_exists", f"{UPLOADS}/{folder}/{name} already exists; send overwrite=true to replace it.",
+                       {"file": ["A file with this name already exists in this directory."]})
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target_dir, delete=False, suffix=".part") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, target)  # readers never see half a file
+    return _entry(root, target)
+
+
+def delete(path: str) -> None:
+    found = resolve(path)
+    if found is None:
+        raise NotFound("test file")
+    root, file = found
+    if root.read_only:
+        raise ApiError(403, "read_only", "Shipped sample tests are read-only; only uploaded files can be deleted.")
+    file.unlink()
+    if file.parent != root.path and not any(file.parent.iterdir()):
+        file.parent.rmdir()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+
+from .. import inputs
+from ..forms import attempt
+from ..htmx import is_htmx, page_or_fragment
+from . import bp, pages, services
+from .forms import RunForm, UploadForm
+
+
+@bp.get("/")
+def index():
+    filters = services.check_filters(request.args)
+    page = services.list_page(*inputs.page(request.args), filters)
+    return page_or_fragment("runs/index.html", "runs/_table.html", **pages.listing(page, filters))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    form = RunForm(data={"username": session.get("username", "")})
+    if row := form.submit(services.create):
+        session["username"] = row.username
+        return redirect(url_for(".detail", run_id=row.id), 303)
+    return render_template("runs/new.html", **pages.new_run(form, UploadForm())), form.status
+
+
+@bp.post("/upload")
+def upload():
+    form = UploadForm()
+    entry = form.submit(lambda data: pages.upload(request.files, data))
+    if is_htmx():
+        return render_template("runs/_upload_result.html", **pages.new_run(RunForm(), form, entry)), form.status
+    if entry:
+        flash(f"Uploaded {entry['path']}: it is in the file list.", "success")
+        return redirect(url_for(".create"), 303)
+    return render_template("runs/new.html", **pages.new_run(RunForm(), form)), form.status
+
+
+@bp.get("/<int:run_id>")
+def detail(run_id: int):
+    if is_htmx():
+        return render_template("runs/_status.html", **pages.run(run_id))
+    return render_template("runs/detail.html", **pages.run_with_log(run_id))
+
+
+@bp.get("/<int:run_id>/log")
+def log(run_id: int):
+    return render_template("runs/_log.html", run_id=run_id, **services.log_slice(run_id, inputs.offset(request.args)))
+
+
+@bp.post("/<int:run_id>/cancel")
+def cancel(run_id: int):
+    message = attempt(services.cancel, run_id)
+    return _status_or_redirect(run_id, message)
+
+
+@bp.post("/<int:run_id>/rerun")
+def rerun(run_id: int):
+    row = services.rerun(run_id)
+    flash(f"Run #{row.id} queued with the same files and environment.", "success")
+    return redirect(url_for(".detail", run_id=row.id), 303)
+
+
+def _status_or_redirect(run_id: int, message: str | None):
+    if is_htmx():
+        return render_template("runs/_status.html", message=message, **pages.run(run_id))
+    flash(message or "Cancelled.", "error" if message else "success")
+    return redirect(url_for(".detail", run_id=run_id), 303)
