@@ -156,7 +156,9 @@ def worker_processes(config):
     def start(count: int = 1, **env) -> list[subprocess.Popen]:
         environ = {**os.environ, **{k: str(v) for k, v in config.items()
                                     if k in ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CREDENTIALS_KEY",
-                                             "MIGRATION_DURATION_SECONDS", "MAINTENANCE_INTERVAL_SECONDS")},
+                                             "MIGRATION_DURATION_SECONDS", "MIGRATION_STALE_SECONDS",
+                                             "MAINTENANCE_INTERVAL_SECONDS", "ENV_LOCK_TTL_SECONDS",
+                                             "RUN_TIMEOUT_SECONDS")},
                    **{k: str(v) for k, v in env.items()}}
         for _ in range(count):
             procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=environ,
