@@ -67,7 +67,7 @@ class ServiceForm(FlaskForm):
 def clean_int(value: str | None):
     """Digits become an int; anything else is passed on as it is, for the service to refuse clearly."""
     value = (value or "").strip()
-    return int(value) if value.isdigit() else (value or None)
+    return int(value) if value.isascii() and value.isdigit() else (value or None)
 
 
 def attempt(action: Callable[..., Any], *args) -> str | None:

@@ -172,7 +172,7 @@ def page(args: Mapping[str, str]) -> tuple[int, int]:
         raw = args.get(name)
         try:
             values[name] = default if raw in (None, "") else int(raw)
-            if values[name] < 1:
+            if not 1 <= values[name] <= 10**9:
                 raise ValueError
         except (TypeError, ValueError):
             errors.add(name, f"{name} must be a whole number of 1 or more.")
@@ -192,10 +192,11 @@ def requested_by(data: Any) -> str | None:
 
 
 def offset(args: Mapping[str, str]) -> int:
+    """``?offset=N`` of a log: a whole number; past any log's end it means "the end"."""
     raw = args.get("offset") or "0"
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ValidationError.single("offset", "offset must be a whole number of 0 or more.")
-    return int(raw)
+    return int(raw) if len(raw) <= 18 else 10**18
 
 
 def upload(files: Mapping, form: Mapping[str, str]) -> dict:

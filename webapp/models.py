@@ -11,6 +11,8 @@ from .db import Base, utcnow
 
 class WorkloadRow(Base):
     __tablename__ = "workloads"
+    # A narrow index on the key lets deep pages be found without reading whole rows (SQLite).
+    __table_args__ = (Index("ix_workloads_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ip: Mapped[str] = mapped_column(String(45), unique=True)  # the database keeps IPs unique
@@ -24,7 +26,7 @@ class WorkloadRow(Base):
 
 class MigrationRow(Base):
     __tablename__ = "migrations"
-    __table_args__ = (Index("ix_migrations_state", "state"),)
+    __table_args__ = (Index("ix_migrations_state", "state"), Index("ix_migrations_id", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("workloads.id", ondelete="RESTRICT"), index=True)
@@ -64,7 +66,8 @@ class EnvironmentRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_env_state", "environment_id", "state", "id"), Index("ix_runs_state", "state"))
+    __table_args__ = (Index("ix_runs_env_state", "environment_id", "state", "id"), Index("ix_runs_state", "state"),
+                      Index("ix_runs_id", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)

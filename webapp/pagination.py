@@ -33,7 +33,13 @@ class Page:
                 "per_page": self.per_page}
 
 
-def paginate(session: Session, stmt: Select, page: int, per_page: int) -> Page:
+def paginate(session: Session, stmt: Select, page: int, per_page: int, key=None) -> Page:
+    """One page of ``stmt``'s rows. With ``key`` (the primary key column), the page's keys are found
+    first through the narrow index and only those rows are loaded: deep pages stay fast."""
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    items = list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
-    return Page(items, total or 0, page, per_page)
+    offset = (page - 1) * per_page
+    if key is None:
+        return Page(list(session.scalars(stmt.limit(per_page).offset(offset))), total or 0, page, per_page)
+    ids = list(session.scalars(stmt.with_only_columns(key).limit(per_page).offset(offset)))
+    rows = {getattr(r, key.key): r for r in session.scalars(stmt.where(key.in_(ids)))} if ids else {}
+    return Page([rows[i] for i in ids if i in rows], total or 0, page, per_page)

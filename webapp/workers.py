@@ -73,7 +73,28 @@ class Maintenance(threading.Thread):
                 log.exception("maintenance pass failed")
 
 
+def warm_up(app: Flask) -> None:
+    """Load once, before forking, what every job needs: each work horse then starts warm."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import configure_mappers
+
+    from . import jobs  # noqa: F401
+    from .extensions import db, vault
+    from .migrations import services as migrations
+    from .models import MigrationRow, RunRow, WorkloadRow
+    from .runs import executor  # noqa: F401
+
+    configure_mappers()
+    with app.app_context():
+        vault.decrypt(vault.encrypt("warm-up"))
+        for model in (MigrationRow, RunRow, WorkloadRow):
+            db.session.execute(select(model).limit(1)).all()
+        migrations.execute(0)  # no such migration: compiles and caches the job's first statements
+        db.session.rollback()
+
+
 def start_worker(app: Flask, burst: bool = False) -> None:
+    warm_up(app)
     connection = Redis.from_url(app.config["REDIS_URL"])
     maintenance = Maintenance(app, connection)
     maintenance.start()

@@ -38,7 +38,8 @@ def get(migration_id: int, *, for_update: bool = False) -> MigrationRow:
 
 
 def list_page(page: int, per_page: int) -> Page:
-    return paginate(db.session, select(MigrationRow).order_by(MigrationRow.id.desc()), page, per_page)
+    return paginate(db.session, select(MigrationRow).order_by(MigrationRow.id.desc()), page, per_page,
+                    key=MigrationRow.id)
 
 
 def source_ips(rows: list[MigrationRow]) -> dict[int, str]:
@@ -231,7 +232,7 @@ class _Runner:
     def __init__(self, migration_id: int, token: str):
         self.id, self.token = migration_id, token
         self.stop = False
-        self.last_write = 0.0
+        self.last_write = time.monotonic()  # the claim just recorded a heartbeat
 
     def _where(self):
         return (MigrationRow.id == self.id) & (MigrationRow.state == MigrationState.RUNNING.value) & (

@@ -198,8 +198,9 @@ def _run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock)
         return {"state": RunState.ERROR.value, "error": f"test file no longer available: {', '.join(missing)}"}
     (run_dir / "pytest.ini").write_text("[pytest]\n")  # this directory is the rootdir: no outside config
     junit = run_dir / "junit.xml"
-    command = [sys.executable, "-m", "pytest", "-v", "-rA", "-p", "no:cacheprovider", f"--junitxml={junit}",
-               *files]
+    # importlib mode: two uploaded files with the same name in different directories can run together
+    command = [sys.executable, "-m", "pytest", "-v", "-rA", "-p", "no:cacheprovider", "--import-mode=importlib",
+               f"--junitxml={junit}", *files]
     make_session = current_app.extensions["db"]
     timeout = config["RUN_TIMEOUT_SECONDS"]
     writer = LogWriter(make_session, run_id, start=log_start)

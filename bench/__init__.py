@@ -1,0 +1,1 @@
+"""Benchmarks: ``.venv/bin/python bench/<name>.py`` from the repo root (see each script's --help)."""

@@ -1,0 +1,335 @@
+"""List latency: first, middle and last page of the HTML and API lists, through real HTTP (gunicorn).
+
+    .venv/bin/python bench/lists.py                       # 10 k and 100 k workloads + migrations
+    .venv/bin/python bench/lists.py --sizes 1000 --requests 20   # quick smoke check
+
+For each size: a fresh SQLite database in a temporary DATA_DIR is seeded (bulk Core inserts, one vault
+ciphertext reused), a private redis-server and ``gunicorn --workers 1 --threads 4 wsgi:app`` are started,
+and every (list, page) gets ``--warmup`` unmeasured then ``--requests`` measured keep-alive GETs, interleaved in
+shuffled rounds (one GET of each path per round) so that load elsewhere on the machine hits every path alike.
+Baseline, same server, same run: ``GET /ping`` (the floor of the HTTP stack).
+Target: p95 <= 50 ms at 100 k rows. When it is missed, the script explains where the time goes
+(in-process per-query timings and EXPLAIN QUERY PLAN). Reports only: exits 0 either way.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import math
+import os
+import random
+import re
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import _common as c  # noqa: E402
+
+TARGET_SIZE = 100_000
+LISTS = [  # (label, path template)
+    ("HTML /workloads/", "/workloads/?page={page}"),
+    ("HTML /migrations/", "/migrations/?page={page}"),
+    ("API  /api/v1/workloads", "/api/v1/workloads?page={page}&per_page={per_page}"),
+    ("API  /api/v1/migrations", "/api/v1/migrations?page={page}&per_page={per_page}"),
+]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10000,100000",
+                   help="row counts to test (workloads and migrations each), comma-separated (default 10000,100000)")
+    p.add_argument("--requests", type=int, default=50, help="measured requests per (list, page) (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="unmeasured requests first (default 5)")
+    p.add_argument("--per-page", type=int, default=50, help="rows per page (default 50, as the HTML lists)")
+    p.add_argument("--target-ms", type=float, default=50.0, help="p95 target in ms (default 50)")
+    p.add_argument("--explain", action="store_true", help="print the diagnosis even when every target is met")
+    args = p.parse_args()
+    args.sizes = [int(s) for s in re.split(r"[,\s]+", args.sizes.strip()) if s]
+    return args
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+
+class Client:
+    """One keep-alive connection; reconnects (untimed retry) if the server closed it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.reconnects = 0
+
+    def get(self, path: str) -> tuple[float, int, int]:
+        """(seconds, status, body bytes) of one GET, body read in full."""
+        for attempt in range(2):
+            try:
+                t0 = time.perf_counter()
+                self.conn.request("GET", path, headers={"Accept": "*/*"})
+                response = self.conn.getresponse()
+                body = response.read()
+                elapsed = time.perf_counter() - t0
+                return elapsed, response.status, len(body)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if attempt:
+                    raise
+                self.conn.close()
+                self.reconnects += 1
+        raise AssertionError("unreachable")
+
+    def measure(self, paths: list[str], requests: int, warmup: int) -> dict[str, dict]:
+        """``warmup`` unmeasured GETs of each path, then ``requests`` rounds of one GET per path, in a shuffled
+        order each round: a passing load spike on the machine then hits every path alike, not just one."""
+        for path in paths:
+            for _ in range(warmup):
+                self.get(path)
+        samples = {p: {"times": [], "statuses": set(), "bytes": 0} for p in paths}
+        order = list(paths)
+        shuffle = random.Random(42).shuffle
+        for _ in range(requests):
+            shuffle(order)
+            for path in order:
+                elapsed, status, size = self.get(path)
+                sample = samples[path]
+                sample["times"].append(elapsed * 1000)
+                sample["statuses"].add(status)
+                sample["bytes"] = size
+        for sample in samples.values():
+            times = sample["times"]
+            sample.update(p50=c.percentile(times, 50), p95=c.percentile(times, 95), max=max(times))
+        return samples
+
+    def close(self):
+        self.conn.close()
+
+
+# --- diagnosis ---------------------------------------------------------------------------------------------
+
+def diagnose(app, targets: list[tuple[str, str]], runs: int = 15) -> None:
+    """Where the time of each (label, path) goes, measured in-process: SQL per statement vs. the rest,
+    then EXPLAIN QUERY PLAN of the count and page queries."""
+    from sqlalchemy import event
+
+    engine = app.extensions["db"].kw["bind"]
+    db_path = engine.url.database
+    captured: list[list] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        captured.append([statement, parameters, (time.perf_counter() - conn.info.pop("bench_t0")) * 1000])
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    rows, plans = [], {}
+    try:
+        client = app.test_client()
+        for label, path in targets:
+            totals, parts = [], {"count": [], "page": [], "other": []}
+            examples = {}
+            for i in range(runs + 2):
+                captured.clear()
+                t0 = time.perf_counter()
+                response = client.get(path)
+                total = (time.perf_counter() - t0) * 1000
+                assert response.status_code == 200, (path, response.status_code)
+                if i < 2:
+                    continue  # warm-up
+                totals.append(total)
+                sums = {"count": 0.0, "page": 0.0, "other": 0.0}
+                for statement, params, ms in captured:
+                    kind = ("count" if "count(" in statement.lower() else
+                            "page" if " LIMIT " in statement.upper() else "other")
+                    sums[kind] += ms
+                    examples.setdefault(kind, (statement, params))
+                for k in sums:
+                    parts[k].append(sums[k])
+            med = {k: statistics.median(v) for k, v in parts.items()}
+            total = statistics.median(totals)
+            rows.append([f"{label} {path}", f"{total:.1f}", f"{med['count']:.1f}", f"{med['page']:.1f}",
+                         f"{med['other']:.1f}", f"{total - sum(med.values()):.1f}"])
+            for kind in ("count", "page"):
+                if kind in examples:
+                    plans.setdefault((label, kind, path), examples[kind])
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    c.print_table(["in-process request (median of %d)" % runs, "total ms", "count SQL", "page SQL", "other SQL",
+                   "Python (ORM, JSON/Jinja, connect)"], rows, title="Diagnosis: where the time goes")
+
+    print("\nQuery plans (EXPLAIN QUERY PLAN on the database itself; time = one run on a fresh connection):")
+    seen = set()
+    con = sqlite3.connect(db_path)
+    for (label, kind, path), (statement, params) in plans.items():
+        key = (statement, tuple(params) if isinstance(params, (list, tuple)) else str(params))
+        if key in seen:
+            continue
+        seen.add(key)
+        fresh = sqlite3.connect(db_path)
+        t0 = time.perf_counter()
+        n = len(fresh.execute(statement, params).fetchall())
+        ms = (time.perf_counter() - t0) * 1000
+        fresh.close()
+        plan = con.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+        print(f"\n  [{kind}] {label} {path}  -> {n} row(s), {ms:.1f} ms")
+        print("    " + " ".join(statement.split())[:300] + f"   params={params}")
+        for row in plan:
+            print(f"    plan: {row[-1]}")
+    con.close()
+    what_if(db_path, [(label, path, statement, params) for (label, kind, path), (statement, params) in plans.items()
+                      if kind == "page"])
+
+
+PAGE_SQL = re.compile(r"FROM (\w+) ORDER BY \w+\.id( DESC)? LIMIT \? OFFSET \?\s*$", re.S)
+
+
+def _fresh_ms(db_path: str, sql: str, params, pragmas=(), runs: int = 9) -> float:
+    """Median ms of ``sql`` on a fresh connection each time (the app's engine uses NullPool)."""
+    times = []
+    for _ in range(runs):
+        con = sqlite3.connect(db_path)
+        for pragma in pragmas:
+            con.execute(pragma).fetchall()
+        t0 = time.perf_counter()
+        con.execute(sql, params).fetchall()
+        times.append((time.perf_counter() - t0) * 1000)
+        con.close()
+    return statistics.median(times)
+
+
+def what_if(db_path: str, pages: list) -> None:
+    """Time the slow page queries as they are and as the candidate fixes would run them (on this temporary
+    database only: a scratch index is created and dropped again; no app code is touched)."""
+    con = sqlite3.connect(db_path)
+    try:
+        sizes = dict(con.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+    except sqlite3.Error:
+        sizes = {}
+    unique: dict[tuple, list] = {}
+    for label, path, statement, params in pages:
+        match = PAGE_SQL.search(" ".join(statement.split()))
+        if not match or not params or params[-1] == 0:
+            continue
+        key = (match.group(1), match.group(2) or "", params[-2], params[-1])
+        unique.setdefault(key, [statement, params, []])[2].append(path.split("?")[0])
+    rows, indexed = [], set()
+    for (table, desc, limit, offset), (statement, params, paths) in unique.items():
+        now = _fresh_ms(db_path, statement, params)
+        mmap = _fresh_ms(db_path, statement, params, ["PRAGMA mmap_size=268435456"])
+        deferred = (f"SELECT * FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id{desc} LIMIT ? OFFSET ?)"
+                    f" ORDER BY id{desc}")
+        if table not in indexed:
+            con.execute(f"CREATE INDEX IF NOT EXISTS bench_scratch_{table}_id ON {table}(id)")
+            indexed.add(table)
+            plan = "; ".join(r[-1] for r in con.execute("EXPLAIN QUERY PLAN " + deferred, (limit, offset)))
+            print(f"\n  deferred-join plan ({table}, scratch index on id): {plan}")
+        deferred_ms = _fresh_ms(db_path, deferred, (limit, offset))
+        edge = con.execute(f"SELECT id FROM {table} ORDER BY id{desc} LIMIT 1 OFFSET ?", (max(offset - 1, 0),)).fetchone()
+        keyset = f"SELECT * FROM {table} WHERE id {'<' if desc else '>'} ? ORDER BY id{desc} LIMIT ?"
+        keyset_ms = _fresh_ms(db_path, keyset, (edge[0] if edge else 0, limit))
+        rows.append([f"{table} ORDER BY id{desc} OFFSET {offset} ({', '.join(paths)})",
+                     f"{sizes.get(table, 0) / 1e6:.0f}", f"{now:.1f}", f"{mmap:.1f}", f"{deferred_ms:.1f}",
+                     f"{keyset_ms:.1f}"])
+    for table in indexed:
+        con.execute(f"DROP INDEX IF EXISTS bench_scratch_{table}_id")
+    con.close()
+    if rows:
+        c.print_table(["page query (median ms, fresh connection)", "table MB", "as is", "+mmap_size",
+                       "ids via index(id) + IN", "keyset id<?"], rows,
+                      title="What-if: the slow page queries under candidate fixes (scratch index, this temp DB only)")
+        print("  OFFSET makes SQLite step through every skipped row of the table b-tree, reading all its pages; with\n"
+              "  NullPool each request opens a new connection, so those pages never stay in SQLite's cache.")
+
+
+# --- one size ------------------------------------------------------------------------------------------------
+
+def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
+    from webapp import create_app
+    from webapp.extensions import vault
+
+    settings = c.Settings(tmp / f"data-{size}", redis_url)
+    app = create_app(settings.config())  # creates the tables
+    with app.app_context():
+        password_enc = vault.encrypt("s3cret!")
+    engine = app.extensions["db"].kw["bind"]
+    t0 = time.perf_counter()
+    timings = c.seed(engine, size, size, password_enc)
+    seeded = time.perf_counter() - t0
+    c.check_seed(app, size, size)
+    print(f"\n== {size:,} workloads + {size:,} migrations: seeded in {seeded:.1f} s "
+          f"(workloads {timings['workloads']:.1f} s, migrations {timings['migrations']:.1f} s)")
+
+    last = max(1, math.ceil(size / args.per_page))
+    pages = [("first", 1), ("middle", max(1, (last + 1) // 2)), ("last", last)]
+    load = os.getloadavg()[0]
+    proc, port = c.start_gunicorn(settings, tmp / f"gunicorn-{size}.log")
+    try:
+        client = Client(port)
+        targets = [(label, which, template.format(page=page, per_page=args.per_page))
+                   for label, template in LISTS for which, page in pages]
+        samples = client.measure(["/ping"] + [path for _, _, path in targets], args.requests, args.warmup)
+        ping = samples["/ping"]
+        results = [(label, which, path, samples[path]) for label, which, path in targets]
+        client.close()
+    finally:
+        c.stop_process(proc)
+
+    rows = [["GET /ping (baseline)", "-", f"{ping['p50']:.1f}", f"{ping['p95']:.1f}", f"{ping['max']:.1f}",
+             "1.0x", "-", ",".join(map(str, sorted(ping["statuses"]))), "-"]]
+    missed = []
+    for label, which, path, r in results:
+        ok = r["p95"] <= args.target_ms and r["statuses"] == {200}
+        if not ok:
+            missed.append((label, path))
+        rows.append([label, f"{which} (p{path.split('page=')[1].split('&')[0]})", f"{r['p50']:.1f}",
+                     f"{r['p95']:.1f}", f"{r['max']:.1f}", f"{r['p95'] / ping['p95']:.1f}x",
+                     f"{r['bytes'] / 1024:.0f}", ",".join(map(str, sorted(r["statuses"]))),
+                     "yes" if ok else "NO"])
+    c.print_table(["list", "page", "p50 ms", "p95 ms", "max ms", "p95 / ping p95", "KiB", "status",
+                   f"p95<={args.target_ms:g}ms"], rows,
+                  title=f"Latency at {size:,} rows ({args.requests} requests each after {args.warmup} warm-up, interleaved; "
+                        f"gunicorn 1 worker x 4 threads, keep-alive, reconnects: {client.reconnects}; "
+                        f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
+
+    if missed or args.explain:
+        targets = missed if missed else [(label, path) for label, _, path, _ in results]
+        try:
+            diagnose(app, targets)
+        except Exception as exc:  # the diagnosis must never hide the figures
+            print(f"(diagnosis failed: {exc!r})")
+    engine.dispose()
+    worst = max(results, key=lambda r: r[3]["p95"])
+    return {"size": size, "ping_p95": ping["p95"], "worst": worst, "missed": missed}
+
+
+def main() -> int:
+    args = parse_args()
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix="cutover-bench-lists-") as tmpdir:
+        tmp = Path(tmpdir)
+        redis = c.RedisServer(tmp / "redis").start()
+        try:
+            for size in args.sizes:
+                summaries.append(run_size(size, args, redis.url, tmp))
+        finally:
+            redis.stop()
+
+    print(f"\nTarget: p95 <= {args.target_ms:g} ms for every list page at {TARGET_SIZE:,} rows.")
+    for s in summaries:
+        label, which, path, r = s["worst"]
+        verdict = "MET" if not s["missed"] else f"MISSED on {len(s['missed'])} of {len(LISTS) * 3} (list, page)"
+        scope = "" if s["size"] == TARGET_SIZE else "  (not the target size)"
+        print(f"  {s['size']:>9,} rows: {verdict}; slowest {label} {which} page p95 {r['p95']:.1f} ms "
+              f"= {r['p95'] / s['ping_p95']:.1f}x ping p95 ({s['ping_p95']:.1f} ms){scope}")
+    if TARGET_SIZE not in args.sizes:
+        print(f"  (the target is defined at {TARGET_SIZE:,} rows, which this run did not include)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

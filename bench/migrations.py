@@ -1,0 +1,469 @@
+"""Migration throughput through real workers, against bare RQ jobs on the same workers.
+
+    .venv/bin/python bench/migrations.py                 # 200 migrations, 2 workers
+    .venv/bin/python bench/migrations.py --count 20      # quick smoke check
+
+A private redis-server and a temporary DATA_DIR (SQLite) are set up; ``--count`` workloads and migrations are
+created through the app's services (not timed); ``--workers`` × ``python worker.py`` (forking RQ workers, cwd =
+repo root, MIGRATION_DURATION_SECONDS=0) are started.
+
+Both are run in ``--rounds`` alternating blocks (bare, migrations, migrations, bare, ...) and their times added up,
+so that load elsewhere on the machine weighs on both alike.
+
+* Baseline: ``--count`` bare no-op jobs (``bench._common.noop``) on queue "default": jobs/second from the first
+  enqueue to the last job's end.
+* Measured: for each migration the run service (or ``--via api``: POST /api/v1/migrations/<id>/run through the
+  in-process test client), then the database is polled until every migration is ``success``: migrations/second
+  from the first run call to the last ``finished_at``.
+
+Target: migration rate / bare rate >= 0.5. Where the time goes is reported (always with --profile, and
+whenever the target is missed). Reports only: exits 0 either way.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import py_compile
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import _common as c  # noqa: E402
+
+NOOP = "bench._common.noop"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--count", type=int, default=200, help="migrations, and bare jobs (default 200)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--warmup", type=int, default=4, help="untimed jobs of each kind first (default 4)")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="alternating blocks of bare jobs and migrations the counts are split into (default 4)")
+    p.add_argument("--via", choices=("service", "api"), default="service",
+                   help="run each migration with the run service (default) or POST .../run (in-process client)")
+    p.add_argument("--target", type=float, default=0.5, help="target ratio migration rate / bare rate (default 0.5)")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up waiting after this many seconds")
+    p.add_argument("--warm-workers", action="store_true",
+                   help="what-if: start each worker so that it runs one migration job in-process before it starts "
+                        "forking (instead of plain `python worker.py`), to measure the recommended warm-up fix")
+    p.add_argument("--profile", action="store_true", help="print where the time goes even when the target is met")
+    return p.parse_args()
+
+
+def _ts(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def _parse_db_time(text: str | None) -> float | None:
+    return _ts(datetime.fromisoformat(text)) if text else None
+
+
+# --- setup ---------------------------------------------------------------------------------------------------
+
+def create_records(app, count: int, first_ip: int) -> list[int]:
+    """``count`` workloads and one migration of each, through the services (not timed)."""
+    from webapp.migrations import services as migrations
+    from webapp.workloads import services as workloads
+
+    ids = []
+    for i in range(first_ip, first_ip + count):
+        with app.app_context():
+            w = workloads.create({"ip": c.ip_for(i), "credentials": {"username": "admin", "password": "s3cret!",
+                                                                      "domain": "CORP"},
+                                  "storage": c.STORAGE})
+            m = migrations.create({"source_id": w.id, "selected_mount_points": ["C:\\", "D:\\"],
+                                   "target": {"cloud_type": "aws",
+                                              "cloud_credentials": {"username": "cloud", "password": "cl0ud!"}}})
+            ids.append(m.id)
+    return ids
+
+
+# --- the two measurements -------------------------------------------------------------------------------------
+
+def bare_jobs(queue, count: int, timeout: float) -> dict:
+    """Enqueue ``count`` no-op jobs; wait until all ended. Rate from the first enqueue to the last job end."""
+    from rq.job import Job
+
+    finished, failed = queue.finished_job_registry, queue.failed_job_registry
+    done_before, failed_before = finished.count, failed.count
+    start_wall, t0 = time.time(), time.perf_counter()
+    jobs = [queue.enqueue(NOOP, result_ttl=3600, failure_ttl=3600) for _ in range(count)]
+    enqueue_s = time.perf_counter() - t0
+    c.wait_until(lambda: finished.count - done_before + failed.count - failed_before >= count, timeout=timeout,
+                 interval=0.005, message=f"{count} bare jobs")
+    poll_s = time.perf_counter() - t0
+    fetched = [j for j in Job.fetch_many([j.id for j in jobs], connection=queue.connection) if j]
+    ends = [_ts(j.ended_at) for j in fetched if j.ended_at]
+    elapsed = (max(ends) - start_wall) if len(ends) == count else poll_s
+    return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": count / elapsed, "failed": failed.count - failed_before,
+            "jobs": fetched, "start": start_wall}
+
+
+def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float) -> dict:
+    """Run every migration; poll the database until all are final. Rate from the first run call to the last
+    ``finished_at``."""
+    from webapp.migrations import services as migrations
+
+    client = app.test_client() if via == "api" else None
+    start_wall, t0 = time.time(), time.perf_counter()
+    for mid in ids:
+        if client is not None:
+            response = client.post(f"/api/v1/migrations/{mid}/run", json={})
+            if response.status_code != 202:
+                raise RuntimeError(f"POST /api/v1/migrations/{mid}/run: {response.status_code} {response.get_data()!r}")
+        else:
+            with app.app_context():
+                migrations.run(mid)
+    enqueue_s = time.perf_counter() - t0
+
+    marks = ",".join("?" * len(ids))
+
+    def final_count() -> int:
+        # A connection per poll, as the app itself (NullPool) would: one held open for the whole run would keep
+        # every worker connection from being the last one and so change SQLite's checkpoint-on-close behaviour.
+        con = sqlite3.connect(db_path, timeout=30)
+        try:
+            return con.execute(f"SELECT count(*) FROM migrations WHERE id IN ({marks}) "
+                               f"AND state IN ('success', 'error')", ids).fetchone()[0]
+        finally:
+            con.close()
+
+    c.wait_until(lambda: final_count() >= len(ids), timeout=timeout, interval=0.02,
+                 message=f"{len(ids)} migrations to finish")
+    poll_s = time.perf_counter() - t0
+    con = sqlite3.connect(db_path, timeout=30)
+    rows = con.execute(f"SELECT id, state, error, job_id, queued_at, started_at, finished_at FROM migrations "
+                       f"WHERE id IN ({marks})", ids).fetchall()
+    con.close()
+    ends = [_parse_db_time(r[6]) for r in rows if r[6]]
+    elapsed = (max(ends) - start_wall) if len(ends) == len(ids) else poll_s
+    errors = [r for r in rows if r[1] != "success"]
+    return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": len(ids) / elapsed, "errors": errors, "rows": rows,
+            "start": start_wall}
+
+
+def print_job_failure(connection, job_id: str | None) -> None:
+    """The last lines of a failed RQ job's traceback, if RQ kept one."""
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(job_id, connection=connection)
+        info = job.latest_result().exc_string if job.latest_result() else job.exc_info
+    except Exception as exc:
+        info = f"(no RQ record: {exc!r})"
+    if info:
+        print("    RQ says: " + "\n    ".join(str(info).strip().splitlines()[-6:]))
+
+
+def combine(parts: list[dict], count: int) -> dict:
+    """The blocks of one kind as one run: their times added up."""
+    elapsed = sum(p["elapsed"] for p in parts)
+    return {"elapsed": elapsed, "enqueue": sum(p["enqueue"] for p in parts), "rate": count / elapsed,
+            "failed": sum(p.get("failed", 0) for p in parts), "errors": [e for p in parts for e in p.get("errors", [])],
+            "jobs": [j for p in parts for j in p.get("jobs", [])], "rows": [r for p in parts for r in p.get("rows", [])]}
+
+
+# --- where the time goes -----------------------------------------------------------------------------------------
+
+def _job_phases(jobs) -> dict:
+    """Median ms of RQ's own timestamps: enqueued→started (queue wait + fork), started→ended (in the horse)."""
+    run = [(_ts(j.ended_at) - _ts(j.started_at)) * 1000 for j in jobs if j.started_at and j.ended_at]
+    wait = [(_ts(j.started_at) - _ts(j.enqueued_at)) * 1000 for j in jobs if j.started_at and j.enqueued_at]
+    return {"in_horse": statistics.median(run) if run else float("nan"),
+            "wait": statistics.median(wait) if wait else float("nan")}
+
+
+def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, count: int) -> None:
+    """Per-job figures from RQ and the database, then one migration job body profiled in-process."""
+    from rq.job import Job
+
+    mig_jobs = [j for j in Job.fetch_many([r[3] for r in mig["rows"]], connection=redis_conn) if j]
+    b, m = _job_phases(bare["jobs"]), _job_phases(mig_jobs)
+    body = [(_parse_db_time(r[6]) - _parse_db_time(r[5])) * 1000 for r in mig["rows"] if r[5] and r[6]]
+    by_job = {j.id: j for j in mig_jobs}
+    claim, tail_ms = [], []  # RQ started -> DB started_at; DB finished_at -> RQ ended
+    for r in mig["rows"]:
+        job = by_job.get(r[3])
+        if job and job.started_at and job.ended_at and r[5] and r[6]:
+            claim.append((_parse_db_time(r[5]) - _ts(job.started_at)) * 1000)
+            tail_ms.append((_ts(job.ended_at) - _parse_db_time(r[6])) * 1000)
+
+    def med(values):
+        return f"{statistics.median(values):.1f}" if values else "-"
+    rows = [
+        ["enqueue phase, all jobs (s)", f"{bare['enqueue']:.2f}", f"{mig['enqueue']:.2f}"],
+        ["enqueue cost per job (ms, producer side)", f"{bare['enqueue'] / count * 1000:.1f}",
+         f"{mig['enqueue'] / count * 1000:.1f}"],
+        ["worker time per job = workers / rate (ms)", f"{workers / bare['rate'] * 1000:.1f}",
+         f"{workers / mig['rate'] * 1000:.1f}"],
+        ["RQ started->ended, in the horse (median ms)", f"{b['in_horse']:.1f}", f"{m['in_horse']:.1f}"],
+        ["  of which RQ started -> DB started_at: connect, BEGIN IMMEDIATE wait, claim", "-", med(claim)],
+        ["  of which DB started_at -> finished_at: claim commit, progress write", "-", med(body)],
+        ["  of which DB finished_at -> RQ ended: final UPDATE + commit, RQ result", "-", med(tail_ms)],
+        ["RQ enqueued->started (median ms)", f"{b['wait']:.1f}", f"{m['wait']:.1f}"],
+    ]
+    c.print_table(["per-job figure", "bare no-op", "migration"], rows, title="Where the time goes (per job)")
+    print("  The difference in 'worker time per job' is what a migration adds to a bare forked RQ job; the fork,\n"
+          "  RQ bookkeeping and Redis round trips are common to both.")
+
+    # One migration job body, in-process, profiled (no fork): SQL statements and their time, plus the hot spots.
+    from sqlalchemy import event
+
+    from webapp.migrations import services as migrations
+
+    probe_ids = create_records(app, 3 * PROBE_EACH + 1, first_ip=count + 1000)
+    extra = create_records(app, 20, first_ip=count + 2000)
+    with app.app_context():
+        for mid in probe_ids + extra:
+            migrations.run(mid)
+    from rq import Queue
+
+    Queue("default", connection=redis_conn).empty()  # nobody must take these: they run below, without RQ
+
+    # The job body as RQ runs it (forked from a parent that never ran a job) against the alternatives, measured
+    # in a fresh interpreter that starts like worker.py does.
+    probe = subprocess.run([sys.executable, "-c", "import sys; from bench.migrations import fork_probe; "
+                            "fork_probe(sys.argv[1:])", *map(str, probe_ids)],
+                           cwd=c.ROOT, env=settings.env(), capture_output=True, text=True, timeout=300)
+    try:
+        figures = json.loads(probe.stdout.strip().splitlines()[-1])
+        c.print_table(["one migration job body (services.execute), median of %d" % PROBE_EACH, "ms in job",
+                       "ms fork+job+wait"],
+                      [["forked from a parent that never ran a job (what RQ's work horse does)",
+                        f"{figures['cold'][0]:.1f}", f"{figures['cold'][1]:.1f}"],
+                       ["forked from a parent that ran one job first (warm SQLAlchemy caches)",
+                        f"{figures['warm'][0]:.1f}", f"{figures['warm'][1]:.1f}"],
+                       ["in-process, no fork (warm)", f"{figures['inproc'][0]:.1f}", "-"]],
+                      title="Fork cost: the same job body cold-forked, warm-forked and in-process")
+    except (IndexError, ValueError, KeyError):
+        print(f"(fork probe failed: {probe.returncode}\n{probe.stderr[-2000:]})")
+    engine = app.extensions["db"].kw["bind"]
+    stats = {"statements": 0, "sql_ms": 0.0, "connects": 0, "commits": 0}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        stats["statements"] += 1
+        stats["sql_ms"] += (time.perf_counter() - conn.info.pop("bench_t0")) * 1000
+
+    def on_connect(*_):
+        stats["connects"] += 1
+
+    def on_commit(*_):
+        stats["commits"] += 1
+
+    listeners = [(engine, "before_cursor_execute", before), (engine, "after_cursor_execute", after),
+                 (engine.pool, "connect", on_connect), (engine, "commit", on_commit)]
+    for target, name, fn in listeners:
+        event.listen(target, name, fn)
+    profiler = cProfile.Profile()
+    totals = []
+    try:
+        for mid in extra:
+            t0 = time.perf_counter()
+            profiler.enable()
+            with app.app_context():
+                result = migrations.execute(mid)
+            profiler.disable()
+            totals.append((time.perf_counter() - t0) * 1000)
+            assert result == "success", result
+    finally:
+        for target, name, fn in listeners:
+            event.remove(target, name, fn)
+    n = len(extra)
+    print(f"\nOne migration job body in-process (services.execute, no fork, median of {n}): "
+          f"{statistics.median(totals):.1f} ms; per job {stats['statements'] / n:.0f} SQL statements "
+          f"({stats['sql_ms'] / n:.1f} ms in SQLite), {stats['commits'] / n:.0f} commits, "
+          f"{stats['connects'] / n:.0f} new SQLite connections (NullPool)")
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
+    print("  hottest functions (own time, all runs):")
+    for ln in lines[start:start + 13]:
+        print("   " + ln)
+
+
+PROBE_EACH = 15
+
+
+# ``worker.py`` plus a warm-up: one real migration job body (BENCH_WARM_MIGRATION_ID) run in the worker process
+# before it starts forking. For --warm-workers only; not how the app starts its workers. Inline (python -c), so that
+# the worker does not import bench._common itself: the bare jobs' horses import it, as with ``python worker.py``.
+WARM_WORKER = (
+    "import os\n"
+    "from webapp import create_app\n"
+    "from webapp.migrations import services\n"
+    "from webapp.workers import start_worker\n"
+    "app = create_app()\n"
+    "with app.app_context():\n"
+    "    services.execute(int(os.environ['BENCH_WARM_MIGRATION_ID']))\n"
+    "start_worker(app)\n"
+)
+
+
+def fork_probe(argv: list[str]) -> None:
+    """Run in a fresh interpreter configured from the environment, as ``worker.py`` is: the job body forked from
+    a parent that never ran one, then from a parent that did, then in-process. Prints one JSON line."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    from webapp import create_app
+    from webapp.migrations import services as migrations
+
+    app = create_app()
+    ids = [int(a) for a in argv]
+
+    def forked(mid: int) -> tuple[float, float]:
+        read, write = os.pipe()
+        t0 = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:  # the child: like RQ's work horse, an app context, the job, exit
+            os.close(read)
+            t1 = time.perf_counter()
+            try:
+                with app.app_context():
+                    migrations.execute(mid)
+            finally:
+                os.write(write, f"{(time.perf_counter() - t1) * 1000:.3f}".encode())
+                os._exit(0)
+        os.close(write)
+        inner = float(os.read(read, 64) or "nan")
+        os.close(read)
+        os.waitpid(pid, 0)
+        return inner, (time.perf_counter() - t0) * 1000
+
+    def in_process(mid: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        with app.app_context():
+            migrations.execute(mid)
+        return (time.perf_counter() - t0) * 1000, float("nan")
+
+    def median(pairs):
+        return [statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)]
+
+    n = PROBE_EACH
+    cold = [forked(mid) for mid in ids[:n]]
+    in_process(ids[n])  # warms this parent
+    warm = [forked(mid) for mid in ids[n + 1:2 * n + 1]]
+    inproc = [in_process(mid) for mid in ids[2 * n + 1:3 * n + 1]]
+    print(json.dumps({"cold": median(cold), "warm": median(warm), "inproc": median(inproc)}))
+
+
+# --- main -------------------------------------------------------------------------------------------------------------
+
+def main() -> int:
+    args = parse_args()
+    from redis import Redis
+    from rq import Queue
+
+    from webapp import create_app
+
+    with tempfile.TemporaryDirectory(prefix="cutover-bench-migrations-") as tmpdir:
+        tmp = Path(tmpdir)
+        redis_server = c.RedisServer(tmp / "redis").start()
+        procs = []
+        try:
+            settings = c.Settings(tmp / "data", redis_server.url, MIGRATION_DURATION_SECONDS=0)
+            app = create_app(settings.config())
+            db_path = app.extensions["db"].kw["bind"].url.database
+            t0 = time.perf_counter()
+            warm_ids = create_records(app, args.warmup, first_ip=1)
+            ids = create_records(app, args.count, first_ip=args.warmup + 1)
+            print(f"Created {args.count + args.warmup} workloads and migrations through the services "
+                  f"in {time.perf_counter() - t0:.1f} s (not timed).")
+
+            # The work horses import bench._common for every bare job. With PYTHONDONTWRITEBYTECODE set (as it is
+            # in some environments) nothing would write its .pyc, and every horse would compile the module from
+            # source (~5-10 ms) and so slow the baseline down; compile it once here (bench/__pycache__, ignored).
+            for module in (c.ROOT / "bench" / "__init__.py", Path(c.__file__)):
+                py_compile.compile(str(module), doraise=True)
+            redis_conn = Redis.from_url(redis_server.url)
+            queue = Queue("default", connection=redis_conn)
+            if args.warm_workers:
+                # What-if for the recommended fix: each worker runs one migration job body in its own process
+                # before it starts forking, so every work horse inherits warm SQLAlchemy/crypto state.
+                warm_parent_ids = create_records(app, args.workers, first_ip=args.count + args.warmup + 1)
+                with app.app_context():
+                    from webapp.migrations import services as migrations
+
+                    for mid in warm_parent_ids:
+                        migrations.run(mid)
+                queue.empty()
+                procs = c.start_workers(settings, args.workers, tmp, argv=[sys.executable, "-c", WARM_WORKER],
+                    env_for=lambda i: {"BENCH_WARM_MIGRATION_ID": str(warm_parent_ids[i])})
+            else:
+                procs = c.start_workers(settings, args.workers, tmp)
+            load = os.getloadavg()[0]
+
+            if args.warmup:  # forks, imports and first connections happen here, not in the timed runs
+                bare_jobs(queue, args.warmup, args.timeout)
+                run_migrations(app, warm_ids, args.via, db_path, args.timeout)
+            # Alternating blocks (bare, migrations, migrations, bare, ...): a change of load on the machine during
+            # the run then weighs on both figures alike instead of on whichever ran second.
+            rounds = max(1, min(args.rounds, args.count))
+            blocks = [ids[r * len(ids) // rounds:(r + 1) * len(ids) // rounds] for r in range(rounds)]
+            bare_parts, mig_parts = [], []
+            for r, block in enumerate(blocks):
+                steps = [lambda: bare_parts.append(bare_jobs(queue, len(block), args.timeout)),
+                         lambda: mig_parts.append(run_migrations(app, block, args.via, db_path, args.timeout))]
+                for step in (steps if r % 2 == 0 else steps[::-1]):
+                    step()
+            bare, mig = combine(bare_parts, args.count), combine(mig_parts, args.count)
+
+            ratio = mig["rate"] / bare["rate"]
+            c.print_table(
+                ["run", "jobs", "seconds", "per second", "enqueue phase s", "not ok"],
+                [["bare no-op RQ jobs (baseline)", args.count, f"{bare['elapsed']:.2f}", f"{bare['rate']:.1f}",
+                  f"{bare['enqueue']:.2f}", bare["failed"]],
+                 [f"migrations (run via {args.via})", args.count, f"{mig['elapsed']:.2f}", f"{mig['rate']:.1f}",
+                  f"{mig['enqueue']:.2f}", len(mig["errors"])]],
+                title=f"Throughput: {args.workers} forking workers "
+                      f"({'warmed before forking: --warm-workers' if args.warm_workers else 'python worker.py'}), "
+                      f"MIGRATION_DURATION_SECONDS=0, "
+                      f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            for r in mig["errors"][:5]:
+                print(f"  migration {r[0]} ended {r[1]}: {r[2]}")
+                print_job_failure(redis_conn, r[3])
+            print("  per block (jobs/s, bare | migrations | ratio): " + "; ".join(
+                f"{b['rate']:.1f} | {m['rate']:.1f} | {m['rate'] / b['rate']:.2f}" for b, m in zip(bare_parts, mig_parts)))
+            met = ratio >= args.target and not mig["errors"]
+            print(f"\nratio = migration rate / bare rate = {mig['rate']:.1f} / {bare['rate']:.1f} = {ratio:.2f}")
+            print(f"Target: ratio >= {args.target:g}: {'MET' if met else 'MISSED'}"
+                  + ("" if not mig["errors"] else f" ({len(mig['errors'])} migration(s) did not succeed)"))
+
+            for proc in procs:
+                c.stop_process(proc)
+            procs = []
+            if not met or args.profile:
+                try:
+                    explain(app, settings, redis_conn, bare, mig, args.workers, args.count)
+                except Exception as exc:  # the diagnosis must never hide the figures
+                    print(f"(profiling failed: {exc!r})")
+        finally:
+            for proc in procs:
+                c.stop_process(proc)
+            redis_server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
