@@ -68,6 +68,8 @@ def load(overrides: dict | None = None) -> dict:
         "SAMPLE_TESTS_DIR": str(Path(__file__).resolve().parent.parent / "sample_tests"),
         "UPLOADS_DIR": str(data_dir / "uploads"),
         "RUNS_DIR": str(data_dir / "runs"),
+        # Workers run jobs in-process; WORKER_FORK=1 forks a work horse per job (RQ's classic model).
+        "WORKER_FORK": env.get("WORKER_FORK", "") in ("1", "true", "yes"),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }
