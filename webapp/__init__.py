@@ -27,12 +27,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     from .api import bp as api_bp
     from .environments import bp as environments_bp
+    from .events import bp as events_bp
     from .main import bp as main_bp
     from .migrations import bp as migrations_bp
     from .runs import bp as runs_bp
     from .workloads import bp as workloads_bp
 
-    for bp in (main_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, api_bp):
+    for bp in (main_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, events_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)
     return app

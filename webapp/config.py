@@ -68,6 +68,11 @@ def load(overrides: dict | None = None) -> dict:
         "SAMPLE_TESTS_DIR": str(Path(__file__).resolve().parent.parent / "sample_tests"),
         "UPLOADS_DIR": str(data_dir / "uploads"),
         "RUNS_DIR": str(data_dir / "runs"),
+        # Events: pending events older than this are queued again by the workers' sweeper; optional
+        # webhook channel (JSON POST signed with HMAC-SHA256 in X-Cutover-Signature).
+        "EVENT_SWEEP_SECONDS": _float("EVENT_SWEEP_SECONDS", 30.0),
+        "NOTIFY_WEBHOOK_URL": env.get("NOTIFY_WEBHOOK_URL", ""),
+        "NOTIFY_WEBHOOK_SECRET": env.get("NOTIFY_WEBHOOK_SECRET", ""),
         # Workers run jobs in-process; WORKER_FORK=1 forks a work horse per job (RQ's classic model).
         "WORKER_FORK": env.get("WORKER_FORK", "") in ("1", "true", "yes"),
         "WTF_CSRF_TIME_LIMIT": None,

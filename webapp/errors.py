@@ -7,6 +7,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from .domain.errors import DomainError, ImmutableFieldError, InvalidStateError, SystemVolumeRequired, ValidationError
+from .domain.events import InvalidTransition
 from .domain.testfiles import UploadTooLarge
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def from_domain(exc: Exception) -> ApiError:
         return ApiError(422, "validation_error", exc.message, exc.fields)
     if isinstance(exc, SystemVolumeRequired):
         return ApiError(422, "system_volume_required", str(exc), {"selected_mount_points": [str(exc)]})
+    if isinstance(exc, InvalidTransition):
+        return ApiError(409, "invalid_transition", str(exc), {"status": [str(exc)]})
     if isinstance(exc, UploadTooLarge):
         return ApiError(413, "too_large", str(exc), {"file": [str(exc)]})
     if isinstance(exc, InvalidStateError):

@@ -12,3 +12,9 @@ def run_tests(run_id: int) -> str:
     from .runs import executor
 
     return executor.execute(run_id)
+
+
+def send_notification(event_id: str) -> str:
+    from .events import services
+
+    return services.deliver(event_id)

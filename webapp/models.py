@@ -121,3 +121,38 @@ def seed(connection) -> None:
     else:
         statement = EnvironmentRow.__table__.insert().prefix_with("OR IGNORE")
     connection.execute(statement, missing)
+
+
+class EventRow(Base):
+    """Something to tell a person; delivered by a worker through the notification channels."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_status_queued", "status", "queued_at"), Index("ix_events_user", "user_id"),
+                      Index("ix_events_created", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    link: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class NotificationRow(Base):
+    """The in-app inbox: one entry per delivered event (the event id keeps redelivery idempotent)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_read", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -47,11 +47,12 @@ class SimpleAppWorker(AppContextMixin, SimpleWorker):
 
 def maintenance_tick(app: Flask) -> dict:
     """One pass of recovery work. Idempotent: every worker host may run it."""
+    from .events import services as events
     from .migrations import services as migrations
     from .runs import dispatch as runs
 
     with app.app_context():
-        return {"migrations": migrations.reap(), "runs": runs.reap()}
+        return {"migrations": migrations.reap(), "runs": runs.reap(), "events": events.sweep()}
 
 
 class Maintenance(threading.Thread):

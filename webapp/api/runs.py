@@ -51,7 +51,7 @@ def run_junit(run_id: int):
 
 @bp.get("/v1/runs/<int:run_id>/log.txt")
 def run_log_text(run_id: int):
-    return download(runs.log_text(run_id), "text/plain; charset=utf-8", f"run-{run_id}.log")
+    return download(runs.log_text(run_id), "text/plain", f"run-{run_id}.log")  # Flask adds the charset
 
 
 def download(body: str, mimetype: str, filename: str) -> Response:

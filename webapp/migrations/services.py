@@ -17,8 +17,10 @@ from sqlalchemy import update as sql_update
 from .. import inputs
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, SystemVolumeRequired
+from ..domain.events import EventSource
 from ..domain.migration import Credentials, Migration, MigrationState, MigrationTarget, VolumeProgress, Workload
 from ..errors import NotFound
+from ..events import services as events
 from ..extensions import db, queues, vault
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
@@ -168,19 +170,19 @@ def delete(migration_id: int) -> None:
 def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     """Check the rules, mark the migration running and queue a job with its id (nothing else)."""
     row = get(migration_id, for_update=True)
+    row.requested_by = requested_by or row.requested_by
     migration = to_domain(row)
     try:
         migration.start()
     except SystemVolumeRequired:
-        row.state, row.error, row.finished_at = migration.state.value, migration.error, utcnow()
-        db.session.commit()
+        _end(MigrationRow.id == row.id, migration.state, migration.error)
+        db.session.refresh(row)
         raise
     now = utcnow()
     row.state, row.error, row.cancel_requested = MigrationState.RUNNING.value, None, False
     row.progress = _fresh_progress(migration)
     row.job_id = f"migration-{row.id}-{uuid.uuid4().hex[:12]}"
     row.queued_at, row.started_at, row.heartbeat_at, row.finished_at = now, None, None, None
-    row.requested_by = requested_by or row.requested_by
     db.session.commit()
     _enqueue(row)
     return row
@@ -202,17 +204,36 @@ def cancel(migration_id: int) -> MigrationRow:
     if row.state != MigrationState.RUNNING.value:
         raise InvalidStateError(f"Only a running migration can be cancelled; this one is {row.state}.")
     if row.started_at is None:  # no worker has it yet: end it here
-        _finish_row(row, MigrationState.ERROR, "cancelled")
-        db.session.commit()
+        _end(_running(row.id, row.job_id) & MigrationRow.started_at.is_(None), MigrationState.ERROR, "cancelled")
         _drop_job(row.job_id)
+        db.session.refresh(row)
     else:
         row.cancel_requested = True
         db.session.commit()
     return row
 
 
-def _finish_row(row: MigrationRow, state: MigrationState, error: str | None) -> None:
-    row.state, row.error, row.finished_at, row.updated_at = state.value, error, utcnow(), utcnow()
+def _running(migration_id: int, token: str | None):
+    """Still running under this job token: the fence for every final write."""
+    return (MigrationRow.id == migration_id) & (MigrationRow.state == MigrationState.RUNNING.value) & (
+        MigrationRow.job_id == token)
+
+
+def _end(where, state: MigrationState, error: str | None, now=None, **values) -> bool:
+    """Record a final state where ``where`` still holds, and tell the requester, in one transaction."""
+    now = now or utcnow()
+    ended = db.session.execute(
+        sql_update(MigrationRow).where(where)
+        .values(state=state.value, error=error, finished_at=now, updated_at=now, **values)
+        .returning(MigrationRow.id, MigrationRow.requested_by, MigrationRow.cloud_type)
+    ).first()
+    event = ended and events.notify(
+        ended.requested_by, f"Migration #{ended.id} to {ended.cloud_type} ended {state.value}"
+        + (f": {error}" if error else "."), EventSource.MIGRATION, "migrations.detail", migration_id=ended.id)
+    db.session.commit()
+    if event:
+        events.queue(event.id)
+    return ended is not None
 
 
 def _drop_job(job_id: str | None) -> None:
@@ -235,8 +256,7 @@ class _Runner:
         self.last_write = time.monotonic()  # the claim just recorded a heartbeat
 
     def _where(self):
-        return (MigrationRow.id == self.id) & (MigrationRow.state == MigrationState.RUNNING.value) & (
-            MigrationRow.job_id == self.token)
+        return _running(self.id, self.token)
 
     def on_progress(self, progress: list[VolumeProgress], force: bool = False) -> None:
         now = time.monotonic()
@@ -259,8 +279,7 @@ class _Runner:
     def finish(self, migration: Migration) -> bool:
         vm = migration.target.target_vm
         values = {
-            "state": migration.state.value, "error": migration.error, "finished_at": utcnow(),
-            "updated_at": utcnow(), "heartbeat_at": utcnow(),
+            "heartbeat_at": utcnow(),
             "progress": [{"name": v.name, "size": v.size, "copied": v.copied} for v in migration.progress],
         }
         if vm is not None and migration.state is MigrationState.SUCCESS:
@@ -270,9 +289,7 @@ class _Runner:
                                 "password_enc": vault.encrypt(vm.credentials.password)},
                 "storage": workloads.storage_json(vm.storage),
             }
-        result = db.session.execute(sql_update(MigrationRow).where(self._where()).values(**values))
-        db.session.commit()
-        return result.rowcount == 1
+        return _end(self._where(), migration.state, migration.error, **values)
 
 
 def execute(migration_id: int) -> str:
@@ -286,9 +303,9 @@ def execute(migration_id: int) -> str:
     token = row.job_id
     try:
         migration = to_domain(row)
-    except Exception as exc:  # e.g. the source vanished or a key changed: end it with the reason
-        _finish_row(row, MigrationState.ERROR, f"cannot start: {exc}")
+    except Exception as exc:  # e.g. a stored key changed: end it with the reason
         session.commit()
+        _end(_running(migration_id, token), MigrationState.ERROR, f"cannot start: {exc}")
         return "error"
     session.commit()
     runner = _Runner(migration_id, token)
@@ -303,13 +320,12 @@ def reap(now=None) -> dict:
     now = now or utcnow()
     stale = now - timedelta(seconds=current_app.config["MIGRATION_STALE_SECONDS"])
     session = db.session
-    lost = session.execute(
-        sql_update(MigrationRow)
-        .where(MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
-               MigrationRow.heartbeat_at < stale)
-        .values(state=MigrationState.ERROR.value, error="worker lost", finished_at=now, updated_at=now)
-    ).rowcount
-    session.commit()
+    silent = session.execute(select(MigrationRow.id, MigrationRow.job_id).where(
+        MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
+        MigrationRow.heartbeat_at < stale)).all()
+    session.rollback()
+    lost = sum(_end(_running(m.id, m.job_id) & (MigrationRow.heartbeat_at < stale), MigrationState.ERROR,
+                    "worker lost", now) for m in silent)
     waiting = session.scalars(select(MigrationRow).where(
         MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_(None),
         MigrationRow.queued_at < stale)).all()
@@ -320,7 +336,7 @@ def reap(now=None) -> dict:
             _enqueue(row)
             requeued += 1
         elif status == JobStatus.FAILED:
-            _finish_row(row, MigrationState.ERROR, "the worker failed before it started the copy")
+            _end(_running(row.id, row.job_id), MigrationState.ERROR, "the worker failed before it started the copy")
     session.commit()
     return {"lost": lost, "requeued": requeued}
 

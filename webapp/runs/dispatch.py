@@ -18,7 +18,9 @@ from sqlalchemy import select
 from sqlalchemy import update as sql_update
 
 from ..db import utcnow
+from ..domain.events import EventSource
 from ..domain.runs import RunState
+from ..events import services as events
 from ..extensions import db, queues
 from ..models import RunRow
 from .locks import EnvironmentLock
@@ -79,16 +81,32 @@ def safe_dispatch(environment_id: int) -> None:
         log.warning("could not dispatch environment %s now: %s", environment_id, exc)
 
 
-def finish(run_id: int, token: str, **values) -> bool:
-    """Record a final state, fenced: only the holder of ``token`` for a run not yet final may write it."""
+def finish(run_id: int, token: str | None, **values) -> bool:
+    """Record a final state, fenced: only the holder of ``token`` (None: a run never given its
+    environment) may end a run not yet final. The run's user is notified in the same transaction."""
     values.setdefault("finished_at", utcnow())
-    written = db.session.execute(
+    holder = RunRow.lock_token.is_(None) if token is None else RunRow.lock_token == token
+    run = db.session.execute(
         sql_update(RunRow)
-        .where(RunRow.id == run_id, RunRow.lock_token == token, RunRow.state.in_((QUEUED, RUNNING)))
+        .where(RunRow.id == run_id, holder, RunRow.state.in_((QUEUED, RUNNING)))
         .values(**values)
-    ).rowcount
+        .returning(RunRow.username, RunRow.environment_id, RunRow.summary)
+    ).first()
+    event = run and events.notify(run.username, _ended(run_id, run, values), EventSource.RUN, "runs.detail",
+                                  run_id=run_id)
     db.session.commit()
-    return bool(written)
+    if event:
+        events.queue(event.id)
+    return run is not None
+
+
+def _ended(run_id: int, run, values: dict) -> str:
+    state, summary = values["state"], values.get("summary") or run.summary
+    text = f"Test run #{run_id} on environment {run.environment_id} ended {state}"
+    if summary and summary.get("total"):
+        text += (f": {summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors, "
+                 f"{summary['skipped']} skipped")
+    return text + (f" ({values['error']})" if values.get("error") and state != "cancelled" else ".")
 
 
 def release(environment_id: int, token: str) -> None:

@@ -93,7 +93,7 @@ def list_page(page: int, per_page: int, filters: Mapping[str, Any] | None = None
     stmt = select(RunRow).order_by(RunRow.id.desc())
     for name, value in (filters or {}).items():
         stmt = stmt.where(getattr(RunRow, name) == value)
-    return paginate(db.session, stmt, page, per_page)
+    return paginate(db.session, stmt, page, per_page, key=RunRow.id)
 
 
 def queue_positions(rows: list[RunRow]) -> dict[int, int]:
@@ -146,11 +146,7 @@ def cancel(run_id: int) -> RunRow:
     session = db.session
     if row.state == RunState.QUEUED.value:
         token, job_id = row.lock_token, row.job_id
-        done = session.execute(sql_update(RunRow).where(RunRow.id == run_id, RunRow.state == RunState.QUEUED.value)
-                               .values(state=RunState.CANCELLED.value, error="cancelled",
-                                       finished_at=utcnow())).rowcount
-        session.commit()
-        if done:
+        if dispatch.finish(run_id, token, state=RunState.CANCELLED.value, error="cancelled"):
             if token:  # it held the environment while waiting for a worker: hand it on
                 _drop_job(job_id)
                 dispatch.release(row.environment_id, token)
@@ -177,12 +173,13 @@ def _drop_job(job_id: str | None) -> None:
 
 def log_slice(run_id: int, offset: int) -> dict:
     row = get(run_id)
-    chunks = db.session.execute(select(RunLogChunk.start, RunLogChunk.text).where(
-        RunLogChunk.run_id == run_id, RunLogChunk.end > offset).order_by(RunLogChunk.start)).all()
-    text = "".join(c.text for c in chunks)[max(0, offset - chunks[0].start):] if chunks else ""
-    text = text[:LOG_PAGE]
     total = db.session.scalar(select(func.coalesce(func.max(RunLogChunk.end), 0)).where(RunLogChunk.run_id == run_id))
-    next_offset = max(offset, 0) + len(text) if chunks else min(offset, total)
+    start = min(max(offset, 0), total)  # an offset past the end (even past what the database can compare) reads ""
+    chunks = db.session.execute(select(RunLogChunk.start, RunLogChunk.text).where(
+        RunLogChunk.run_id == run_id, RunLogChunk.end > start).order_by(RunLogChunk.start)).all()
+    text = "".join(c.text for c in chunks)[max(0, start - chunks[0].start):] if chunks else ""
+    text = text[:LOG_PAGE]
+    next_offset = start + len(text)
     complete = RunState(row.state).is_final and next_offset >= total
     return {"text": text, "offset": offset, "next_offset": next_offset, "complete": complete}
 

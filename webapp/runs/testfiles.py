@@ -43,7 +43,7 @@ def list_files() -> list[dict]:
         if not root.path.is_dir():
             continue
         for directory, dirs, files in os.walk(root.path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
             found += [_entry(root, Path(directory) / f) for f in files if _TEST_NAME.match(f)]
     return sorted(found, key=lambda e: (e["directory"], e["path"]))
 
@@ -98,7 +98,10 @@ def _upload_directory(directory: str) -> str:
     if directory == SAMPLES or directory.startswith(SAMPLES + "/"):
         raise ValidationError.single("directory", "The sample directory is read-only: upload into a directory "
                                                   "of your own (a new name creates it).")
-    return directory[len(UPLOADS) + 1:] if directory.startswith(UPLOADS + "/") else directory
+    directory = directory[len(UPLOADS) + 1:] if directory.startswith(UPLOADS + "/") else directory
+    if directory == "__pycache__":  # Python's own cache directory: never listed, so never offered
+        raise ValidationError.single("directory", "__pycache__ is reserved by Python: choose another name.")
+    return directory
 
 
 def upload(filename: str, directory: str, data: bytes, overwrite: bool = False) -> dict:

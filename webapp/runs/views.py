@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, session, url_for
 
 from .. import inputs
+from ..domain.errors import ValidationError
 from ..forms import attempt
 from ..htmx import is_htmx, page_or_fragment
 from . import bp, pages, services
@@ -57,7 +58,12 @@ def cancel(run_id: int):
 
 @bp.post("/<int:run_id>/rerun")
 def rerun(run_id: int):
-    row = services.rerun(run_id)
+    try:
+        row = services.rerun(run_id)
+    except ValidationError as exc:  # e.g. the environment was disabled or a file deleted since
+        reasons = " ".join(m for messages in exc.fields.values() for m in messages) or exc.message
+        flash(f"This run cannot be run again: {reasons}", "error")
+        return redirect(url_for(".detail", run_id=run_id), 303)
     flash(f"Run #{row.id} queued with the same files and environment.", "success")
     return redirect(url_for(".detail", run_id=row.id), 303)
 

@@ -1,0 +1,72 @@
+"""Where a notification goes: the notification log, the in-app inbox and, when configured, a webhook."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..domain.events import notification_line
+from ..extensions import db
+from ..models import EventRow, NotificationRow
+
+WEBHOOK_ATTEMPTS = 3
+WEBHOOK_TIMEOUT = 5.0
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver; the message says why."""
+
+
+def write_log(event: EventRow) -> None:
+    """Append the delivery's line to DATA_DIR/notifications.log (one write, so lines never interleave)."""
+    path = Path(current_app.config["DATA_DIR"]) / "notifications.log"
+    line = notification_line(event.id, event.user_id, event.description) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def add_to_inbox(event: EventRow) -> None:
+    """One inbox entry per event, however often the event is delivered."""
+    session = db.session
+    if session.scalar(select(NotificationRow.id).where(NotificationRow.event_id == event.id)) is None:
+        session.add(NotificationRow(event_id=event.id, user_id=event.user_id, text=event.description, link=event.link))
+
+
+def signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_webhook(event_json: dict, sleep=time.sleep) -> None:
+    """POST the event as JSON, signed; 3 attempts with growing delays (0.5 s, then 1 s); else DeliveryError."""
+    url = current_app.config.get("NOTIFY_WEBHOOK_URL")
+    if not url:
+        return
+    body = json.dumps(event_json, sort_keys=True).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "Cutover-Notify/1",
+               "X-Cutover-Signature": signature(body, current_app.config.get("NOTIFY_WEBHOOK_SECRET") or "")}
+    reason = ""
+    for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+        try:
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:
+                if 200 <= response.status < 300:
+                    return
+                reason = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = str(getattr(exc, "reason", exc)) or exc.__class__.__name__
+        if attempt < WEBHOOK_ATTEMPTS:
+            sleep(0.5 * attempt)
+    raise DeliveryError(f"webhook failed after {WEBHOOK_ATTEMPTS} attempts: {reason}")

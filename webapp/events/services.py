@@ -1,0 +1,224 @@
+"""Events: record (then queue), deliver through the channels, mark processed; never lost, never resent."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from flask import current_app, url_for
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
+
+from ..db import utcnow
+from ..domain.errors import ImmutableFieldError, InvalidStateError, ValidationError
+from ..domain.events import EventSource, EventStatus, check_description, check_new, check_transition, check_user_id
+from ..errors import NotFound
+from ..extensions import db, queues
+from ..models import EventRow, NotificationRow
+from ..pagination import Page, paginate
+from . import channels
+
+log = logging.getLogger(__name__)
+PENDING = EventStatus.PENDING.value
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def as_json(row: EventRow) -> dict:
+    return {"id": row.id, "user_id": row.user_id, "description": row.description, "status": row.status,
+            "source": row.source, "link": row.link, "attempts": row.attempts, "last_error": row.last_error,
+            "created_at": _iso(row.created_at), "processed_at": _iso(row.processed_at)}
+
+
+def get(event_id: str) -> EventRow:
+    try:
+        key = str(uuid.UUID(event_id))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound("event") from None
+    row = db.session.get(EventRow, key)
+    if row is None:
+        raise NotFound("event")
+    return row
+
+
+def add(user_id: str, description: str, source: EventSource = EventSource.API, link: str | None = None) -> EventRow:
+    """Add an event to the current transaction; the caller commits, then calls ``queue``."""
+    row = EventRow(id=str(uuid.uuid4()), user_id=user_id, description=description, source=source.value, link=link,
+                   status=PENDING, attempts=0, created_at=utcnow(), queued_at=utcnow())
+    db.session.add(row)
+    return row
+
+
+def queue(event_id: str) -> None:
+    """Queue delivery; if Redis is away the event stays pending and the sweeper queues it later."""
+    try:
+        queues.get().enqueue("webapp.jobs.send_notification", event_id, job_id=f"event-{event_id}-{uuid.uuid4().hex[:6]}",
+                             job_timeout=60, result_ttl=60, failure_ttl=86400)
+    except RedisError as exc:
+        log.warning("event %s stays pending until Redis is back: %s", event_id, exc)
+
+
+def create(data: Any) -> EventRow:
+    clean = check_new(data)
+    row = add(clean["user_id"], clean["description"])
+    db.session.commit()  # committed before it is queued: nothing is lost if Redis is down
+    queue(row.id)
+    return row
+
+
+def notify(user_id: str | None, description: str, source: EventSource, endpoint: str, **values) -> EventRow | None:
+    """An event the app raises itself (a run or migration ended), linked to its page; caller commits."""
+    if not user_id:
+        return None
+    return add(user_id[:128], description[:2000], source, page_url(endpoint, **values))
+
+
+def page_url(endpoint: str, **values) -> str:
+    """A page's path, also from a worker (no request there)."""
+    with current_app.test_request_context("/"):
+        return url_for(endpoint, **values)
+
+
+def list_page(page: int, per_page: int, filters: Mapping[str, str]) -> Page:
+    stmt = select(EventRow).order_by(EventRow.created_at.desc(), EventRow.id)
+    for name, value in filters.items():
+        stmt = stmt.where(getattr(EventRow, name) == value)
+    return paginate(db.session, stmt, page, per_page)
+
+
+def check_filters(args: Mapping[str, str]) -> dict:
+    filters = {}
+    if args.get("status"):
+        try:
+            filters["status"] = EventStatus(args["status"]).value
+        except ValueError:
+            raise ValidationError.single("status", "Status must be pending, processed or failed.") from None
+    if args.get("user_id"):
+        filters["user_id"] = args["user_id"]
+    return filters
+
+
+READ_ONLY = ("id", "source", "link", "attempts", "last_error", "created_at", "processed_at")
+
+
+def update(event_id: str, data: Any) -> EventRow:
+    """Edit user_id/description while pending; move status along its allowed transitions."""
+    row = get(event_id)
+    if not isinstance(data, Mapping):
+        raise ValidationError.single("", "The body must be an object.")
+    current = as_json(row)
+    changed = {n: ["This field cannot be changed."] for n in READ_ONLY if n in data and data[n] != current[n]}
+    if changed:
+        raise ImmutableFieldError(changed, "Fields that cannot be changed were sent with new values.")
+    status = EventStatus(row.status)
+    edits = {}
+    fields = {}
+    for name, check in (("user_id", check_user_id), ("description", check_description)):
+        if name in data and data[name] != current[name]:
+            try:
+                edits[name] = check(data[name])
+            except ValidationError as exc:
+                fields.update(exc.fields)
+    target = check_transition(status, data["status"]) if "status" in data else status
+    if fields:
+        raise ValidationError(fields)
+    if edits and status is not EventStatus.PENDING:
+        raise InvalidStateError(f"Only a pending event can be edited; this one is {status.value}.")
+    session = db.session
+    values = dict(edits)
+    if target is not status:
+        values.update(status=target.value, processed_at=utcnow() if target is EventStatus.PROCESSED else None)
+        if target is EventStatus.PENDING:
+            values.update(queued_at=utcnow(), last_error=None)
+    if values:
+        written = session.execute(sql_update(EventRow).where(EventRow.id == row.id, EventRow.status == status.value)
+                                  .values(**values)).rowcount
+        session.commit()
+        if not written:
+            raise InvalidStateError("The event changed meanwhile (a worker delivered it); read it again.")
+        session.refresh(row)
+        if target is EventStatus.PENDING and status is not EventStatus.PENDING:
+            queue(row.id)
+    return row
+
+
+def deliver(event_id: str) -> str:
+    """The job: deliver a pending event through every channel, then mark it processed (or failed)."""
+    session = db.session
+    row = session.get(EventRow, event_id)
+    if row is None or row.status != PENDING:
+        return "skipped"  # processed events are never sent again
+    event = as_json(row)
+    attempts = row.attempts + 1
+    try:
+        channels.post_webhook(event)
+    except channels.DeliveryError as exc:
+        session.execute(sql_update(EventRow).where(EventRow.id == event_id, EventRow.status == PENDING).values(
+            status=EventStatus.FAILED.value, attempts=attempts, last_error=str(exc)))
+        session.commit()
+        return "failed"
+    channels.write_log(row)
+    channels.add_to_inbox(row)
+    session.execute(sql_update(EventRow).where(EventRow.id == event_id, EventRow.status == PENDING).values(
+        status=EventStatus.PROCESSED.value, attempts=attempts, processed_at=utcnow(), last_error=None))
+    session.commit()
+    return "processed"
+
+
+def sweep(now: datetime | None = None) -> int:
+    """Maintenance: queue again events pending for longer than EVENT_SWEEP_SECONDS (lost with Redis or a worker)."""
+    now = now or utcnow()
+    stale = now - timedelta(seconds=current_app.config["EVENT_SWEEP_SECONDS"])
+    session = db.session
+    ids = list(session.scalars(select(EventRow.id).where(EventRow.status == PENDING, EventRow.queued_at < stale)
+                               .limit(1000)))
+    if ids:
+        session.execute(sql_update(EventRow).where(EventRow.id.in_(ids), EventRow.status == PENDING)
+                        .values(queued_at=now))
+    session.commit()
+    for event_id in ids:
+        queue(event_id)
+    return len(ids)
+
+
+# --- the inbox -------------------------------------------------------------------------------------
+
+def inbox(user_id: str, limit: int = 100) -> list[NotificationRow]:
+    return list(db.session.scalars(select(NotificationRow).where(NotificationRow.user_id == user_id)
+                                   .order_by(NotificationRow.id.desc()).limit(limit)))
+
+
+def unread_count(user_id: str | None) -> int:
+    if not user_id:
+        return 0
+    return db.session.scalar(select(func.count()).select_from(NotificationRow).where(
+        NotificationRow.user_id == user_id, NotificationRow.read_at.is_(None))) or 0
+
+
+def mark_read(user_id: str) -> None:
+    db.session.execute(sql_update(NotificationRow).where(NotificationRow.user_id == user_id,
+                                                         NotificationRow.read_at.is_(None)).values(read_at=utcnow()))
+    db.session.commit()
+
+
+def remember_user(session: dict, user_id: str | None) -> str | None:
+    """The inbox's user: the one asked for (remembered for the nav badge), else the remembered one."""
+    if user_id and user_id.strip():
+        session["username"] = user_id.strip()[:128]
+    return session.get("username")
+
+
+def open_inbox(user_id: str | None) -> list[NotificationRow]:
+    """The user's notifications, newest first; opening the inbox marks them read."""
+    if not user_id:
+        return []
+    items = inbox(user_id)
+    unread = {n.id for n in items if n.read_at is None}
+    mark_read(user_id)
+    for item in items:
+        item.unread = item.id in unread
+    return items

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+
+from .. import inputs
+from ..htmx import page_or_fragment
+from . import bp, services
+from .forms import EventForm
+
+
+@bp.get("/events/")
+def index():
+    filters = services.check_filters(request.args)
+    page = services.list_page(*inputs.page(request.args), filters)
+    return page_or_fragment("events/index.html", "events/_table.html", page=page, filters=filters)
+
+
+@bp.route("/events/new", methods=["GET", "POST"])
+def create():
+    form = EventForm(data={"user_id": session.get("username", "")})
+    if row := form.submit(services.create):
+        flash("Event recorded; a worker delivers it now.", "success")
+        return redirect(url_for(".detail", event_id=row.id), 303)
+    return render_template("events/new.html", form=form), form.status
+
+
+@bp.get("/events/<event_id>")
+def detail(event_id: str):
+    return page_or_fragment("events/detail.html", "events/_event.html", event=services.get(event_id))
+
+
+@bp.get("/inbox")
+def inbox():
+    user_id = services.remember_user(session, request.args.get("user_id"))
+    return render_template("events/inbox.html", user_id=user_id, items=services.open_inbox(user_id))
+
+
+@bp.get("/inbox/badge")
+def badge():
+    return render_template("events/_badge.html")
+
+
+@bp.app_context_processor
+def inbox_badge():
+    """The nav badge: unread notifications of the user remembered in the session."""
+    user_id = session.get("username")
+    return {"inbox_user": user_id, "inbox_unread": lambda: services.unread_count(user_id)}
