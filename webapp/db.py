@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import click
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -37,6 +38,11 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime}
+
+
+def update(entity):
+    """An UPDATE that skips the ORM's in-session synchronisation: callers refresh what they keep."""
+    return sql_update(entity).execution_options(synchronize_session=False)
 
 
 def make_engine(url: str) -> Engine:

@@ -5,8 +5,8 @@ from typing import Any, Mapping
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy import update as sql_update
 
+from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import ValidationError
 from ..domain.runs import RunState

@@ -9,12 +9,12 @@ from typing import Any, Mapping
 from flask import current_app, url_for
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
-from sqlalchemy import update as sql_update
 
+from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import ImmutableFieldError, InvalidStateError, ValidationError
 from ..domain.events import EventSource, EventStatus, check_description, check_new, check_transition, check_user_id
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..extensions import db, queues
 from ..models import EventRow, NotificationRow
 from ..pagination import Page, paginate
@@ -127,7 +127,8 @@ def update(event_id: str, data: Any) -> EventRow:
     if fields:
         raise ValidationError(fields)
     if edits and status is not EventStatus.PENDING:
-        raise InvalidStateError(f"Only a pending event can be edited; this one is {status.value}.")
+        message = f"Only a pending event can be edited; this one is {status.value}."
+        raise Conflict("invalid_transition", message, {name: [message] for name in edits})
     session = db.session
     values = dict(edits)
     if target is not status:

@@ -12,9 +12,9 @@ from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
-from sqlalchemy import update as sql_update
 
 from .. import inputs
+from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, SystemVolumeRequired
 from ..domain.events import EventSource

@@ -15,8 +15,8 @@ from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import select
-from sqlalchemy import update as sql_update
 
+from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.events import EventSource
 from ..domain.runs import RunState

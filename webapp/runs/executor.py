@@ -16,9 +16,9 @@ from pathlib import Path
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
-from sqlalchemy import update as sql_update
 from sqlalchemy.orm import sessionmaker
 
+from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.runs import LogCap, RunState, outcome, parse_junit
 from ..extensions import db, queues

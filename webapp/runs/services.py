@@ -6,8 +6,8 @@ from typing import Any, Mapping
 from redis.exceptions import RedisError
 from rq.job import Job
 from sqlalchemy import func, select
-from sqlalchemy import update as sql_update
 
+from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, ValidationError
 from ..domain.runs import RunState, check_environment_id, check_test_files, check_username
