@@ -6,7 +6,7 @@ from typing import Any, Callable
 from flask_wtf import FlaskForm
 
 from .domain.errors import DomainError, ValidationError
-from .errors import ApiError
+from .errors import ApiError, from_domain
 
 
 class ServiceForm(FlaskForm):
@@ -22,6 +22,7 @@ class ServiceForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.form_errors: list[str] = []
         self.refused = False
+        self.refused_status: int | None = None
 
     def field_for(self, path: str):
         name = self.FIELD_PATHS.get(path, path)
@@ -47,10 +48,12 @@ class ServiceForm(FlaskForm):
             return action(self.payload())
         except ValidationError as exc:
             self.show_errors(exc)
-        except ApiError as exc:
-            if exc.status not in (409, 422):
+        except (ApiError, DomainError) as exc:  # e.g. a duplicate IP (409) or a file too large (413)
+            refusal = exc if isinstance(exc, ApiError) else from_domain(exc)
+            if refusal.status not in (409, 413, 422):
                 raise
-            self.show_errors(ValidationError(exc.fields, exc.message))
+            self.show_errors(ValidationError(refusal.fields, refusal.message))
+            self.refused_status = 413 if refusal.status == 413 else None  # a form answers 422 otherwise
         return None
 
     def wants_save(self) -> bool:
@@ -61,7 +64,7 @@ class ServiceForm(FlaskForm):
 
     @property
     def status(self) -> int:
-        return 422 if self.refused else 200
+        return (self.refused_status or 422) if self.refused else 200
 
 
 def clean_int(value: str | None):

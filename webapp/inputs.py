@@ -12,6 +12,7 @@ from .domain.migration import Credentials, Migration, MigrationTarget, MountPoin
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
+MAX_ID = 2**63 - 1  # the largest key a database stores (SQLite raises OverflowError beyond it)
 
 
 class _Errors:
@@ -130,7 +131,7 @@ def migration(
         if isinstance(source_id, bool) or not isinstance(source_id, int):
             errors.add("source_id", "Choose a source workload (its id).")
         else:
-            source = load_source(source_id)
+            source = load_source(source_id) if 1 <= source_id <= MAX_ID else None
             if source is None:
                 errors.add("source_id", f"No workload has id {source_id}.")
     target_data = data.get("target", {} if existing else None)

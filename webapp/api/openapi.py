@@ -16,11 +16,11 @@ from markupsafe import Markup, escape
 from ..domain.events import DESCRIPTION_MAX, USER_ID_MAX, EventSource, EventStatus
 from ..domain.migration import CloudType, MigrationState
 from ..domain.runs import ENVIRONMENT_IDS, MAX_FILES, USERNAME_MAX, RunState
-from ..inputs import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from ..inputs import DEFAULT_PER_PAGE, MAX_ID, MAX_PER_PAGE
 from . import bp
 
-JSON, XML, TEXT, HTML, MULTIPART = "application/json", "application/xml", "text/plain", "text/html", "multipart/form-data"
-MAX_ID = 2**63 - 1  # the largest key the databases store
+JSON, XML, TEXT, HTML = "application/json", "application/xml", "text/plain", "text/html"
+MULTIPART = "multipart/form-data"
 
 Schema = dict[str, Any]
 
@@ -190,7 +190,8 @@ def schemas() -> dict[str, Schema]:
                                       description="While queued: 1 = next in line, 0 = given the environment."),
             "exit_code": integer(nullable=True), "summary": ref("RunSummary"), "tests": array(ref("TestResult")),
             "error": string(nullable=True), "created_at": timestamp(), "started_at": timestamp(nullable=True),
-            "finished_at": timestamp(nullable=True), "duration": number(nullable=True, minimum=0, description="seconds"),
+            "finished_at": timestamp(nullable=True),
+            "duration": number(nullable=True, minimum=0, description="seconds"),
         }),
         "RunInput": obj({
             "username": string(minLength=1, maxLength=USERNAME_MAX, pattern=r"\S", description="Trimmed, printable."),
@@ -207,7 +208,8 @@ def schemas() -> dict[str, Schema]:
                          "size": integer(minimum=0, description="bytes"),
                          "uploaded": boolean(description="False for the shipped, read-only samples.")}),
         "TestFileUpload": obj({
-            "file": string(contentMediaType="text/x-python", description="test_*.py or *_test.py, at most 1 MiB."),
+            "file": string(contentMediaType="application/octet-stream",
+                           description="A Python file named test_*.py or *_test.py, at most 1 MiB of UTF-8."),
             "directory": string(examples=["smoke"], description="a-z, 0-9, _ and -; a new name creates it."),
             "overwrite": string(examples=["true"], description="true, 1, yes or on to replace an existing file."),
         }, ["file", "directory"], closed=False),
@@ -319,7 +321,8 @@ def _workload_paths() -> dict:
                 "200": ok("One page of workloads, by id.", ref("WorkloadPage")), **errors(422)}, params=PAGING),
             "post": operation("createWorkload", "workloads", "Create a workload", {
                 "201": created("The new workload.", ref("Workload")),
-                **errors(400, 409, 413, 422, c409=["duplicate_ip"], t409="Another workload has this IP (`duplicate_ip`).")},
+                **errors(400, 409, 413, 422, c409=["duplicate_ip"],
+                         t409="Another workload has this IP (`duplicate_ip`).")},
                 body=json_body(ref("WorkloadInput"))),
         },
         "/api/v1/workloads/{workload_id}": {
@@ -437,10 +440,14 @@ def _test_file_paths() -> dict:
                 "200": ok("Samples and uploads, by directory then path.", array(ref("TestFile")))}),
             "post": operation("uploadTestFile", "test files", "Upload a test file", {
                 "201": created("The stored file; `Location` is the list.", ref("TestFile")),
-                **errors(400, 409, 413, 422, c400=["bad_request"], t400="The multipart body cannot be read.",
-                         c409=["file_exists"], t409="The file exists and `overwrite` was not set (`file_exists`).")},
+                **errors(409, 413, 422, c409=["file_exists"],
+                         t409="The file exists and `overwrite` was not set (`file_exists`).")},
                 body={"required": True, "content": {MULTIPART: {
-                    "schema": ref("TestFileUpload"), "encoding": {"file": {"contentType": "text/x-python"}}}}}),
+                    "schema": ref("TestFileUpload"), "encoding": {"file": {
+                        "contentType": "text/x-python, application/octet-stream",
+                        "headers": {"Content-Disposition": {
+                            "schema": string(), "description": "The file name is the test module's name.",
+                            "example": 'form-data; name="file"; filename="test_login.py"'}}}}}}}),
         },
         "/api/v1/test-files/{path}": {
             "delete": operation("deleteTestFile", "test files", "Delete an uploaded test file", {
@@ -537,8 +544,8 @@ def _document() -> dict:
         "paths": paths,
         "components": {
             "schemas": schemas(),
-            "responses": {"MethodNotAllowed": error(405, ["method_not_allowed"],
-                                                    "The path does not offer this method (`Allow` lists those it does).")},
+            "responses": {"MethodNotAllowed": error(
+                405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
         },
     }
 
@@ -578,7 +585,8 @@ def type_text(schema: Schema | None) -> str:
 def limits_text(schema: Schema) -> str:
     words = {"minimum": "≥ {}", "maximum": "≤ {}", "minLength": "length ≥ {}", "maxLength": "length ≤ {}",
              "minItems": "≥ {} items", "maxItems": "≤ {} items", "default": "default {}"}
-    parts = [text.format(schema[key]) for key, text in words.items() if key in schema]
+    parts = [text.format("2^63 - 1" if schema[key] == MAX_ID else schema[key])
+             for key, text in words.items() if key in schema]
     if schema.get("uniqueItems"):
         parts.append("unique")
     return ", ".join(parts)
@@ -638,6 +646,11 @@ def linker(names):
     return link
 
 
+def prose(text: str) -> Markup:
+    """A description as HTML: `code` spans become <code>, everything else is escaped."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text or ""))))
+
+
 @bp.get("/openapi.json")
 def openapi_json():
     return document()
@@ -649,7 +662,7 @@ def docs():
     endpoints = _endpoints(doc)
     tags = [t["name"] for t in doc["tags"]]
     groups = [(tag, [e for e in endpoints if e["tag"] == tag]) for tag in tags]
-    models = [{"name": name, "type": type_text(s), "description": s.get("description", ""), "fields": fields(s)}
-              for name, s in doc["components"]["schemas"].items()]
+    models = [{"name": name, "type": type_text(s), "description": s.get("description", ""), "fields": fields(s),
+               "closed": s.get("additionalProperties") is False} for name, s in doc["components"]["schemas"].items()]
     return render_template("api/docs.html", info=doc["info"], version=doc["openapi"], groups=groups, models=models,
-                           schema_link=linker(doc["components"]["schemas"]))
+                           schema_link=linker(doc["components"]["schemas"]), prose=prose)

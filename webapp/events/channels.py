@@ -29,6 +29,7 @@ def write_log(event: EventRow) -> None:
     """Append the delivery's line to DATA_DIR/notifications.log (one write, so lines never interleave)."""
     path = Path(current_app.config["DATA_DIR"]) / "notifications.log"
     line = notification_line(event.id, event.user_id, event.description) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)  # DATA_DIR need not exist yet (secrets given by env)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     try:
         os.write(fd, line.encode("utf-8"))
@@ -65,7 +66,7 @@ def post_webhook(event_json: dict, sleep=time.sleep) -> None:
                 reason = f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed URL
             reason = str(getattr(exc, "reason", exc)) or exc.__class__.__name__
         if attempt < WEBHOOK_ATTEMPTS:
             sleep(0.5 * attempt)

@@ -97,7 +97,8 @@ class LogWriter(threading.Thread):
                 while not self.lines.empty() and parts[-1] is not None and sum(map(len, parts)) < 256_000:
                     parts.append(self.lines.get_nowait())
                 done = parts[-1] is None
-                text = self.cap.feed("".join(p for p in parts if p))
+                # PostgreSQL text cannot hold NUL: show it as the replacement character
+                text = self.cap.feed("".join(p for p in parts if p).replace("\x00", "\ufffd"))
                 if text:
                     session.add(RunLogChunk(run_id=self.run_id, start=self.size, end=self.size + len(text), text=text))
                     self.size += len(text)

@@ -1,0 +1,213 @@
+"""The test files API: the shipped samples, uploads (every refusal), overwrite, delete, and running an upload."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+QUICK = b"def test_quick():\n    assert sum(range(10)) == 45\n"
+SAMPLES = sorted(p.name for p in (ROOT / "sample_tests").glob("test_*.py"))
+
+
+def error_code(response) -> str:
+    assert response.is_json, response.data[:200]
+    body = response.json["error"]
+    assert set(body) == {"code", "message", "fields"} and body["message"]
+    return body["code"]
+
+
+def upload(client, name="test_quick.py", body=QUICK, directory="smoke", **form):
+    return client.post("/api/v1/test-files", data={"directory": directory, "file": (io.BytesIO(body), name), **form},
+                       content_type="multipart/form-data")
+
+
+def listing(client) -> dict[str, dict]:
+    response = client.get("/api/v1/test-files")
+    assert response.status_code == 200
+    return {entry["path"]: entry for entry in response.json}
+
+
+def uploaded_paths(client) -> list[str]:
+    return [path for path, entry in listing(client).items() if entry["uploaded"]]
+
+
+def test_the_shipped_samples_are_listed_read_only_with_their_sizes(client):
+    response = client.get("/api/v1/test-files")
+    assert response.status_code == 200
+    entries = response.json
+    assert [e["path"] for e in entries] == [f"sample_tests/{name}" for name in SAMPLES]
+    for entry in entries:
+        assert set(entry) == {"path", "directory", "size", "uploaded"}
+        assert entry["directory"] == "sample_tests" and entry["uploaded"] is False
+        assert entry["size"] == (ROOT / entry["path"]).stat().st_size
+
+
+def test_an_upload_is_201_listed_at_once_grouped_by_its_directory_and_runs(client, work):
+    response = upload(client)
+    assert response.status_code == 201, response.json
+    assert response.json == {"path": "uploads/smoke/test_quick.py", "directory": "uploads/smoke",
+                             "size": len(QUICK), "uploaded": True}
+    assert listing(client)["uploads/smoke/test_quick.py"] == response.json
+    assert upload(client, "other_test.py", directory="uploads/smoke").status_code == 201  # same directory, prefixed
+    assert upload(client, directory="team-7_b").status_code == 201
+    paths = list(listing(client))
+    assert paths[-3:] == ["uploads/smoke/other_test.py", "uploads/smoke/test_quick.py", "uploads/team-7_b/test_quick.py"]
+    assert all(p.startswith("sample_tests/") for p in paths[:-3])  # sorted by directory, then name
+
+    run = client.post("/api/v1/runs", json={"username": "qa", "environment_id": 1,
+                                            "test_files": ["uploads/smoke/test_quick.py"]})
+    assert run.status_code == 201, run.json
+    work()
+    done = client.get(f"/api/v1/runs/{run.json['id']}").json
+    assert done["state"] == "success"
+    assert done["tests"][0]["nodeid"] == "uploads/smoke/test_quick.py::test_quick"
+
+
+def test_the_list_is_read_from_disk_on_every_request(app, client):
+    folder = Path(app.config["UPLOADS_DIR"]) / "by-hand"
+    folder.mkdir(parents=True)
+    (folder / "test_dropped.py").write_bytes(QUICK)
+    (folder / "helper.py").write_bytes(QUICK)  # not a test module: never listed
+    assert uploaded_paths(client) == ["uploads/by-hand/test_dropped.py"]
+    (folder / "test_dropped.py").unlink()
+    assert uploaded_paths(client) == []
+
+
+SYNTAX_ERROR = b"def test_a():\n    assert True\n\ndef test_b(:\n    pass\n"
+BAD_INDENT = b"def test_a():\npass\n"
+
+
+@pytest.mark.parametrize("name, directory, body, field, message", [
+    ("conftest.py", "smoke", QUICK, "file", "conftest.py cannot be uploaded"),
+    ("pytest.ini", "smoke", b"[pytest]\n", "file", "Config files"),
+    ("setup.cfg", "smoke", b"[tool:pytest]\n", "file", "Config files"),
+    ("pyproject.toml", "smoke", b"[tool.pytest.ini_options]\n", "file", "Config files"),
+    ("tox.ini", "smoke", b"[pytest]\n", "file", "Config files"),
+    ("../test_escape.py", "smoke", QUICK, "file", "may not contain '..'"),
+    ("test_..py", "smoke", QUICK, "file", "may not contain '..'"),
+    ("/tmp/test_abs.py", "smoke", QUICK, "file", "Absolute paths are not allowed"),
+    ("sub/test_nested.py", "smoke", QUICK, "file", "path separators"),
+    ("helpers.py", "smoke", QUICK, "file", "named test_*.py or *_test.py"),
+    ("test_quick.txt", "smoke", QUICK, "file", "named test_*.py or *_test.py"),
+    ("test quick.py", "smoke", QUICK, "file", "may only use A–Z"),
+    ("test_é.py", "smoke", QUICK, "file", "may only use A–Z"),
+    ("test_a.b.py", "smoke", QUICK, "file", "Only the .py may have a dot"),
+    ("test_quick.py", "Smoke", QUICK, "directory", "Directory names use a–z, 0–9, _ and -"),
+    ("test_quick.py", "x" * 41, QUICK, "directory", "at most 40 characters"),
+    ("test_quick.py", "../etc", QUICK, "directory", "Directory names use"),
+    ("test_quick.py", "uploads/../../x", QUICK, "directory", "Directory names use"),
+    ("test_quick.py", "/tmp", QUICK, "directory", "Directory names use"),
+    ("test_quick.py", "a/b", QUICK, "directory", "Directory names use"),
+    ("test_quick.py", "sample_tests", QUICK, "directory", "read-only"),
+    ("test_quick.py", "", QUICK, "directory", "Choose a directory"),
+    ("test_quick.py", "smoke", SYNTAX_ERROR, "file", "Not valid Python: invalid syntax on line 4."),
+    ("test_quick.py", "smoke", BAD_INDENT, "file", "on line 2"),
+    ("test_quick.py", "smoke", b"def test_x():\n    assert '\xff' \n", "file", "not UTF-8"),
+    ("test_quick.py", "smoke", b"x = 1\0\n", "file", "null bytes"),
+])
+def test_refused_uploads_are_422_on_their_field_and_store_nothing(app, client, name, directory, body, field, message):
+    response = upload(client, name, body, directory)
+    assert response.status_code == 422
+    assert error_code(response) == "validation_error"
+    assert any(message in m for m in response.json["error"]["fields"][field]), response.json
+    assert uploaded_paths(client) == []
+    uploads = Path(app.config["UPLOADS_DIR"])
+    assert not uploads.exists() or not any(p.is_file() for p in uploads.rglob("*"))
+
+
+@pytest.mark.parametrize("raw_name, message", [
+    (rb"sub\\test_nested.py", "path separators"),
+    (rb"C:\\temp\\test_abs.py", "Absolute paths are not allowed"),
+    (rb"\\\\server\\share\\test_unc.py", "Absolute paths are not allowed"),
+])
+def test_windows_paths_as_a_browser_sends_them_are_refused(client, raw_name, message):
+    """The body is written by hand: Werkzeug reads a backslash in a quoted file name as an escape."""
+    body = (b'--XX\r\nContent-Disposition: form-data; name="directory"\r\n\r\nsmoke\r\n'
+            b'--XX\r\nContent-Disposition: form-data; name="file"; filename="' + raw_name + b'"\r\n'
+            b"Content-Type: text/x-python\r\n\r\n" + QUICK + b"\r\n--XX--\r\n")
+    response = client.post("/api/v1/test-files", data=body, content_type="multipart/form-data; boundary=XX")
+    assert response.status_code == 422
+    assert any(message in m for m in response.json["error"]["fields"]["file"]), response.json
+    assert uploaded_paths(client) == []
+
+
+def test_a_missing_file_or_directory_field_is_422(client):
+    response = client.post("/api/v1/test-files", data={"directory": "smoke"}, content_type="multipart/form-data")
+    assert response.status_code == 422 and "file" in response.json["error"]["fields"]
+    response = client.post("/api/v1/test-files", data={"file": (io.BytesIO(QUICK), "test_quick.py")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422 and "directory" in response.json["error"]["fields"]
+
+
+def test_at_most_one_mebibyte_is_accepted(client):
+    padding = b"# " + b"x" * 100 + b"\n"
+    exact = QUICK + padding * ((1024 * 1024 - len(QUICK)) // len(padding))
+    exact += b"#" * (1024 * 1024 - len(exact) - 1) + b"\n"
+    assert len(exact) == 1024 * 1024
+    ok = upload(client, "test_big.py", exact)
+    assert ok.status_code == 201 and ok.json["size"] == 1024 * 1024
+    too_big = upload(client, "test_bigger.py", exact + b"\n")
+    assert too_big.status_code == 413
+    assert error_code(too_big) == "too_large" and "1 MiB" in too_big.json["error"]["message"]
+    huge = upload(client, "test_huge.py", exact * 3)  # over the request limit: refused before it is read
+    assert huge.status_code == 413 and error_code(huge) == "too_large"
+    assert uploaded_paths(client) == ["uploads/smoke/test_big.py"]
+
+
+def test_an_existing_name_is_409_unless_overwrite_is_true(app, client):
+    assert upload(client).status_code == 201
+    changed = QUICK + b"\n\ndef test_more():\n    pass\n"
+    for overwrite in ({}, {"overwrite": "false"}):
+        response = upload(client, body=changed, **overwrite)
+        assert response.status_code == 409 and error_code(response) == "file_exists"
+        assert "file" in response.json["error"]["fields"]
+    target = Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py"
+    assert target.read_bytes() == QUICK
+    response = upload(client, body=changed, overwrite="true")
+    assert response.status_code == 201 and response.json["size"] == len(changed)
+    assert target.read_bytes() == changed
+    assert listing(client)["uploads/smoke/test_quick.py"]["size"] == len(changed)
+    assert [p.name for p in target.parent.iterdir()] == ["test_quick.py"]  # no temporary file left behind
+
+
+def test_a_byte_order_mark_is_accepted(client):
+    response = upload(client, body=b"\xef\xbb\xbf" + QUICK)
+    assert response.status_code == 201
+
+
+def test_delete_removes_an_upload_which_can_then_no_longer_be_run(app, client):
+    upload(client)
+    upload(client, "test_other.py")
+    assert client.delete("/api/v1/test-files/uploads/smoke/test_quick.py").status_code == 204
+    assert uploaded_paths(client) == ["uploads/smoke/test_other.py"]
+    assert not (Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py").exists()
+    response = client.post("/api/v1/runs", json={"username": "qa", "environment_id": 1,
+                                                 "test_files": ["uploads/smoke/test_quick.py"]})
+    assert response.status_code == 422 and "test_files" in response.json["error"]["fields"]
+    again = client.delete("/api/v1/test-files/uploads/smoke/test_quick.py")
+    assert again.status_code == 404 and error_code(again) == "not_found"
+    assert client.delete("/api/v1/test-files/uploads/smoke/test_other.py").status_code == 204
+    assert uploaded_paths(client) == []
+    assert upload(client).status_code == 201  # the emptied directory can be used again
+
+
+@pytest.mark.parametrize("path", [
+    "uploads/smoke/test_nope.py", "uploads/../sample_tests/test_passing.py", "sample_tests/test_nope.py",
+    "uploads/smoke", "nothing/test_quick.py", "uploads/smoke/../../webapp/config.py",
+])
+def test_deleting_something_unknown_is_404_and_touches_nothing(client, path):
+    upload(client)
+    response = client.delete(f"/api/v1/test-files/{path}")
+    assert response.status_code == 404 and error_code(response) == "not_found"
+    assert uploaded_paths(client) == ["uploads/smoke/test_quick.py"]
+    assert "sample_tests/test_passing.py" in listing(client)
+
+
+def test_shipped_samples_are_read_only(client):
+    response = client.delete("/api/v1/test-files/sample_tests/test_passing.py")
+    assert response.status_code == 403 and error_code(response) == "read_only"
+    assert (ROOT / "sample_tests" / "test_passing.py").exists()
+    assert "sample_tests/test_passing.py" in listing(client)
