@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from . import config as settings
 from .errors import register_error_handlers
@@ -14,6 +15,7 @@ from .htmx import add_vary
 def create_app(config: dict | None = None) -> Flask:
     """Build the app. Tests pass their own ``config``; everything else comes from the environment."""
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.url_map.converters["int"] = IdConverter
     app.config.update(settings.load(config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -37,6 +39,12 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(bp)
     csrf.exempt(api_bp)
     return app
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` ids that fit a database key (at most 18 digits): a longer one is simply not found."""
+
+    regex = r"\d{1,18}"
 
 
 def _security_headers(response):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from .domain.errors import DomainError, ImmutableFieldError, InvalidStateError, SystemVolumeRequired, ValidationError
@@ -70,6 +71,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         return _api_error(from_domain(exc))
+
+    @app.errorhandler(DataError)
+    def _unstorable(exc: DataError):
+        from .extensions import db
+
+        db.session.rollback()
+        log.warning("refused unstorable input on %s: %s", request.path, exc.orig)
+        return _api_error(ApiError(422, "validation_error",
+                                   "A value is too long or contains characters that cannot be stored."))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -5,16 +5,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from ..errors import ApiError, NotFound
-from ..inputs import MAX_ID
-from . import bp
-
-
-@bp.url_value_preprocessor
-def _ids_in_range(endpoint, values) -> None:
-    """An id in the path too large for the database is simply not found (SQLite would raise OverflowError)."""
-    if any(isinstance(v, int) and v > MAX_ID for v in (values or {}).values()):
-        raise NotFound()
+from ..errors import ApiError
 
 
 def json_body(optional: bool = False) -> Any:

@@ -50,6 +50,8 @@ def normalise_volume(name: str) -> str:
 
 def normalise_ip(value: str) -> str:
     """The canonical text of an IPv4 or IPv6 address; ValueError if it is not one."""
+    if not isinstance(value, str) or "%" in value:  # a zone id (fe80::1%eth0) names an interface
+        raise ValueError(value)
     return ipaddress.ip_address(value.strip()).compressed
 
 
@@ -65,8 +67,12 @@ class Credentials:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 _collect(errors, name, f"{name.capitalize()} is required.")
+            elif len(value) > 255 or "\0" in value:
+                _collect(errors, name, f"{name.capitalize()} must be at most 255 characters, without NUL.")
         if not isinstance(self.domain, str):
             _collect(errors, "domain", "Domain must be text.")
+        elif len(self.domain) > 255 or "\0" in self.domain:
+            _collect(errors, "domain", "Domain must be at most 255 characters, without NUL.")
         if errors:
             raise ValidationError(errors)
 

@@ -63,7 +63,7 @@ def directories() -> list[str]:
 
 def resolve(path: str) -> tuple[Root, Path] | None:
     """The file behind an API path like ``sample_tests/test_x.py``, or None (never outside its root)."""
-    if not isinstance(path, str) or "\\" in path or not _TEST_NAME.match(path.rsplit("/", 1)[-1]):
+    if not isinstance(path, str) or "\\" in path or "\0" in path or not _TEST_NAME.match(path.rsplit("/", 1)[-1]):
         return None
     prefix, _, rest = path.partition("/")
     for root in roots():

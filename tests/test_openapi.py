@@ -1,0 +1,243 @@
+"""The OpenAPI document: it covers every API route, is valid OpenAPI 3.1, renders as /api/docs,
+and is true to the app — schemathesis calls every operation in-process and checks each answer."""
+from __future__ import annotations
+
+import io
+from collections import Counter
+import re
+import time
+
+import jsonschema_rs
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from conftest import make_migration, make_workload
+
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def app_operations(app) -> set[tuple[str, str]]:
+    """(path in OpenAPI syntax, METHOD) of every API rule and /ping."""
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") or rule.rule == "/ping":
+            path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+            found |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return found
+
+
+def documented_operations(doc: dict) -> set[tuple[str, str]]:
+    return {(path, method.upper()) for path, item in doc["paths"].items() for method in item
+            if method.upper() in METHODS}
+
+
+def test_every_api_route_is_documented_and_every_documented_operation_exists(app, client):
+    doc = client.get("/api/openapi.json").json
+    in_app, in_doc = app_operations(app), documented_operations(doc)
+    assert ("/api/v1/workloads/{workload_id}", "PATCH") in in_app  # the rule conversion works
+    assert in_app - in_doc == set(), "routes missing from the OpenAPI document"
+    assert in_doc - in_app == set(), "documented operations the app does not have"
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        if "$ref" in node:
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_the_document_is_valid_openapi_3_1(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    doc = response.json
+    assert doc["openapi"].startswith("3.1.")
+    schemathesis.openapi.from_dict(doc).validate()  # the OpenAPI 3.1 meta-schema (raises if invalid)
+    schemas = doc["components"]["schemas"]
+    for name, schema in schemas.items():
+        jsonschema_rs.meta.validate(schema)  # each one is a valid JSON Schema 2020-12
+    assert {"Workload", "WorkloadInput", "Migration", "MigrationInput", "MigrationStatus", "Run", "RunInput",
+            "LogSlice", "TestFile", "Environment", "EnvironmentPatch", "Event", "EventInput", "EventPatch",
+            "WorkloadPage", "MigrationPage", "RunPage", "EventPage", "EnvironmentList", "Error"} <= set(schemas)
+    for target in _refs(doc):  # every reference resolves
+        node = doc
+        for part in target.removeprefix("#/").split("/"):
+            node = node[part]
+    operation_ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(operation_ids) == len(set(operation_ids))
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), (method, path)
+            for status, answer in op["responses"].items():
+                if status == "201":
+                    assert answer["headers"]["Location"]["required"] is True, (method, path)
+                if status.startswith("4"):
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema["allOf"][0] == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_the_docs_page_lists_every_operation_and_schema(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    doc = client.get("/api/openapi.json").json
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            section = re.search(rf'<section class="endpoint" id="{op["operationId"]}">(.*?)</section>', page, re.S)
+            assert section, (method, path)
+            assert f">{method.upper()}</span> <code>{path}</code>" in section.group(1)
+            for status in op["responses"]:
+                assert f"<strong>{status}</strong>" in section.group(1), (method, path, status)
+            for parameter in op.get("parameters", []):
+                assert f"<code>{parameter['name']}</code>" in section.group(1), (method, path, parameter["name"])
+    for name in doc["components"]["schemas"]:
+        assert f'id="schema-{name}"' in page
+    assert "<script" not in page.split("</head>", 1)[1]  # nothing but htmx in the head
+    assert client.get("/static/docs.css").status_code == 200
+
+
+# --- schemathesis: every operation, generated input, every answer checked against the document -------
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
+GENERATED, SEEDED = 25, 10  # examples per operation: freely generated; with path parameters of real resources
+NEGATIVE = 10  # examples per operation of invalid input (must be refused with a documented 4xx, never a 5xx)
+QUICK_TEST = b"def test_ok():\n    assert True\n"
+
+
+def seed(client, n: int) -> dict:
+    """Fresh resources of every kind, for the operations' path parameters."""
+    workload = make_workload(client, ip=f"10.77.{n // 200}.{n % 200 + 1}")
+    migration = make_migration(client, workload["id"])
+    environment_id = n % 100 + 1
+    assert client.patch(f"/api/v1/environments/{environment_id}", json={"enabled": True}).status_code == 200
+    run = client.post("/api/v1/runs", json={"username": "seed", "environment_id": environment_id,
+                                            "test_files": ["sample_tests/test_passing.py"]})
+    event = client.post("/api/v1/events", json={"user_id": "seed", "description": f"seeded {n}"})
+    upload = client.post("/api/v1/test-files", data={"file": (io.BytesIO(QUICK_TEST), "test_seeded.py"),
+                                                      "directory": f"seed-{n}"})
+    assert (run.status_code, event.status_code, upload.status_code) == (201, 201, 201)
+    return {"workload_id": workload["id"], "migration_id": migration["id"], "run_id": run.json["id"],
+            "environment_id": run.json["environment_id"], "event_id": event.json["id"], "path": upload.json["path"]}
+
+
+def finished(client, work) -> dict:
+    """Resources that have been through a worker: a migration that succeeded, a run with a log and a report."""
+    ids = seed(client, 1000)
+    assert client.post(f"/api/v1/migrations/{ids['migration_id']}/run").status_code == 202
+    work()
+    assert client.get(f"/api/v1/migrations/{ids['migration_id']}").json["target"]["target_vm"] is not None
+    assert client.get(f"/api/v1/runs/{ids['run_id']}").json["state"] == "success"
+    return ids
+
+
+class Fuzzer:
+    """Runs hypothesis over one operation's cases; collects failures (one per kind) and the statuses seen."""
+
+    def __init__(self) -> None:
+        self.failures: dict[tuple, str] = {}
+        self.statuses: dict[str, Counter] = {}
+
+    def run(self, operation, strategy, examples: int, negative: bool = False) -> None:
+        @given(case=strategy)
+        @settings(max_examples=examples, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        def call(case):
+            response = case.call()
+            self.statuses.setdefault(operation.label, Counter())[response.status_code] += 1
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except (Exception, BaseExceptionGroup) as exc:  # FailureGroup is a BaseExceptionGroup
+                titles = sorted({line.strip("- ") for line in str(exc).splitlines() if line.startswith("- ")})
+                self.failures.setdefault((operation.label, response.status_code, *titles), str(exc)[:3000])
+
+        try:
+            call()
+        except Unsatisfiable:
+            assert negative, operation.label  # an operation without any input has no invalid input
+
+
+def valid_bodies(ids: dict, n: int) -> dict[str, object]:
+    """For each operation with a body: one the app accepts, for the freshly seeded resources ``ids``."""
+    workload = {"ip": f"10.66.{n // 200}.{n % 200 + 1}", "credentials": {"username": "u", "password": "p"},
+                "storage": [{"name": "c:", "size": 10}, {"name": "D:\\", "size": 5}]}
+    workload_change = {"storage": [{"name": "C:\\", "size": 41}], "credentials": {"username": "x", "password": ""}}
+    migration = {"source_id": ids["workload_id"], "selected_mount_points": ["C:\\"],
+                 "target": {"cloud_type": "azure", "cloud_credentials": {"username": "a", "password": "b"}}}
+    migration_change = {"selected_mount_points": ["C:\\"], "target": {"cloud_type": "vsphere"}}
+    event_change = {"description": "changed while pending", "status": "failed"}
+    return {
+        "POST /api/v1/workloads": workload,
+        "PUT /api/v1/workloads/{workload_id}": workload_change,
+        "PATCH /api/v1/workloads/{workload_id}": workload_change,
+        "POST /api/v1/migrations": migration,
+        "PUT /api/v1/migrations/{migration_id}": migration_change,
+        "PATCH /api/v1/migrations/{migration_id}": migration_change,
+        "POST /api/v1/migrations/{migration_id}/run": {"requested_by": "ops"},
+        "POST /api/v1/runs": {"username": "fuzz", "environment_id": ids["environment_id"],
+                              "test_files": ["sample_tests/test_passing.py", ids["path"]]},
+        "POST /api/v1/test-files": {"file": QUICK_TEST, "directory": f"valid-{n}", "overwrite": "true"},
+        "PATCH /api/v1/environments/{environment_id}": {"name": "renamed", "description": "", "enabled": True},
+        "POST /api/v1/events": {"user_id": "fuzz", "description": "valid"},
+        "PUT /api/v1/events/{event_id}": event_change,
+        "PATCH /api/v1/events/{event_id}": event_change,
+    }
+
+
+# What a fresh resource needs before the operation can succeed on it.
+PREPARE = {
+    "POST /api/v1/migrations/{migration_id}/cancel": lambda client, ids: client.post(
+        f"/api/v1/migrations/{ids['migration_id']}/run"),
+}
+
+
+def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_document(app, client, work):
+    started = time.monotonic()
+    done = finished(client, work)
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    untested = documented_operations(schema.raw_schema) - {(op.path, op.method.upper()) for op in operations}
+    assert untested == {("/api/openapi.json", "GET")}  # schemathesis leaves out the document it was loaded from
+    fuzz = Fuzzer()
+    for number, operation in enumerate(operations):
+        fuzz.run(operation, operation.as_strategy(), GENERATED)
+        fuzz.run(operation, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE), NEGATIVE, negative=True)
+        names = re.findall(r"{(\w+)}", operation.path)
+        fresh = seed(client, number)
+        if operation.label in PREPARE:
+            PREPARE[operation.label](client, fresh)
+        for ids in (done, fresh) if names else ():
+            fuzz.run(operation, operation.as_strategy(path_parameters={n: ids[n] for n in names}), SEEDED)
+        body = valid_bodies(fresh, number).get(operation.label)
+        if body is not None:
+            fuzz.run(operation, operation.as_strategy(path_parameters={n: fresh[n] for n in names}, body=body), 1)
+    elapsed = time.monotonic() - started
+    print(f"\nschemathesis: {sum(sum(seen.values()) for seen in fuzz.statuses.values())} calls in {elapsed:.1f} s")
+    for label, seen in fuzz.statuses.items():
+        print(f"  {label}: {dict(sorted(seen.items()))}")
+    assert not fuzz.failures, f"{len(fuzz.failures)} kinds of failure:\n\n" + "\n\n".join(
+        f"{key}\n{text}" for key, text in fuzz.failures.items())
+    never_ok = [label for label, seen in fuzz.statuses.items() if not any(200 <= s < 300 for s in seen)]
+    assert never_ok == [], "operations that never succeeded, so their success shapes went unchecked"
+    assert elapsed < 90, f"the schemathesis run took {elapsed:.0f} s"
+
+
+def test_a_test_file_path_with_a_nul_character_is_refused_not_a_server_error(client):
+    run = client.post("/api/v1/runs", json={"username": "a", "environment_id": 1,
+                                            "test_files": ["sample_tests/a\u0000b/test_x.py"]})
+    deleted = client.delete("/api/v1/test-files/uploads/a%00b/test_x.py")
+    assert (run.status_code, deleted.status_code) == (422, 404)
