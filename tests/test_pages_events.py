@@ -1,0 +1,249 @@
+"""The event pages, the inbox and the nav badge, as a person uses them: without JavaScript, and with htmx."""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+HX = {"HX-Request": "true"}
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def section(page: str, section_id: str) -> str:
+    found = re.search(rf'<section id="{section_id}"[^>]*>.*?</section>', page, re.S)
+    assert found, f"no section #{section_id}"
+    return found.group(0)
+
+
+def field_block(page: str, name: str) -> str:
+    """The ``<div class="field ...">`` holding the input called ``name`` (its label, hint and errors)."""
+    for block in re.findall(r'<div class="field[^"]*">.*?</div>', page, re.S):
+        if f'name="{name}"' in block:
+            return block
+    raise AssertionError(f"no field {name}")
+
+
+def badge(page: str) -> str:
+    found = re.search(r'<a id="inbox-link"[^>]*>.*?</a>', page, re.S)
+    assert found, "no #inbox-link"
+    return found.group(0)
+
+
+def unread_shown(page: str) -> int | None:
+    found = re.search(r'<span class="count"[^>]*>(\d+)</span>', badge(page))
+    return int(found.group(1)) if found else None
+
+
+def create(client, user_id="alice", description="hello", status=None) -> dict:
+    response = client.post("/api/v1/events", json={"user_id": user_id, "description": description})
+    assert response.status_code == 201, response.json
+    if status:
+        response = client.patch(f"/api/v1/events/{response.json['id']}", json={"status": status})
+        assert response.status_code == 200, response.json
+    return response.json
+
+
+def polls(fragment: str) -> bool:
+    return 'hx-trigger="every 1s"' in fragment
+
+
+# --- the list ----------------------------------------------------------------------------------------
+
+def test_the_list_shows_events_newest_first_and_polls_only_while_one_is_pending(client, work):
+    create(client, description="older message")
+    create(client, user_id="bob", description="newer message")
+    page = text(client.get("/events/"))
+    table = section(page, "events-table")
+    assert table.index("newer message") < table.index("older message")
+    assert "bob" in table and "pending" in table and polls(table)
+    work()  # both delivered: nothing left to watch
+    table = section(text(client.get("/events/")), "events-table")
+    assert "processed" in table and "pending" not in table and not polls(table)
+
+
+def test_a_list_of_failed_events_does_not_poll(client):
+    create(client, status="failed")
+    table = section(text(client.get("/events/")), "events-table")
+    assert "failed" in table and not polls(table)
+
+
+def test_the_htmx_refresh_gets_only_the_table(client):
+    create(client)
+    fragment = text(client.get("/events/", headers=HX))
+    assert fragment.lstrip().startswith('<section id="events-table"') and "<html" not in fragment
+    assert polls(fragment)
+
+
+def test_the_list_filters_by_status_and_user(client):
+    create(client, user_id="alice", description="alice pending")
+    create(client, user_id="bob", description="bob failed", status="failed")
+    create(client, user_id="alice", description="alice processed", status="processed")
+    table = section(text(client.get("/events/?status=failed")), "events-table")
+    assert "bob failed" in table and "alice" not in table
+    table = section(text(client.get("/events/?user_id=alice")), "events-table")
+    assert "alice pending" in table and "alice processed" in table and "bob failed" not in table
+    assert "No events match these filters" in text(client.get("/events/?user_id=nobody"))
+    assert client.get("/events/?status=done").status_code == 422
+
+
+def test_the_list_pages(client):
+    for i in range(3):
+        create(client, description=f"message {i}")
+    page = text(client.get("/events/?per_page=2&page=2"))
+    assert "message 0" in page and "message 2" not in page and "Page 2 of 2" in page
+
+
+# --- the create form ---------------------------------------------------------------------------------
+
+def test_the_form_shows_its_fields(client):
+    page = text(client.get("/events/new"))
+    assert 'name="user_id"' in page and 'name="description"' in page and 'maxlength="128"' in page
+
+
+@pytest.mark.parametrize("form, bad", [
+    ({"user_id": "", "description": "hi"}, {"user_id"}),
+    ({"user_id": "alice", "description": ""}, {"description"}),
+    ({"user_id": "", "description": ""}, {"user_id", "description"}),
+    ({"user_id": "u" * 129, "description": "hi"}, {"user_id"}),
+    ({"user_id": "alice", "description": "d" * 2001}, {"description"}),
+])
+def test_refused_input_is_422_with_the_errors_beside_the_fields(client, form, bad):
+    response = client.post("/events/new", data={**form, "save": "Record event"})
+    assert response.status_code == 422
+    page = text(response)
+    for name in ("user_id", "description"):
+        block = field_block(page, name)
+        if name in bad:
+            assert "has-error" in block and f'id="{name}-error"' in block and 'aria-invalid="true"' in block
+        else:
+            assert "has-error" not in block
+    typed = re.search(r'<textarea[^>]*name="description"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    assert typed.strip() == form["description"]  # what was typed is kept
+    assert re.search(r'<input[^>]*name="user_id"[^>]*>', page).group(0).count(f'value="{form["user_id"]}"') == 1
+    assert client.get("/api/v1/events").json["total"] == 0
+
+
+def test_a_recorded_event_redirects_to_its_page(client):
+    response = client.post("/events/new", data={"user_id": "alice", "description": "From the form", "save": "Record"})
+    assert response.status_code == 303
+    (event,) = client.get("/api/v1/events").json["items"]
+    assert response.headers["Location"].endswith(f"/events/{event['id']}")
+    assert event["user_id"] == "alice" and event["description"] == "From the form" and event["source"] == "api"
+    page = text(client.get(response.headers["Location"]))
+    assert "From the form" in page and "Event recorded" in page
+
+
+def test_the_form_offers_the_remembered_user(client):
+    client.get("/inbox?user_id=carol")
+    assert re.search(r'name="user_id"[^>]*value="carol"|value="carol"[^>]*name="user_id"',
+                     text(client.get("/events/new")))
+
+
+# --- the detail page ---------------------------------------------------------------------------------
+
+def test_the_detail_page_polls_while_pending_and_stops_when_delivered(client, work):
+    event = create(client, user_id="dave", description="Line one\nline two")
+    page = text(client.get(f"/events/{event['id']}"))
+    status = section(page, "event-status")
+    assert polls(status) and "pending" in status and "dave" in status and "Line one" in status
+    assert event["id"] in page
+    fragment = text(client.get(f"/events/{event['id']}", headers=HX))
+    assert fragment.lstrip().startswith('<section id="event-status"') and "<html" not in fragment
+    work()
+    status = section(text(client.get(f"/events/{event['id']}", headers=HX)), "event-status")
+    assert "processed" in status and not polls(status)
+    assert "/inbox?user_id=dave" in status
+
+
+def test_the_detail_page_of_a_failed_event_shows_why(app, client):
+    from webapp.extensions import db
+    from webapp.models import EventRow
+
+    event = create(client, status="failed")
+    with app.app_context():
+        db.session.get(EventRow, event["id"]).last_error = "webhook failed after 3 attempts: HTTP 500"
+        db.session.commit()
+    status = section(text(client.get(f"/events/{event['id']}")), "event-status")
+    assert "webhook failed after 3 attempts: HTTP 500" in status and not polls(status)
+
+
+def test_the_detail_page_links_to_the_related_page(client, work):
+    from conftest import make_migration, make_workload
+
+    migration = make_migration(client, make_workload(client)["id"])
+    client.post(f"/api/v1/migrations/{migration['id']}/run", json={"requested_by": "erin"})
+    work()
+    (event,) = client.get("/api/v1/events?user_id=erin").json["items"]
+    page = text(client.get(f"/events/{event['id']}"))
+    assert f'href="/migrations/{migration["id"]}"' in page
+
+
+@pytest.mark.parametrize("event_id", ["6f1c2d4e-1111-4a2b-9c3d-000000000000", "not-a-uuid", "1"])
+def test_an_unknown_event_page_is_404(client, event_id):
+    response = client.get(f"/events/{event_id}")
+    assert response.status_code == 404 and "<html" in text(response)
+
+
+# --- the inbox and the nav badge ---------------------------------------------------------------------
+
+def test_the_inbox_lists_delivered_notifications_newest_first_and_marks_them_read(client, work):
+    for description in ("first news", "second news", "third news"):
+        create(client, user_id="frank", description=description)
+    create(client, user_id="someone-else", description="not for frank")
+    waiting = text(client.get("/inbox?user_id=frank"))
+    assert "No notifications for frank" in waiting  # not delivered yet: not in the inbox
+    work()
+    page = text(client.get("/inbox?user_id=frank"))
+    assert "Inbox of frank" in page and "not for frank" not in page
+    items = re.findall(r'<li class="([^"]*)">.*?<span class="message">(.*?)</span>', page, re.S)
+    assert [m for _, m in items] == ["third news", "second news", "first news"]
+    assert all(c == "unread" for c, _ in items)
+    assert unread_shown(page) is None  # opening the inbox read them
+    again = re.findall(r'<li class="([^"]*)">', text(client.get("/inbox?user_id=frank")))
+    assert again == ["", "", ""]
+
+
+def test_the_inbox_remembers_its_user(client, work):
+    create(client, user_id="gina", description="for gina")
+    work()
+    assert "Enter your user id" in text(client.get("/inbox"))
+    client.get("/inbox?user_id=gina")
+    page = text(client.get("/inbox"))
+    assert "Inbox of gina" in page and "for gina" in page and 'value="gina"' in page
+
+
+def test_the_nav_badge_counts_unread_notifications_of_the_remembered_user(client, work):
+    assert unread_shown(text(client.get("/events/"))) is None  # nobody remembered
+    client.get("/inbox?user_id=hana")
+    create(client, user_id="hana", description="one")
+    create(client, user_id="hana", description="two")
+    create(client, user_id="ivan", description="not hers")
+    assert unread_shown(text(client.get("/events/"))) is None  # pending events are not in the inbox yet
+    work()
+    page = text(client.get("/events/"))
+    assert unread_shown(page) == 2
+    link = badge(page)
+    assert 'href="/inbox"' in link and 'hx-get="/inbox/badge"' in link and 'hx-trigger="every 3s"' in link
+    fragment = text(client.get("/inbox/badge", headers=HX))
+    assert fragment.strip().startswith('<a id="inbox-link"') and "<html" not in fragment
+    assert unread_shown(fragment) == 2 and 'hx-trigger="every 3s"' in fragment
+    client.get("/inbox")  # the remembered user reads them
+    assert unread_shown(text(client.get("/inbox/badge"))) is None
+    create(client, user_id="hana", description="three")
+    work()
+    assert unread_shown(text(client.get("/inbox/badge"))) == 1
+
+
+def test_another_session_has_its_own_badge(app, client, work):
+    client.get("/inbox?user_id=hana")
+    create(client, user_id="hana")
+    work()
+    other = app.test_client()
+    assert unread_shown(text(other.get("/inbox/badge"))) is None
+    other.get("/inbox?user_id=ivan")
+    assert unread_shown(text(other.get("/inbox/badge"))) is None
+    assert unread_shown(text(client.get("/inbox/badge"))) == 1
