@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?= -q
+PYTEST_ARGS ?= -q -n auto
 
 .PHONY: install run test bench clean distclean
 

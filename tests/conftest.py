@@ -94,6 +94,25 @@ def redis_server(tmp_path_factory):
 DATABASES = ["sqlite"] + (["external"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
+@pytest.fixture(scope="session")
+def external_database_url(worker_id) -> str | None:
+    """TEST_DATABASE_URL, or under pytest-xdist a database of this worker's own next to it (created)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url or worker_id == "master":
+        return url
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"{base.database}_{worker_id}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if not connection.scalar(text("select 1 from pg_database where datname = :n"), {"n": name}):
+            connection.execute(text(f'create database "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request, tmp_path):
     if request.param == "sqlite":
@@ -101,7 +120,7 @@ def database_url(request, tmp_path):
     from webapp.db import make_engine
     import webapp.models  # noqa: F401
 
-    url = os.environ["TEST_DATABASE_URL"]
+    url = request.getfixturevalue("external_database_url")
     engine = make_engine(url)
     Base.metadata.drop_all(engine)
     engine.dispose()

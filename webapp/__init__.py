@@ -42,9 +42,9 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 class IdConverter(IntegerConverter):
-    """``<int:…>`` ids that fit a database key (at most 18 digits): a longer one is simply not found."""
+    """``<int:…>`` ids that fit a database key (at most 9 digits): a longer one is simply not found."""
 
-    regex = r"\d{1,18}"
+    regex = r"\d{1,9}"
 
 
 def _security_headers(response):

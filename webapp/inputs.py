@@ -12,7 +12,7 @@ from .domain.migration import Credentials, Migration, MigrationTarget, MountPoin
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
-MAX_ID = 2**63 - 1  # the largest key a database stores (SQLite raises OverflowError beyond it)
+MAX_ID = 2**31 - 1  # the largest key every database stores (INTEGER on PostgreSQL)
 
 
 class _Errors:

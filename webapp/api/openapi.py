@@ -585,7 +585,7 @@ def type_text(schema: Schema | None) -> str:
 def limits_text(schema: Schema) -> str:
     words = {"minimum": "≥ {}", "maximum": "≤ {}", "minLength": "length ≥ {}", "maxLength": "length ≤ {}",
              "minItems": "≥ {} items", "maxItems": "≤ {} items", "default": "default {}"}
-    parts = [text.format("2^63 - 1" if schema[key] == MAX_ID else schema[key])
+    parts = [text.format("2^31 - 1" if schema[key] == MAX_ID else schema[key])
              for key, text in words.items() if key in schema]
     if schema.get("uniqueItems"):
         parts.append("unique")
