@@ -469,3 +469,23 @@ def test_an_unknown_run_is_404(client, method, suffix):
     response = getattr(client, method)(f"/api/v1/runs/424242{suffix}")
     assert response.status_code == 404 and error_code(response) == "not_found"
     assert client.get("/api/v1/runs").json["total"] == 0
+
+
+def test_pytest_runs_scrubbed_and_limited_in_its_own_directory(client, work):
+    path = upload(client, "test_sandbox.py", (
+        b"import os, resource\n"
+        b"def test_no_app_settings_or_secrets():\n"
+        b"    leaked = {'SECRET_KEY', 'CREDENTIALS_KEY', 'DATABASE_URL', 'REDIS_URL', 'DATA_DIR'} & set(os.environ)\n"
+        b"    assert not leaked\n"
+        b"def test_resource_limits():\n"
+        b"    assert resource.getrlimit(resource.RLIMIT_AS)[0] == 1024 ** 3\n"
+        b"    assert resource.getrlimit(resource.RLIMIT_CPU)[0] > 0\n"
+        b"    assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] == 512 * 1024 ** 2\n"
+        b"def test_own_process_group_and_directory():\n"
+        b"    assert os.getpgrp() == os.getpid()\n"
+        b"    assert os.path.isfile('pytest.ini') and os.path.basename(os.getcwd()).isdigit()\n"))
+    run = create(client, [path])
+    work()
+    body = get(client, run["id"])
+    assert body["state"] == "success", client.get(f"/api/v1/runs/{run['id']}/log.txt").get_data(as_text=True)
+    assert body["summary"]["passed"] == 3

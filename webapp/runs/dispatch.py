@@ -81,9 +81,10 @@ def safe_dispatch(environment_id: int) -> None:
         log.warning("could not dispatch environment %s now: %s", environment_id, exc)
 
 
-def finish(run_id: int, token: str | None, **values) -> bool:
+def finish(run_id: int, token: str | None, queued: list | None = None, **values) -> bool:
     """Record a final state, fenced: only the holder of ``token`` (None: a run never given its
-    environment) may end a run not yet final. The run's user is notified in the same transaction."""
+    environment) may end a run not yet final. The run's user is notified in the same transaction; with
+    ``queued``, the event's id is added there for the caller to queue after handing the environment on."""
     values.setdefault("finished_at", utcnow())
     holder = RunRow.lock_token.is_(None) if token is None else RunRow.lock_token == token
     run = db.session.execute(
@@ -95,7 +96,9 @@ def finish(run_id: int, token: str | None, **values) -> bool:
     event = run and events.notify(run.username, _ended(run_id, run, values), EventSource.RUN, "runs.detail",
                                   run_id=run_id)
     db.session.commit()
-    if event:
+    if event and queued is not None:
+        queued.append(event.id)
+    elif event:
         events.queue(event.id)
     return run is not None
 
