@@ -164,10 +164,12 @@ class DeliveryLease:
         self.ttl, self.stopped = ttl, threading.Event()
         self.thread = threading.Thread(target=self._renew, name=f"lease-{event_id}", daemon=True)
 
-    def acquire(self) -> bool:
+    def acquire(self, renew: bool = True) -> bool:
+        """Take the lease; ``renew`` keeps it alive while a slow channel (the webhook) works."""
         if not self.lock.acquire(blocking=False):
             return False
-        self.thread.start()
+        if renew:
+            self.thread.start()
         return True
 
     def _renew(self) -> None:
@@ -179,7 +181,8 @@ class DeliveryLease:
 
     def release(self) -> None:
         self.stopped.set()
-        self.thread.join()
+        if self.thread.is_alive():
+            self.thread.join()
         try:
             self.lock.release()
         except (LockError, RedisError):
@@ -190,7 +193,7 @@ def deliver(event_id: str) -> str:
     """The job: deliver a pending event through every channel, then mark it processed (or failed)."""
     ttl = max(0.5, min(float(current_app.config["EVENT_SWEEP_SECONDS"]), LEASE_SECONDS))
     lease = DeliveryLease(queues.redis, event_id, ttl)
-    if not lease.acquire():
+    if not lease.acquire(renew=bool(current_app.config.get("NOTIFY_WEBHOOK_URL"))):
         return "busy"  # another worker is delivering it; if that one dies, the sweeper queues it again
     try:
         return _deliver(event_id)
