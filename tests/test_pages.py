@@ -170,3 +170,14 @@ def test_pages_render_and_unknown_things_are_friendly_404s(client, url):
     assert client.get(url).status_code == 200
     missing = client.get("/migrations/424242")
     assert missing.status_code == 404 and "Not found" in text(missing) and "Traceback" not in text(missing)
+
+
+def test_running_a_migration_from_the_page_notifies_the_name_given_and_remembers_it(client, work):
+    migration = make_migration(client, make_workload(client)["id"])
+    response = client.post(f"/migrations/{migration['id']}/run", data={"requested_by": "ops-kim"})
+    assert response.status_code == 303
+    work()
+    events = client.get("/api/v1/events?user_id=ops-kim").json["items"]
+    assert [e["source"] for e in events] == ["migration"] and events[0]["link"] == f"/migrations/{migration['id']}"
+    another = make_migration(client, migration["source_id"])
+    assert 'name="requested_by" value="ops-kim"' in text(client.get(f"/migrations/{another['id']}"))

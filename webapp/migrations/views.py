@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 
 from .. import inputs
 from ..forms import attempt
@@ -51,7 +51,10 @@ def edit(migration_id: int):
 
 @bp.post("/<int:migration_id>/run")
 def run(migration_id: int):
-    message = attempt(services.run, migration_id)
+    requested_by = inputs.requested_by(request.form)  # who is told when it ends, remembered
+    if requested_by:
+        session["username"] = requested_by
+    message = attempt(services.run, migration_id, requested_by)
     return _status_or_redirect(migration_id, message)
 
 
