@@ -436,7 +436,7 @@ def main() -> int:
                   f"{bare['enqueue']:.2f}", bare["failed"]],
                  [f"migrations (run via {args.via})", args.count, f"{mig['elapsed']:.2f}", f"{mig['rate']:.1f}",
                   f"{mig['enqueue']:.2f}", len(mig["errors"])]],
-                title=f"Throughput: {args.workers} forking workers "
+                title=f"Throughput: {args.workers} workers "
                       f"({'warmed before forking: --warm-workers' if args.warm_workers else 'python worker.py'}), "
                       f"MIGRATION_DURATION_SECONDS=0, "
                       f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
