@@ -278,3 +278,16 @@ def allinone(tmp_path):
         instance.stop()
     for instance in started:
         instance.kill_all()
+
+
+def serve(tmp_path_factory, name: str, workers: int = 2, **env):
+    """For a module-scoped fixture: one all-in-one instance, always stopped, and nothing left behind."""
+    from conftest import free_port
+
+    instance = AllInOne(tmp_path_factory.mktemp(name) / "data", free_port(), workers=workers, **env)
+    try:
+        yield instance.start()
+    finally:
+        instance.stop()
+        instance.kill_all()
+    assert instance.leftovers() == []

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from e2e import ARTIFACTS, AllInOne, Http
+from e2e import ARTIFACTS, Http, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,17 +43,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(browser, tmp_path_factory):
-    from conftest import free_port
-
-    instance = AllInOne(tmp_path_factory.mktemp("browser") / "data", free_port(), workers=2,
-                        MIGRATION_DURATION_SECONDS=3)
-    try:
-        yield instance.start()
-    finally:
-        instance.stop()
-        instance.kill_all()
-    assert instance.leftovers() == []
+def server(browser, tmp_path_factory):  # noqa: F811
+    yield from serve(tmp_path_factory, "browser", MIGRATION_DURATION_SECONDS=3)
 
 
 class Console:

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import pytest
 
-from e2e import ARTIFACTS, AllInOne, wait_for
+from e2e import ARTIFACTS, serve, wait_for
 from test_browser import Console, browser  # noqa: F401  (browser: the module-scoped fixture, same skip/fail rule)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -79,15 +79,7 @@ RECORDER = """(pattern) => {
 
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):  # noqa: F811
-    from conftest import free_port
-
-    instance = AllInOne(tmp_path_factory.mktemp("browser-runs") / "data", free_port(), workers=2)
-    try:
-        yield instance.start()
-    finally:
-        instance.stop()
-        instance.kill_all()
-    assert instance.leftovers() == []
+    yield from serve(tmp_path_factory, "browser-runs")
 
 
 @pytest.fixture
