@@ -37,7 +37,9 @@ def check_input(data: Any) -> dict:
         except ValidationError as exc:
             fields.update(exc.fields)
     if "environment_id" in clean:
-        environment = db.session.get(EnvironmentRow, clean["environment_id"])
+        # Locked until the run is committed: runs created at once on one environment get their ids,
+        # and so their place in the queue, in the order they really happened (PostgreSQL).
+        environment = db.session.get(EnvironmentRow, clean["environment_id"], with_for_update=True)
         if environment is None or not environment.enabled:
             fields["environment_id"] = [f"Environment {clean['environment_id']} is disabled: choose another one."]
     if fields:
