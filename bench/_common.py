@@ -217,13 +217,14 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
             pass
 
 
-def start_gunicorn(settings: Settings, log_path: Path, workers: int = 1, threads: int = 4) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(settings: Settings, log_path: Path, workers: int = 1, threads: int = 4,
+                   app_spec: str = "wsgi:app") -> tuple[subprocess.Popen, int]:
     """``gunicorn --workers 1 --threads 4 -b 127.0.0.1:<port> wsgi:app``; returns once /ping answers 200."""
     import http.client
 
     port = free_port()
     proc = start_process([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
-                          "-b", f"127.0.0.1:{port}", "wsgi:app"], settings.env(), log_path)
+                          "-b", f"127.0.0.1:{port}", app_spec], settings.env(), log_path)
 
     def answers():
         try:
@@ -412,3 +413,21 @@ def _stored(engine, datetime_column, json_column) -> dict[str, Callable]:
 
 if __name__ == "__main__":  # `make bench` runs every bench/*.py: this one is a library, not a benchmark
     print("bench/_common.py holds shared helpers; run bench/lists.py or bench/migrations.py")
+
+
+def timestamp(value) -> float | None:
+    """A database datetime (aware, or naive UTC as SQLite returns it) as epoch seconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        from datetime import timezone
+
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def iso_timestamp(text: str | None) -> float | None:
+    """An ISO 8601 time from the API as epoch seconds."""
+    from datetime import datetime
+
+    return timestamp(datetime.fromisoformat(text)) if text else None

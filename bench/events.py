@@ -47,7 +47,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,18 +82,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- time -----------------------------------------------------------------------------------------------------
-
-def _ts(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
-
-
-def _db_time(text: str | None) -> float | None:
-    return _ts(datetime.fromisoformat(text)) if text else None
-
 
 def _ms_stats(values: list[float]) -> dict:
     if not values:
@@ -252,8 +239,8 @@ class Db:
         return self._query("SELECT count(*) FROM events WHERE user_id = ? AND status != 'pending'", (tag,))[0][0]
 
     def rows(self, tag: str) -> dict[str, dict]:
-        return {r[0]: {"status": r[1], "created": _db_time(r[2]), "queued": _db_time(r[3]),
-                       "processed": _db_time(r[4]), "attempts": r[5], "error": r[6]}
+        return {r[0]: {"status": r[1], "created": c.iso_timestamp(r[2]), "queued": c.iso_timestamp(r[3]),
+                       "processed": c.iso_timestamp(r[4]), "attempts": r[5], "error": r[6]}
                 for r in self._query("SELECT id, status, created_at, queued_at, processed_at, attempts, last_error "
                                      "FROM events WHERE user_id = ?", (tag,))}
 
@@ -312,7 +299,7 @@ def bare_jobs(queue, count: int, timeout: float) -> dict:
                  interval=0.01, message=f"{count} bare jobs")
     polled = time.perf_counter() - t0
     jobs = [j for j in Job.fetch_many(ids, connection=queue.connection) if j]
-    ends = [_ts(j.ended_at) for j in jobs if j.ended_at]
+    ends = [c.timestamp(j.ended_at) for j in jobs if j.ended_at]
     elapsed = (max(ends) - start) if len(ends) == count else polled
     return {"elapsed": elapsed, "count": count, "phase1": enqueue_s, "not_ok": failed.count - failed_before,
             "jobs": jobs}
@@ -427,7 +414,7 @@ def steady_bare(port: int, queue, rate: float, seconds: float, clients: int, tim
 
     done = c.wait_until(fetched, timeout=timeout, interval=0.05, message=f"{n} steady no-op jobs")
     by_id = {j.id: j for j in done}
-    return {"job_ms": [(_ts(by_id[r[4]].ended_at) - r[1]) * 1000 for r in jobs],
+    return {"job_ms": [(c.timestamp(by_id[r[4]].ended_at) - r[1]) * 1000 for r in jobs],
             "ping_ms": [r[2] for r in out["ping"]], "late_ms": [r[3] for r in jobs + out["ping"]]}
 
 
@@ -466,7 +453,7 @@ def phases(samples: list[dict]) -> None:
         if row["created"]:
             cols[names[1]].append((row["created"] - s["start"]) * 1000)
         if job is not None and row["created"] and row["processed"]:
-            enq, st, end = _ts(job.enqueued_at), _ts(job.started_at), _ts(job.ended_at)
+            enq, st, end = c.timestamp(job.enqueued_at), c.timestamp(job.started_at), c.timestamp(job.ended_at)
             cols[names[2]].append((enq - row["created"]) * 1000)
             cols[names[3]].append((st - enq) * 1000)
             cols[names[4]].append((row["processed"] - st) * 1000)
@@ -482,8 +469,8 @@ def phases(samples: list[dict]) -> None:
 
 
 def rq_body(jobs: list, label: str) -> list:
-    run = [(_ts(j.ended_at) - _ts(j.started_at)) * 1000 for j in jobs if j.started_at and j.ended_at]
-    wait = [(_ts(j.started_at) - _ts(j.enqueued_at)) * 1000 for j in jobs if j.started_at and j.enqueued_at]
+    run = [(c.timestamp(j.ended_at) - c.timestamp(j.started_at)) * 1000 for j in jobs if j.started_at and j.ended_at]
+    wait = [(c.timestamp(j.started_at) - c.timestamp(j.enqueued_at)) * 1000 for j in jobs if j.started_at and j.enqueued_at]
     return [label, _fmt(statistics.median(run) if run else float("nan")),
             _fmt(statistics.median(wait) if wait else float("nan"))]
 
@@ -617,8 +604,8 @@ def lock_waits(settings, tmp: Path, args, count: int) -> None:
     stats_dir = tmp / "stats"
     stats_dir.mkdir(exist_ok=True)
     settings.extra["BENCH_STATS_DIR"] = str(stats_dir)
-    gunicorn, port = _start_gunicorn(settings, tmp / "gunicorn-instrumented.log", args.threads,
-                                     "bench.events:instrumented_app()")
+    gunicorn, port = c.start_gunicorn(settings, tmp / "gunicorn-instrumented.log", threads=args.threads,
+                                     app_spec="bench.events:instrumented_app()")
     procs = [gunicorn]
     try:
         workers = c.start_workers(settings, args.workers, tmp, argv=[
@@ -650,31 +637,6 @@ def lock_waits(settings, tmp: Path, args, count: int) -> None:
                         f"({count / result['elapsed']:.1f}/s, instrumented), ms unless said")
     print("  BEGIN wait = time in BEGIN IMMEDIATE, i.e. waiting for another process's write transaction (SQLite's\n"
           "  busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ... ms between tries); lock held = BEGIN end -> COMMIT end.")
-
-
-def _start_gunicorn(settings, log_path: Path, threads: int, app_spec: str = "wsgi:app"):
-    """As ``c.start_gunicorn`` but for any app spec (the instrumented one)."""
-    port = c.free_port()
-    proc = c.start_process([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(threads),
-                            "-b", f"127.0.0.1:{port}", app_spec], settings.env(), log_path)
-
-    def answers():
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ping")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
-        except OSError:
-            return False
-
-    try:
-        c.wait_until(answers, timeout=60, interval=0.1, message="gunicorn to answer /ping", alive=[proc])
-    except Exception:
-        c.stop_process(proc)
-        print(c.tail(log_path), file=sys.stderr)
-        raise
-    return proc, port
 
 
 def in_process(app, n: int = 200) -> None:

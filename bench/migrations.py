@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,18 +60,6 @@ def parse_args() -> argparse.Namespace:
                         "forking (instead of plain `python worker.py`), to measure the recommended warm-up fix")
     p.add_argument("--profile", action="store_true", help="print where the time goes even when the target is met")
     return p.parse_args()
-
-
-def _ts(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
-
-
-def _parse_db_time(text: str | None) -> float | None:
-    return _ts(datetime.fromisoformat(text)) if text else None
 
 
 # --- setup ---------------------------------------------------------------------------------------------------
@@ -110,7 +97,7 @@ def bare_jobs(queue, count: int, timeout: float) -> dict:
                  interval=0.005, message=f"{count} bare jobs")
     poll_s = time.perf_counter() - t0
     fetched = [j for j in Job.fetch_many([j.id for j in jobs], connection=queue.connection) if j]
-    ends = [_ts(j.ended_at) for j in fetched if j.ended_at]
+    ends = [c.timestamp(j.ended_at) for j in fetched if j.ended_at]
     elapsed = (max(ends) - start_wall) if len(ends) == count else poll_s
     return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": count / elapsed, "failed": failed.count - failed_before,
             "jobs": fetched, "start": start_wall}
@@ -152,7 +139,7 @@ def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float) 
     rows = con.execute(f"SELECT id, state, error, job_id, queued_at, started_at, finished_at FROM migrations "
                        f"WHERE id IN ({marks})", ids).fetchall()
     con.close()
-    ends = [_parse_db_time(r[6]) for r in rows if r[6]]
+    ends = [c.iso_timestamp(r[6]) for r in rows if r[6]]
     elapsed = (max(ends) - start_wall) if len(ends) == len(ids) else poll_s
     errors = [r for r in rows if r[1] != "success"]
     return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": len(ids) / elapsed, "errors": errors, "rows": rows,
@@ -184,8 +171,8 @@ def combine(parts: list[dict], count: int) -> dict:
 
 def _job_phases(jobs) -> dict:
     """Median ms of RQ's own timestamps: enqueued→started (queue wait + fork), started→ended (in the horse)."""
-    run = [(_ts(j.ended_at) - _ts(j.started_at)) * 1000 for j in jobs if j.started_at and j.ended_at]
-    wait = [(_ts(j.started_at) - _ts(j.enqueued_at)) * 1000 for j in jobs if j.started_at and j.enqueued_at]
+    run = [(c.timestamp(j.ended_at) - c.timestamp(j.started_at)) * 1000 for j in jobs if j.started_at and j.ended_at]
+    wait = [(c.timestamp(j.started_at) - c.timestamp(j.enqueued_at)) * 1000 for j in jobs if j.started_at and j.enqueued_at]
     return {"in_horse": statistics.median(run) if run else float("nan"),
             "wait": statistics.median(wait) if wait else float("nan")}
 
@@ -196,14 +183,14 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
 
     mig_jobs = [j for j in Job.fetch_many([r[3] for r in mig["rows"]], connection=redis_conn) if j]
     b, m = _job_phases(bare["jobs"]), _job_phases(mig_jobs)
-    body = [(_parse_db_time(r[6]) - _parse_db_time(r[5])) * 1000 for r in mig["rows"] if r[5] and r[6]]
+    body = [(c.iso_timestamp(r[6]) - c.iso_timestamp(r[5])) * 1000 for r in mig["rows"] if r[5] and r[6]]
     by_job = {j.id: j for j in mig_jobs}
     claim, tail_ms = [], []  # RQ started -> DB started_at; DB finished_at -> RQ ended
     for r in mig["rows"]:
         job = by_job.get(r[3])
         if job and job.started_at and job.ended_at and r[5] and r[6]:
-            claim.append((_parse_db_time(r[5]) - _ts(job.started_at)) * 1000)
-            tail_ms.append((_ts(job.ended_at) - _parse_db_time(r[6])) * 1000)
+            claim.append((c.iso_timestamp(r[5]) - c.timestamp(job.started_at)) * 1000)
+            tail_ms.append((c.timestamp(job.ended_at) - c.iso_timestamp(r[6])) * 1000)
 
     def med(values):
         return f"{statistics.median(values):.1f}" if values else "-"
