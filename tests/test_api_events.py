@@ -251,3 +251,17 @@ def test_redis_refusing_the_job_still_records_a_pending_event(app, client, monke
     event = create(client)
     assert event["status"] == "pending"
     assert client.get(f"/api/v1/events/{event['id']}").json == event
+
+
+def test_the_sweeper_queues_again_only_events_whose_job_is_gone(app, client):
+    from datetime import timedelta
+
+    from webapp.events import services
+
+    event = client.post("/api/v1/events", json={"user_id": "sam", "description": "backlog"}).json
+    later = services.utcnow() + timedelta(seconds=app.config["EVENT_SWEEP_SECONDS"] + 1)
+    with app.app_context():
+        assert services.sweep(now=later) == 0  # still waiting in the queue: a backlog, not a loss
+        app.extensions["redis"].flushall()  # Redis restarted empty
+        assert services.sweep(now=later) == 1
+    assert client.get(f"/api/v1/events/{event['id']}").json["status"] == "pending"

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from flask import current_app, url_for
 from redis.exceptions import LockError, RedisError
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from ..db import update as sql_update
@@ -23,6 +24,7 @@ from . import channels
 
 log = logging.getLogger(__name__)
 PENDING = EventStatus.PENDING.value
+WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
 
 def _iso(value):
@@ -54,10 +56,14 @@ def add(user_id: str, description: str, source: EventSource = EventSource.API, l
     return row
 
 
+def _job_id(event_id: str) -> str:
+    return f"event-{event_id}"  # one id per event: the sweeper can see a job still waiting in the queue
+
+
 def queue(event_id: str) -> None:
     """Queue delivery; if Redis is away the event stays pending and the sweeper queues it later."""
     try:
-        queues.get().enqueue("webapp.jobs.send_notification", event_id, job_id=f"event-{event_id}-{uuid.uuid4().hex[:6]}",
+        queues.get().enqueue("webapp.jobs.send_notification", event_id, job_id=_job_id(event_id),
                              job_timeout=60, result_ttl=60, failure_ttl=86400)
     except RedisError as exc:
         log.warning("event %s stays pending until Redis is back: %s", event_id, exc)
@@ -232,6 +238,8 @@ def sweep(now: datetime | None = None) -> int:
     session = db.session
     ids = list(session.scalars(select(EventRow.id).where(EventRow.status == PENDING, EventRow.queued_at < stale)
                                .limit(1000)))
+    ids = [i for i, job in zip(ids, Job.fetch_many([_job_id(i) for i in ids], connection=queues.redis))
+           if job is None or job.get_status(refresh=False) not in WAITING]  # a backlog is not a loss
     if ids:
         session.execute(sql_update(EventRow).where(EventRow.id.in_(ids), EventRow.status == PENDING)
                         .values(queued_at=now))
