@@ -6,6 +6,7 @@ import logging
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from . import auth
 from . import config as settings
 from .errors import register_error_handlers
 from .extensions import csrf, db, queues, vault
@@ -23,11 +24,16 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     vault.init_app(app)
     queues.init_app(app)
+    auth.init_app(app)
     register_error_handlers(app)
     app.after_request(add_vary)
     app.after_request(_security_headers)
 
+    from .accounts import bp as accounts_bp
+    from .accounts import services as accounts
+    from .accounts.cli import users_cli
     from .api import bp as api_bp
+    from .audit import bp as audit_bp
     from .environments import bp as environments_bp
     from .events import bp as events_bp
     from .main import bp as main_bp
@@ -35,10 +41,22 @@ def create_app(config: dict | None = None) -> Flask:
     from .runs import bp as runs_bp
     from .workloads import bp as workloads_bp
 
-    for bp in (main_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, events_bp, api_bp):
+    for bp in (main_bp, accounts_bp, audit_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, events_bp,
+               api_bp):
         app.register_blueprint(bp)
-    csrf.exempt(api_bp)
+    csrf.exempt(api_bp)  # safe: the API never authenticates by cookie (see webapp.auth)
+    accounts.init_app(app)
+    app.cli.add_command(users_cli)
+    app.context_processor(lambda: {"can": _can})
+    if not app.config.get("SKIP_ADMIN_BOOTSTRAP"):
+        accounts.ensure_admin(app)
     return app
+
+
+def _can(role: str) -> bool:
+    """In templates: may the signed-in user act with ``role``? (Hide what a lower role may not press.)"""
+    who = auth.principal()
+    return bool(who and who.can(role))
 
 
 class IdConverter(IntegerConverter):

@@ -75,6 +75,12 @@ def load(overrides: dict | None = None) -> dict:
         "NOTIFY_WEBHOOK_SECRET": env.get("NOTIFY_WEBHOOK_SECRET", ""),
         # Workers run jobs in-process; WORKER_FORK=1 forks a work horse per job (RQ's classic model).
         "WORKER_FORK": env.get("WORKER_FORK", "") in ("1", "true", "yes"),
+        # Accounts: the first admin (created when no account exists; a random password is printed by
+        # `make run` and written to DATA_DIR/initial_admin_password when ADMIN_PASSWORD is unset).
+        "ADMIN_USERNAME": env.get("ADMIN_USERNAME", "admin"),
+        "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD", ""),
+        # Behind a reverse proxy: trust its X-Forwarded-For/-Proto (client address, HTTPS for Secure cookies).
+        "TRUST_PROXY": env.get("TRUST_PROXY", "") in ("1", "true", "yes"),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }

@@ -17,9 +17,11 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with an HTTP status and a snake_case code, for the API and the pages alike."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
+                 headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
+        self.headers = headers or {}
 
 
 class NotFound(ApiError):
@@ -65,8 +67,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         if _is_api():
-            return error_body(exc.status, exc.code, exc.message, exc.fields)
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+            response, status = error_body(exc.status, exc.code, exc.message, exc.fields)
+        else:
+            response, status = render_template("error.html", status=exc.status, message=exc.message), exc.status
+        return response, status, exc.headers
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
@@ -84,7 +88,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if _is_api():
-            codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+            codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                     415: "unsupported_media_type"}
             response, status = error_body(exc.code, codes.get(exc.code, _snake(exc.name)), exc.description or exc.name)
             if exc.code == 405 and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -23,6 +23,7 @@ class ServiceForm(FlaskForm):
         self.form_errors: list[str] = []
         self.refused = False
         self.refused_status: int | None = None
+        self.refused_headers: dict = {}
 
     def field_for(self, path: str):
         name = self.FIELD_PATHS.get(path, path)
@@ -50,10 +51,12 @@ class ServiceForm(FlaskForm):
             self.show_errors(exc)
         except (ApiError, DomainError) as exc:  # e.g. a duplicate IP (409) or a file too large (413)
             refusal = exc if isinstance(exc, ApiError) else from_domain(exc)
-            if refusal.status not in (409, 413, 422):
+            if refusal.status not in (401, 409, 413, 422, 429):
                 raise
             self.show_errors(ValidationError(refusal.fields, refusal.message))
-            self.refused_status = 413 if refusal.status == 413 else None  # a form answers 422 otherwise
+            # a form answers 422 otherwise; a failed or throttled sign-in keeps its own status
+            self.refused_status = refusal.status if refusal.status in (401, 413, 429) else None
+            self.refused_headers = refusal.headers
         return None
 
     def wants_save(self) -> bool:

@@ -6,4 +6,5 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 from . import views  # noqa: E402,F401
 from . import runs  # noqa: E402,F401
 from . import events  # noqa: E402,F401
+from . import accounts  # noqa: E402,F401
 from . import openapi  # noqa: E402,F401

@@ -17,6 +17,7 @@ from ..domain.events import DESCRIPTION_MAX, USER_ID_MAX, EventSource, EventStat
 from ..domain.migration import CloudType, MigrationState
 from ..domain.runs import ENVIRONMENT_IDS, MAX_FILES, USERNAME_MAX, RunState
 from ..inputs import DEFAULT_PER_PAGE, MAX_ID, MAX_PER_PAGE
+from ..auth import public
 from . import bp
 
 JSON, XML, TEXT, HTML = "application/json", "application/xml", "text/plain", "text/html"
@@ -652,11 +653,13 @@ def prose(text: str) -> Markup:
 
 
 @bp.get("/openapi.json")
+@public
 def openapi_json():
     return document()
 
 
 @bp.get("/docs")
+@public
 def docs():
     doc = _document()
     endpoints = _endpoints(doc)

@@ -4,11 +4,13 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from .. import inputs
 from ..htmx import page_or_fragment
+from ..auth import operator, viewer
 from . import bp, services
 from .forms import EventForm
 
 
 @bp.get("/events/")
+@viewer
 def index():
     filters = services.check_filters(request.args)
     page = services.list_page(*inputs.page(request.args), filters)
@@ -16,6 +18,7 @@ def index():
 
 
 @bp.route("/events/new", methods=["GET", "POST"])
+@operator
 def create():
     form = EventForm(data={"user_id": session.get("username", "")})
     if row := form.submit(services.create):
@@ -25,17 +28,20 @@ def create():
 
 
 @bp.get("/events/<event_id>")
+@viewer
 def detail(event_id: str):
     return page_or_fragment("events/detail.html", "events/_event.html", event=services.get(event_id))
 
 
 @bp.get("/inbox")
+@viewer
 def inbox():
     user_id = services.remember_user(session, request.args.get("user_id"))
     return render_template("events/inbox.html", user_id=user_id, items=services.open_inbox(user_id))
 
 
 @bp.get("/inbox/badge")
+@viewer
 def badge():
     return render_template("events/_badge.html")
 

@@ -6,11 +6,13 @@ from .. import inputs
 from ..forms import attempt
 from ..htmx import is_htmx, page_or_fragment
 from ..workloads import services as workloads
+from ..auth import operator, viewer
 from . import bp, services
 from .forms import EditMigrationForm, MigrationForm
 
 
 @bp.get("/")
+@viewer
 def index():
     page = services.list_page(*inputs.page(request.args))
     return page_or_fragment("migrations/index.html", "migrations/_table.html", page=page,
@@ -18,6 +20,7 @@ def index():
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@operator
 def create():
     form = MigrationForm(formdata=request.form if request.method == "POST" else request.args or None)
     if row := form.with_sources(workloads.choices()).submit(services.create):
@@ -28,17 +31,20 @@ def create():
 
 
 @bp.get("/volumes")
+@viewer
 def volumes():
     source = services.source_for_form(request.args.get("source_id"))
     return render_template("migrations/_volumes.html", source=source, selected=None, field=None)
 
 
 @bp.get("/<int:migration_id>")
+@viewer
 def detail(migration_id: int):
     return page_or_fragment("migrations/detail.html", "migrations/_status.html", **services.view(migration_id))
 
 
 @bp.route("/<int:migration_id>/edit", methods=["GET", "POST"])
+@operator
 def edit(migration_id: int):
     row = services.editable(migration_id)
     form = EditMigrationForm(data=services.form_data(row))
@@ -50,6 +56,7 @@ def edit(migration_id: int):
 
 
 @bp.post("/<int:migration_id>/run")
+@operator
 def run(migration_id: int):
     requested_by = inputs.requested_by(request.form)  # who is told when it ends, remembered
     if requested_by:
@@ -59,12 +66,14 @@ def run(migration_id: int):
 
 
 @bp.post("/<int:migration_id>/cancel")
+@operator
 def cancel(migration_id: int):
     message = attempt(services.cancel, migration_id)
     return _status_or_redirect(migration_id, message)
 
 
 @bp.route("/<int:migration_id>/delete", methods=["GET", "POST"])
+@operator
 def delete(migration_id: int):
     row = services.get(migration_id)
     if request.method == "POST" and not (message := attempt(services.delete, migration_id)):

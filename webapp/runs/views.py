@@ -6,11 +6,13 @@ from .. import inputs
 from ..domain.errors import ValidationError
 from ..forms import attempt
 from ..htmx import is_htmx, page_or_fragment
+from ..auth import operator, viewer
 from . import bp, pages, services
 from .forms import RunForm, UploadForm
 
 
 @bp.get("/")
+@viewer
 def index():
     filters = services.check_filters(request.args)
     page = services.list_page(*inputs.page(request.args), filters)
@@ -18,6 +20,7 @@ def index():
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@operator
 def create():
     form = RunForm(data={"username": session.get("username", "")})
     if row := form.submit(services.create):
@@ -27,6 +30,7 @@ def create():
 
 
 @bp.post("/upload")
+@operator
 def upload():
     form = UploadForm()
     entry = form.submit(lambda data: pages.upload(request.files, data))
@@ -39,6 +43,7 @@ def upload():
 
 
 @bp.get("/<int:run_id>")
+@viewer
 def detail(run_id: int):
     if is_htmx():
         return render_template("runs/_status.html", **pages.run(run_id))
@@ -46,17 +51,20 @@ def detail(run_id: int):
 
 
 @bp.get("/<int:run_id>/log")
+@viewer
 def log(run_id: int):
     return render_template("runs/_log.html", run_id=run_id, **services.log_slice(run_id, inputs.offset(request.args)))
 
 
 @bp.post("/<int:run_id>/cancel")
+@operator
 def cancel(run_id: int):
     message = attempt(services.cancel, run_id)
     return _status_or_redirect(run_id, message)
 
 
 @bp.post("/<int:run_id>/rerun")
+@operator
 def rerun(run_id: int):
     try:
         row = services.rerun(run_id)

@@ -3,17 +3,20 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
+from ..auth import operator, viewer
 from . import bp, services
 from .forms import EditWorkloadForm, WorkloadForm
 
 
 @bp.get("/")
+@viewer
 def index():
     page = services.list_page(*inputs.page(request.args))
     return render_template("workloads/index.html", page=page)
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@operator
 def create():
     form = WorkloadForm()
     if row := form.submit(services.create):
@@ -23,6 +26,7 @@ def create():
 
 
 @bp.route("/<int:workload_id>/edit", methods=["GET", "POST"])
+@operator
 def edit(workload_id: int):
     row = services.get(workload_id)
     form = EditWorkloadForm(data=services.form_data(row))
@@ -33,6 +37,7 @@ def edit(workload_id: int):
 
 
 @bp.route("/<int:workload_id>/delete", methods=["GET", "POST"])
+@operator
 def delete(workload_id: int):
     row = services.get(workload_id)
     if request.method == "POST" and services.delete_or_explain(workload_id):

@@ -1,0 +1,373 @@
+"""Accounts, passwords, sign-in throttling and API tokens. Never reads ``request``: the caller passes
+who is acting (a ``Principal``) and the client's address."""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Mapping
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..audit import services as audit
+from ..db import update as sql_update
+from ..db import utcnow
+from ..domain.accounts import (Principal, Role, check_display_name, check_expiry_days, check_password, check_role,
+                               check_token_name, check_token_role, check_username, looks_like_token, new_token,
+                               token_hash)
+from ..domain.errors import ValidationError
+from ..errors import ApiError, Conflict, NotFound
+from ..extensions import db, queues
+from ..models import TokenRow, UserRow
+
+LOGIN_FAILED = "Wrong username or password."  # one message: no hint whether the account exists
+THROTTLE_LIMIT = 5  # failed sign-ins per window, per username and per client address
+THROTTLE_WINDOW = 60  # seconds
+LAST_USED_EVERY = timedelta(seconds=60)  # a token's last_used_at is written at most this often
+
+
+def init_app(app: Flask) -> None:
+    """The password hasher (argon2id). Tests may make it cheaper with ``ARGON2_MEMORY_KIB``/``ARGON2_TIME_COST``."""
+    app.extensions["passwords"] = PasswordHasher(time_cost=int(app.config.get("ARGON2_TIME_COST", 3)),
+                                                 memory_cost=int(app.config.get("ARGON2_MEMORY_KIB", 65536)),
+                                                 parallelism=int(app.config.get("ARGON2_PARALLELISM", 4)))
+
+
+def _hasher() -> PasswordHasher:
+    return current_app.extensions["passwords"]
+
+
+def _token_key() -> bytes:
+    return ("api-token:" + current_app.config["SECRET_KEY"]).encode()
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def _verify(row: UserRow | None, password: str) -> bool:
+    if row is None:
+        _hasher().hash(password)  # the same work as for a real account: timing tells nothing
+        return False
+    try:
+        _hasher().verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return True
+
+
+# --- users --------------------------------------------------------------------------------------------
+
+def user_json(row: UserRow) -> dict:
+    return {"username": row.username, "display_name": row.display_name or "", "role": row.role,
+            "disabled": row.disabled, "created_at": row.created_at.isoformat(),
+            "last_login_at": row.last_login_at.isoformat() if row.last_login_at else None}
+
+
+def find(username: str) -> UserRow | None:
+    if not isinstance(username, str):
+        return None
+    return db.session.scalar(select(UserRow).where(UserRow.username == username.strip().lower()))
+
+
+def get(username: str) -> UserRow:
+    row = find(username)
+    if row is None:
+        raise NotFound("user")
+    return row
+
+
+def list_users() -> list[UserRow]:
+    return list(db.session.scalars(select(UserRow).order_by(UserRow.username)))
+
+
+def count() -> int:
+    return db.session.scalar(select(func.count()).select_from(UserRow)) or 0
+
+
+def _object(data: Any) -> Mapping:
+    if not isinstance(data, Mapping):
+        raise ValidationError.single("", "The body must be an object.")
+    return data
+
+
+def check_new_user(data: Any) -> dict:
+    data, fields, clean = _object(data), {}, {}
+    for name, check in (("username", check_username), ("password", check_password),
+                        ("role", lambda v: check_role(v if v is not None else "viewer")),
+                        ("display_name", check_display_name)):
+        try:
+            clean[name] = check(data.get(name))
+        except ValidationError as exc:
+            fields.update(exc.fields)
+    if fields:
+        raise ValidationError(fields)
+    return clean
+
+
+def create_user(data: Any, *, audit_action: str = "user.create") -> UserRow:
+    clean = check_new_user(data)
+    row = UserRow(username=clean["username"], display_name=clean["display_name"], role=clean["role"].value,
+                  password_hash=hash_password(clean["password"]))
+    db.session.add(row)
+    audit.record(audit_action, f"user:{row.username}", role=row.role)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("duplicate_username", f"The username {clean['username']} is taken.",
+                       {"username": ["This username is taken."]}) from None
+    return row
+
+
+def update_user(username: str, data: Any, actor: Principal) -> UserRow:
+    """An admin changes ``role``, ``disabled``, ``display_name`` or ``password`` (fields not sent stay)."""
+    row, data = get(username), _object(data)
+    unknown = set(data) - {"role", "disabled", "display_name", "password", "username"}
+    fields: dict[str, list[str]] = {k: ["Unknown field."] for k in sorted(unknown)}
+    if "username" in data and data["username"] != row.username:
+        fields["username"] = ["A username never changes."]
+    changes: dict[str, Any] = {}
+    for name, check in (("role", lambda v: check_role(v).value), ("display_name", check_display_name),
+                        ("password", check_password), ("disabled", _check_bool)):
+        if name in data:
+            try:
+                changes[name] = check(data[name])
+            except ValidationError as exc:
+                fields.update(exc.fields)
+    if row.id == actor.user_id and (changes.get("disabled") or changes.get("role", Role.ADMIN.value) != Role.ADMIN.value):
+        fields.setdefault("role" if "role" in changes else "disabled", []).append(
+            "You cannot lower or disable your own account: ask another admin.")
+    if fields:
+        raise ValidationError(fields)
+    _apply_user_changes(row, changes)
+    db.session.commit()
+    return row
+
+
+def _check_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError.single("disabled", "Disabled must be true or false.")
+    return value
+
+
+def _apply_user_changes(row: UserRow, changes: dict) -> None:
+    target = f"user:{row.username}"
+    if "role" in changes and changes["role"] != row.role:
+        audit.record("user.role", target, old=row.role, new=changes["role"])
+        row.role = changes["role"]
+    if "display_name" in changes and changes["display_name"] != row.display_name:
+        audit.record("user.update", target, display_name=changes["display_name"])
+        row.display_name = changes["display_name"]
+    if "password" in changes:
+        audit.record("user.password", target)
+        row.password_hash = hash_password(changes["password"])
+        row.session_version += 1
+    if "disabled" in changes and changes["disabled"] != row.disabled:
+        audit.record("user.disable" if changes["disabled"] else "user.enable", target)
+        row.disabled = changes["disabled"]
+        row.session_version += 1
+
+
+def change_own_password(actor: Principal, current: str, new: Any) -> UserRow:
+    row = db.session.get(UserRow, actor.user_id)
+    fields = {}
+    if not _verify(row, current or ""):
+        fields["current_password"] = ["This is not your current password."]
+    try:
+        new = check_password(new, "new_password")
+    except ValidationError as exc:
+        fields.update(exc.fields)
+    if fields:
+        raise ValidationError(fields)
+    _apply_user_changes(row, {"password": new})
+    db.session.commit()
+    return row
+
+
+def user_for_session(session_id: str) -> UserRow | None:
+    """The signed-in account of a session id ``<id>:<version>``, unless disabled or since revoked."""
+    user_id, _, version = (session_id or "").partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    row = db.session.get(UserRow, int(user_id))
+    if row is None or row.disabled or row.session_version != int(version):
+        return None
+    return row
+
+
+# --- signing in ----------------------------------------------------------------------------------------
+
+def _throttle_keys(username: str, ip: str | None) -> list[str]:
+    return [f"login-fail:user:{(username or '').strip().lower()[:64]}", f"login-fail:ip:{ip or '-'}"]
+
+
+def _retry_after(keys: list[str]) -> int:
+    """Seconds until another attempt is allowed; 0 when not throttled. Shared by every web process."""
+    try:
+        with queues.redis.pipeline() as pipe:
+            for key in keys:
+                pipe.get(key)
+                pipe.ttl(key)
+            values = pipe.execute()
+    except RedisError:
+        return 0  # without Redis, sign-in still works (unthrottled) rather than locking everyone out
+    waits = [max(int(ttl), 1) for count, ttl in zip(values[::2], values[1::2]) if count and int(count) >= THROTTLE_LIMIT]
+    return max(waits, default=0)
+
+
+def _count_failure(keys: list[str]) -> None:
+    try:
+        with queues.redis.pipeline() as pipe:
+            for key in keys:
+                pipe.incr(key)
+                pipe.expire(key, THROTTLE_WINDOW, nx=True)
+            pipe.execute()
+    except RedisError:
+        pass
+
+
+class Throttled(ApiError):
+    def __init__(self, seconds: int):
+        super().__init__(429, "too_many_attempts", f"Too many failed sign-ins: try again in {seconds} s.",
+                         headers={"Retry-After": str(seconds)})
+        self.seconds = seconds
+
+
+def authenticate_password(username: str, password: str, ip: str | None, via: str) -> Principal:
+    """Check a username and password (pages and HTTP Basic). Throttled; every attempt is audited."""
+    from ..auth import Unauthorized
+
+    keys = _throttle_keys(username, ip)
+    if wait := _retry_after(keys):
+        raise Throttled(wait)
+    row = find(username)
+    if not _verify(row, password or "") or row.disabled:
+        _count_failure(keys)
+        audit.record("login.failed", f"user:{(username or '').strip().lower()[:64]}",
+                     actor=(username or "?").strip().lower()[:64] or "?")
+        db.session.commit()
+        raise Unauthorized(LOGIN_FAILED)
+    row.last_login_at = utcnow()
+    audit.record("login.ok", f"user:{row.username}", actor=row.username)
+    db.session.commit()
+    return Principal(row.username, Role(row.role), via, row.id)
+
+
+# --- API tokens ----------------------------------------------------------------------------------------
+
+def token_json(row: TokenRow, token: str | None = None) -> dict:
+    body = {"id": row.id, "name": row.name, "role": row.role, "user": row.user.username, "prefix": row.prefix,
+            "created_at": row.created_at.isoformat(),
+            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+            "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+            "revoked": row.revoked_at is not None}
+    if token is not None:
+        body["token"] = token
+    return body
+
+
+def create_token(user_id: int, data: Any, actor: Principal) -> tuple[TokenRow, str]:
+    """A new token for the account ``user_id``; the clear token is returned once and never stored."""
+    data, fields, clean = _object(data), {}, {}
+    owner = db.session.get(UserRow, user_id)
+    own_role = Role.lowest(Role(owner.role), actor.role) if actor.user_id == user_id else Role(owner.role)
+    for name, check in (("name", check_token_name), ("role", lambda v: check_token_role(v, own_role)),
+                        ("expires_in_days", check_expiry_days)):
+        try:
+            clean[name] = check(data.get(name))
+        except ValidationError as exc:
+            fields.update(exc.fields)
+    if fields:
+        raise ValidationError(fields)
+    token = new_token()
+    now = utcnow()
+    row = TokenRow(user_id=user_id, name=clean["name"], role=clean["role"].value, prefix=token[:8],
+                   token_hash=token_hash(token, _token_key()), created_at=now,
+                   expires_at=now + timedelta(days=clean["expires_in_days"]) if clean["expires_in_days"] else None)
+    db.session.add(row)
+    db.session.flush()
+    audit.record("token.create", f"token:{row.id}", user=owner.username, name=row.name, role=row.role)
+    db.session.commit()
+    return row, token
+
+
+def list_tokens(actor: Principal, username: str | None = None) -> list[TokenRow]:
+    """The caller's own tokens; an admin may ask for another account's (``?user=``) or ``*`` for all."""
+    stmt = select(TokenRow).where(TokenRow.revoked_at.is_(None)).order_by(TokenRow.id)
+    if username and username != actor.username:
+        if not actor.is_admin:
+            from ..auth import Forbidden
+
+            raise Forbidden("Only an admin may list another account's tokens.")
+        if username != "*":
+            stmt = stmt.where(TokenRow.user_id == get(username).id)
+    else:
+        stmt = stmt.where(TokenRow.user_id == actor.user_id)
+    return list(db.session.scalars(stmt))
+
+
+def revoke_token(token_id: int, actor: Principal) -> None:
+    row = db.session.get(TokenRow, token_id)
+    if row is None or row.revoked_at is not None or (row.user_id != actor.user_id and not actor.is_admin):
+        raise NotFound("token")  # another account's token is not even confirmed to exist
+    row.revoked_at = utcnow()
+    audit.record("token.revoke", f"token:{row.id}", user=row.user.username, name=row.name)
+    db.session.commit()
+
+
+def authenticate_token(token: str) -> Principal | None:
+    """The principal of a valid token: one indexed lookup by its keyed hash (microseconds of hashing)."""
+    if not looks_like_token(token):
+        return None
+    now = utcnow()
+    found = db.session.execute(
+        select(TokenRow.id, TokenRow.role, TokenRow.expires_at, TokenRow.last_used_at, TokenRow.revoked_at,
+               UserRow.id.label("user_id"), UserRow.username, UserRow.role.label("user_role"), UserRow.disabled)
+        .join(UserRow, UserRow.id == TokenRow.user_id)
+        .where(TokenRow.token_hash == token_hash(token, _token_key()))).first()
+    if found is None or found.revoked_at is not None or found.disabled or (found.expires_at and found.expires_at <= now):
+        return None
+    if found.last_used_at is None or now - found.last_used_at > LAST_USED_EVERY:
+        db.session.execute(sql_update(TokenRow).where(TokenRow.id == found.id).values(last_used_at=now))
+        db.session.commit()
+    else:
+        db.session.rollback()  # end the read transaction (SQLite takes the write lock on BEGIN)
+    role = Role.lowest(Role(found.role), Role(found.user_role))  # a demoted owner demotes its tokens
+    return Principal(found.username, role, "api", found.user_id, found.id)
+
+
+# --- the first admin -------------------------------------------------------------------------------------
+
+INITIAL_PASSWORD_FILE = "initial_admin_password"
+
+
+def ensure_admin(app: Flask) -> str | None:
+    """When no account exists, create the admin (``ADMIN_USERNAME``, ``ADMIN_PASSWORD`` or a random one
+    written to ``DATA_DIR/initial_admin_password``, 0600). Returns the generated password, if any."""
+    with app.app_context():
+        if count():
+            return None
+        username = app.config.get("ADMIN_USERNAME") or "admin"
+        password = app.config.get("ADMIN_PASSWORD") or ""
+        generated = None
+        if not password:
+            generated = password = secrets.token_urlsafe(18)
+        audit.act_as("system", "cli")
+        try:
+            create_user({"username": username, "password": password, "role": "admin"}, audit_action="user.bootstrap")
+        except Conflict:
+            return None  # another process created it first
+        if generated:
+            path = Path(app.config["DATA_DIR"]) / INITIAL_PASSWORD_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(generated + "\n")
+        return generated

@@ -1,0 +1,92 @@
+"""The audit log: append-only. ``record`` adds the entry to the caller's database session, so it is
+committed in the same transaction as the change it describes. Never reads ``request``: who is acting
+comes from the request's principal (set by ``webapp.auth``), else it is the system (a worker or the CLI)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from flask import g, has_request_context
+from sqlalchemy import select
+
+from ..domain.errors import ValidationError
+from ..extensions import db
+from ..models import AuditRow
+from ..pagination import Page, paginate
+
+SECRET_WORDS = ("password", "token", "secret", "key")
+FILTERS = ("actor", "action", "target", "since", "until")
+
+
+def _actor() -> tuple[str, str, str | None]:
+    principal, ip = g.get("principal"), g.get("client_ip")
+    if principal is not None:
+        return principal.username, principal.via, ip
+    return g.get("audit_actor") or "system", g.get("audit_via") or ("web" if has_request_context() else "worker"), ip
+
+
+def _clean(details: Mapping[str, Any]) -> dict:
+    """Drop anything that looks like a secret, whatever the caller passed."""
+    return {k: v for k, v in details.items() if not any(word in k.lower() for word in SECRET_WORDS)}
+
+
+def record(action: str, target: str = "", *, actor: str | None = None, **details) -> AuditRow:
+    """Add one entry to the current session (the caller commits it with its change)."""
+    who, via, ip = _actor()
+    row = AuditRow(actor=(actor or who)[:64], via=via, action=action, target=target[:128], ip=ip,
+                   details=_clean(details))
+    db.session.add(row)
+    return row
+
+
+def act_as(actor: str, via: str) -> None:
+    """For the CLI and the workers: who the entries of this app context are written for."""
+    g.audit_actor, g.audit_via = actor, via
+
+
+def as_json(row: AuditRow) -> dict:
+    return {"id": row.id, "at": row.at.isoformat(), "actor": row.actor, "via": row.via, "action": row.action,
+            "target": row.target, "ip": row.ip, "details": row.details or {}}
+
+
+def _when(value: str, name: str) -> datetime:
+    from datetime import timezone
+
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError.single(name, "Use an ISO 8601 date or time, e.g. 2026-12-01 or 2026-12-01T08:00:00Z.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def check_filters(args: Mapping[str, str]) -> dict:
+    filters: dict[str, Any] = {}
+    fields: dict[str, list[str]] = {}
+    for name in ("actor", "action", "target"):
+        if args.get(name, "").strip():
+            filters[name] = args[name].strip()[:128]
+    for name in ("since", "until"):
+        if args.get(name, "").strip():
+            try:
+                filters[name] = _when(args[name], name)
+            except ValidationError as exc:
+                fields.update(exc.fields)
+    if fields:
+        raise ValidationError(fields)
+    return filters
+
+
+def list_page(page: int, per_page: int, filters: Mapping[str, Any]) -> Page:
+    stmt = select(AuditRow).order_by(AuditRow.id.desc())
+    for name in ("actor", "action", "target"):
+        if name in filters:
+            column = getattr(AuditRow, name)
+            value = filters[name]
+            # "run" finds run.create, run.cancel…; "run:12" finds exactly that target
+            stmt = stmt.where(column.startswith(value + ".") | (column == value)) if name == "action" else \
+                stmt.where(column == value)
+    if "since" in filters:
+        stmt = stmt.where(AuditRow.at >= filters["since"])
+    if "until" in filters:
+        stmt = stmt.where(AuditRow.at <= filters["until"])
+    return paginate(db.session, stmt, page, per_page, key=AuditRow.id)
