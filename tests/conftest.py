@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -142,6 +143,12 @@ def config(tmp_path, redis_server, database_url) -> dict:
         "WTF_CSRF_ENABLED": False,
         "MIGRATION_DURATION_SECONDS": 0.2,
         "MAINTENANCE_INTERVAL_SECONDS": 0.2,
+        "ADMIN_USERNAME": ADMIN,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        # argon2id stays memory-hard, just cheaper: hundreds of sign-ins per suite
+        "ARGON2_MEMORY_KIB": 1024,
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_PARALLELISM": 1,
     }
 
 
@@ -152,9 +159,91 @@ def app(config):
     app.extensions["db"].kw["bind"].dispose()
 
 
+ADMIN, ADMIN_PASSWORD = "admin", "admin-pass-123"
+PASSWORD = "pass-word-123"  # of every account made by ``make_user``
+
+
+class SignedInClient(FlaskClient):
+    """A test client acting as one account: signed in for the pages (session cookie) and sending
+    ``Authorization: Bearer <token>`` to ``/api/`` (unless the request brings its own Authorization,
+    or ``token`` is None). ``anonymous()`` gives a client that is neither."""
+
+    token: str | None = None
+    username: str | None = None
+
+    def open(self, *args, **kwargs):
+        path = args[0] if args and isinstance(args[0], str) else kwargs.get("path", "")
+        if self.token and isinstance(path, str) and path.startswith("/api/"):
+            headers = dict(kwargs.pop("headers", None) or {})
+            if not any(k.lower() == "authorization" for k in headers):
+                headers["Authorization"] = f"Bearer {self.token}"
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+def make_user(app, username: str, role: str = "viewer", password: str = PASSWORD):
+    """An account (created through the service, as an admin would)."""
+    from webapp.accounts import services as accounts
+
+    with app.app_context():
+        return accounts.create_user({"username": username, "password": password, "role": role}).id
+
+
+def token_for(app, username: str, role: str | None = None, name: str = "tests") -> str:
+    from webapp.accounts import services as accounts
+    from webapp.domain.accounts import Principal, Role
+
+    with app.app_context():
+        row = accounts.get(username)
+        _, token = accounts.create_token(row.id, {"name": name, "role": role},
+                                         Principal(row.username, Role(row.role), "cli", row.id))
+    return token
+
+
+def sign_in(client: FlaskClient, app, username: str) -> FlaskClient:
+    """Put a signed-in session for ``username`` in the client's cookie, as /login would."""
+    from webapp.accounts import services as accounts
+
+    with app.app_context():
+        row = accounts.get(username)
+        session_id = f"{row.id}:{row.session_version}"
+    with client.session_transaction() as session:
+        session.clear()
+        session.update({"_user_id": session_id, "_fresh": True, "username": username})
+    return client
+
+
+def client_as(app, username: str, role: str | None = None, token: bool = True) -> SignedInClient:
+    """A client acting as ``username`` (created with ``role`` first when a role is given)."""
+    if role is not None:
+        make_user(app, username, role)
+    app.test_client_class = SignedInClient
+    client = app.test_client()
+    client.username = username
+    client.token = token_for(app, username) if token else None
+    return sign_in(client, app, username)
+
+
 @pytest.fixture
 def client(app):
+    """The admin created at first start, signed in and with an API token: every existing test acts as it."""
+    return client_as(app, ADMIN)
+
+
+@pytest.fixture
+def anon_client(app):
+    """Nobody signed in, no token."""
     return app.test_client()
+
+
+@pytest.fixture
+def as_role(app):
+    """``as_role("viewer")`` → a client acting as a new account of that role (one per role and name)."""
+
+    def make(role: str, username: str | None = None) -> SignedInClient:
+        return client_as(app, username or f"{role}-user", role)
+
+    return make
 
 
 @pytest.fixture
