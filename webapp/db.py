@@ -1,12 +1,17 @@
-"""The database's whole life: engine, one session per app context, tables, ``init-db``."""
+"""The database's whole life: engine, one session per app context, the schema (``upgrade``, ``flask db``)."""
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, create_engine, event
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import DateTime, create_engine, event, inspect, text
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -82,8 +87,9 @@ class Database:
         engine = make_engine(app.config["DATABASE_URL"])
         app.extensions["db"] = sessionmaker(engine, expire_on_commit=False)
         app.teardown_appcontext(self._close)
+        app.cli.add_command(db_command)
         app.cli.add_command(init_db_command)
-        create_tables(engine)
+        upgrade(engine)
 
     @property
     def engine(self) -> Engine:
@@ -106,25 +112,116 @@ class Database:
             session.close()
 
 
-def create_tables(engine: Engine) -> None:
-    """Create missing tables; a process racing us to it is not an error."""
-    from sqlalchemy.exc import OperationalError, ProgrammingError, IntegrityError
+# Any constant will do, as long as every process of the app uses the same one.
+SCHEMA_LOCK_KEY = 0x637574_6F766572  # "cutover"
 
-    from . import models  # noqa: F401  (registers the tables)
 
-    for attempt in range(3):
+def upgrade(engine: Engine) -> None:
+    """Bring the database to the newest revision, then seed it. Several processes may do this at once.
+
+    One at a time: a PostgreSQL advisory lock, or a lock file next to the SQLite database, is held while
+    the schema is read and changed, in one transaction. A database made by a release before Alembic
+    (its tables, no ``alembic_version``) is adopted as it is: stamped with the baseline, then upgraded.
+    """
+    from alembic import command
+
+    from . import models, schema
+
+    with _schema_lock(engine), engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        if current_revision(connection) != head_revision():
+            cfg = schema.config(connection)
+            tables = set(inspect(connection).get_table_names())
+            released = tables & schema.RELEASED_TABLES
+            if released and "alembic_version" not in tables:
+                if released == schema.RELEASED_TABLES:
+                    command.stamp(cfg, schema.BASELINE)
+                else:  # an older release still: the baseline adds the tables it lacks
+                    cfg.attributes["existing_tables"] = frozenset(released)
+            command.upgrade(cfg, "head")
+        models.seed(connection)
+        connection.commit()
+
+
+def current_revision(connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+@functools.cache
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from . import schema
+
+    return ScriptDirectory.from_config(schema.config()).get_current_head()
+
+
+@contextmanager
+def _schema_lock(engine: Engine):
+    """An exclusive lock file next to a SQLite database file; nothing otherwise (PostgreSQL locks in SQL)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" \
+            or engine.url.query.get("mode") == "memory":
+        yield
+        return
+    with open(Path(database).with_name(Path(database).name + ".schema-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            Base.metadata.create_all(engine)
-            with engine.begin() as connection:
-                models.seed(connection)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError):
-            if attempt == 2:
-                raise
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _app_engine() -> Engine:
+    return current_app.extensions["db"].kw["bind"]
+
+
+db_command = AppGroup("db", help="The database schema: Alembic revisions in webapp/schema/versions.")
+
+
+@db_command.command("upgrade")
+def db_upgrade_command() -> None:
+    """Bring the database to the newest revision (the app also does this when it starts)."""
+    _upgrade_and_say_so()
+
+
+def _upgrade_and_say_so() -> None:
+    upgrade(_app_engine())
+    click.echo(f"Database at {head_revision()}.")
+
+
+@db_command.command("current")
+def db_current_command() -> None:
+    """Print the database's revision."""
+    with _app_engine().connect() as connection:
+        click.echo(current_revision(connection) or "none")
+
+
+@db_command.command("revision")
+@click.option("-m", "--message", required=True, help="what the revision changes")
+@click.option("--empty", is_flag=True, help="do not compare the models with the database")
+def db_revision_command(message: str, empty: bool) -> None:
+    """Write a new revision (compared with the models unless --empty); read it and finish it by hand."""
+    import re
+
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from . import schema
+
+    cfg = schema.config(_app_engine())
+    number = len(list(ScriptDirectory.from_config(cfg).walk_revisions())) + 1
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40]
+    cfg.set_main_option("file_template", "%%(rev)s")
+    script = command.revision(cfg, message, autogenerate=not empty, rev_id=f"{number:04d}_{slug}")
+    click.echo(f"Wrote {script.path}")
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command() -> None:
-    """Create the tables (the app also does this when it starts)."""
-    create_tables(current_app.extensions["db"].kw["bind"])
-    click.echo("Database ready.")
+    """The same as ``flask db upgrade`` (kept for older instructions)."""
+    _upgrade_and_say_so()

@@ -13,6 +13,11 @@ def page_or_fragment(full: str, fragment: str, /, **context) -> str:
     return render_template(fragment if is_htmx() else full, **context)
 
 
+def download(body: str, mimetype: str, filename: str) -> Response:
+    """A text file to save (a run's log, its JUnit report), for the pages and the API alike."""
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 def add_vary(response: Response) -> Response:
     response.vary.add("HX-Request")
     return response

@@ -181,15 +181,14 @@ def page(args: Mapping[str, str]) -> tuple[int, int]:
     return values["page"], min(values["per_page"], MAX_PER_PAGE)
 
 
-def requested_by(data: Any) -> str | None:
-    """The optional ``requested_by`` of a run request: who is notified when it ends."""
+def acting_as(data: Any, field: str, username: str) -> str:
+    """The signed-in account, which a request may name in ``field`` but never replace by another."""
     data = _object(data, "", "The body")
-    value = data.get("requested_by")
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or len(value.strip()) > 128 or not value.strip().isprintable():
-        raise ValidationError.single("requested_by", "Requested by must be a name of 1 to 128 printable characters.")
-    return value.strip()
+    value = data.get(field)
+    if value in (None, "") or (isinstance(value, str) and value.strip().lower() == username):
+        return username
+    raise ValidationError.single(field, f"This is always the signed-in account ({username}): leave it out "
+                                        "or send your own username.")
 
 
 def offset(args: Mapping[str, str]) -> int:

@@ -5,7 +5,7 @@ from flask import request, url_for
 
 from .. import inputs
 from ..events import services as events
-from ..auth import operator, viewer
+from ..auth import operator, principal, viewer
 from . import bp
 from .helpers import created, json_body
 
@@ -33,4 +33,4 @@ def get_event(event_id: str):
 @bp.route("/v1/events/<event_id>", methods=["PUT", "PATCH"])
 @operator
 def update_event(event_id: str):
-    return events.as_json(events.update(event_id, json_body()))
+    return events.as_json(events.update(event_id, json_body(), principal()))

@@ -1,14 +1,15 @@
 """JSON endpoints for test runs, test files and environments."""
 from __future__ import annotations
 
-from flask import Response, request, url_for
+from flask import request, url_for
 
 from .. import inputs
+from ..auth import MULTIPART, access, admin, operator, principal, viewer
+from ..domain.accounts import Role
 from ..environments import services as environments
+from ..htmx import download
 from ..runs import services as runs
 from ..runs import testfiles
-from ..auth import MULTIPART, access, admin, operator, viewer
-from ..domain.accounts import Role
 from . import bp
 from .helpers import created, json_body, no_content
 
@@ -23,7 +24,7 @@ def list_runs():
 @bp.post("/v1/runs")
 @operator
 def create_run():
-    row = runs.create(json_body())
+    row = runs.create(json_body(), principal().username)
     return created(runs.as_json(row), url_for(".get_run", run_id=row.id))
 
 
@@ -48,7 +49,7 @@ def cancel_run(run_id: int):
 @bp.post("/v1/runs/<int:run_id>/rerun")
 @operator
 def rerun(run_id: int):
-    row = runs.rerun(run_id)
+    row = runs.rerun(run_id, principal().username)
     return created(runs.as_json(row), url_for(".get_run", run_id=row.id))
 
 
@@ -64,10 +65,6 @@ def run_log_text(run_id: int):
     return download(runs.log_text(run_id), "text/plain", f"run-{run_id}.log")  # Flask adds the charset
 
 
-def download(body: str, mimetype: str, filename: str) -> Response:
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
 @bp.get("/v1/test-files")
 @viewer
 def list_test_files():
@@ -78,14 +75,14 @@ def list_test_files():
 @access(Role.OPERATOR, accepts=MULTIPART)
 def upload_test_file():
     upload = inputs.upload(request.files, request.form)
-    entry = testfiles.upload(**upload)
+    entry = testfiles.upload(**upload, actor=principal())
     return created(entry, url_for(".list_test_files"))
 
 
 @bp.delete("/v1/test-files/<path:path>")
 @operator
 def delete_test_file(path: str):
-    testfiles.delete(path)
+    testfiles.delete(path, actor=principal())
     return no_content()
 
 

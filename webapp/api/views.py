@@ -6,7 +6,7 @@ from flask import request, url_for
 from .. import inputs
 from ..migrations import services as migrations
 from ..workloads import services as workloads
-from ..auth import operator, viewer
+from ..auth import operator, principal, viewer
 from . import bp
 from .helpers import created, json_body, no_content
 
@@ -78,7 +78,7 @@ def delete_migration(migration_id: int):
 @bp.post("/v1/migrations/<int:migration_id>/run")
 @operator
 def run_migration(migration_id: int):
-    row = migrations.run(migration_id, inputs.requested_by(json_body(optional=True)))
+    row = migrations.run(migration_id, inputs.acting_as(json_body(optional=True), "requested_by", principal().username))
     return migrations.as_json(row), 202
 
 

@@ -6,6 +6,7 @@ from typing import Any, Mapping
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import ValidationError
@@ -113,9 +114,11 @@ def check_changes(data: Any) -> dict:
 
 def update(environment_id: int, data: Any) -> EnvironmentRow:
     row = get(environment_id)
-    for name, value in check_changes(data).items():
+    changes = check_changes(data)
+    for name, value in changes.items():
         setattr(row, name, value)
     row.updated_at = utcnow()
+    audit.record("environment.update", f"environment:{environment_id}", **changes)
     db.session.commit()
     return row
 
@@ -124,6 +127,7 @@ def unlock(environment_id: int) -> EnvironmentRow:
     """Force-release a stuck lock: its run ends ``error`` and the queue moves on."""
     row = get(environment_id)
     holder = status([row])[row.id]["current"]
+    audit.record("environment.unlock", f"environment:{environment_id}", run=holder.id if holder else None)
     if holder is not None:
         dispatch.finish(holder.id, holder.lock_token, state=RunState.ERROR.value,
                         error="lock released by an operator")
@@ -133,6 +137,7 @@ def unlock(environment_id: int) -> EnvironmentRow:
             queues.redis.set(cancel_key(holder.id), "1", ex=3600)  # its worker kills pytest, its result is fenced
         except RedisError:
             pass
+    db.session.commit()
     try:
         dispatch.environment_lock(environment_id).force_release()
     except RedisError:

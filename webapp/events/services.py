@@ -12,6 +12,7 @@ from redis.exceptions import LockError, RedisError
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
+from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import ImmutableFieldError, InvalidStateError, ValidationError
@@ -72,6 +73,7 @@ def queue(event_id: str) -> None:
 def create(data: Any) -> EventRow:
     clean = check_new(data)
     row = add(clean["user_id"], clean["description"])
+    audit.record("event.create", f"event:{row.id}", user_id=row.user_id)
     db.session.commit()  # committed before it is queued: nothing is lost if Redis is down
     queue(row.id)
     return row
@@ -112,8 +114,8 @@ def check_filters(args: Mapping[str, str]) -> dict:
 READ_ONLY = ("id", "source", "link", "attempts", "last_error", "created_at", "processed_at")
 
 
-def update(event_id: str, data: Any) -> EventRow:
-    """Edit user_id/description while pending; move status along its allowed transitions."""
+def update(event_id: str, data: Any, actor) -> EventRow:
+    """Edit user_id/description while pending; move status along its allowed transitions (admins)."""
     row = get(event_id)
     if not isinstance(data, Mapping):
         raise ValidationError.single("", "The body must be an object.")
@@ -131,6 +133,10 @@ def update(event_id: str, data: Any) -> EventRow:
             except ValidationError as exc:
                 fields.update(exc.fields)
     target = check_transition(status, data["status"]) if "status" in data else status
+    if target is not status and not actor.is_admin:
+        from ..auth import Forbidden
+
+        raise Forbidden("Only an admin may change an event's status.")
     if fields:
         raise ValidationError(fields)
     if edits and status is not EventStatus.PENDING:
@@ -143,6 +149,10 @@ def update(event_id: str, data: Any) -> EventRow:
         if target is EventStatus.PENDING:
             values.update(queued_at=utcnow(), last_error=None)
     if values:
+        if edits:
+            audit.record("event.update", f"event:{row.id}", **{k: v for k, v in edits.items() if k == "user_id"})
+        if target is not status:
+            audit.record("event.status", f"event:{row.id}", old=status.value, new=target.value)
         written = session.execute(sql_update(EventRow).where(EventRow.id == row.id, EventRow.status == status.value)
                                   .values(**values)).rowcount
         session.commit()
@@ -269,11 +279,14 @@ def mark_read(user_id: str) -> None:
     db.session.commit()
 
 
-def remember_user(session: dict, user_id: str | None) -> str | None:
-    """The inbox's user: the one asked for (remembered for the nav badge), else the remembered one."""
-    if user_id and user_id.strip():
-        session["username"] = user_id.strip()[:128]
-    return session.get("username")
+def inbox_owner(actor, user_id: str | None) -> str:
+    """Whose inbox to open: one's own; another's (``?user_id=``) only for an admin."""
+    wanted = (user_id or "").strip()[:128] or actor.username
+    if wanted != actor.username and not actor.is_admin:
+        from ..auth import Forbidden
+
+        raise Forbidden("You can open only your own inbox.")
+    return wanted
 
 
 def open_inbox(user_id: str | None) -> list[NotificationRow]:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..htmx import page_or_fragment
-from ..auth import operator, viewer
+from ..auth import operator, principal, viewer
 from . import bp, services
 from .forms import EventForm
 
@@ -20,7 +20,7 @@ def index():
 @bp.route("/events/new", methods=["GET", "POST"])
 @operator
 def create():
-    form = EventForm(data={"user_id": session.get("username", "")})
+    form = EventForm(data={"user_id": principal().username})
     if row := form.submit(services.create):
         flash("Event recorded; a worker delivers it now.", "success")
         return redirect(url_for(".detail", event_id=row.id), 303)
@@ -36,7 +36,7 @@ def detail(event_id: str):
 @bp.get("/inbox")
 @viewer
 def inbox():
-    user_id = services.remember_user(session, request.args.get("user_id"))
+    user_id = services.inbox_owner(principal(), request.args.get("user_id"))
     return render_template("events/inbox.html", user_id=user_id, items=services.open_inbox(user_id))
 
 
@@ -48,6 +48,6 @@ def badge():
 
 @bp.app_context_processor
 def inbox_badge():
-    """The nav badge: unread notifications of the user remembered in the session."""
-    user_id = session.get("username")
+    """The nav badge: unread notifications of the signed-in account."""
+    user_id = principal().username if principal() else None
     return {"inbox_user": user_id, "inbox_unread": lambda: services.unread_count(user_id)}

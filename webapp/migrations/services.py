@@ -14,6 +14,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from .. import inputs
+from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, SystemVolumeRequired
@@ -146,6 +147,8 @@ def create(data: Any) -> MigrationRow:
     row = MigrationRow(source_id=source_id, state=MigrationState.NOT_STARTED.value)
     _apply(row, migration)
     db.session.add(row)
+    db.session.flush()
+    audit.record("migration.create", f"migration:{row.id}", source_id=source_id, cloud_type=row.cloud_type)
     db.session.commit()
     return row
 
@@ -155,6 +158,7 @@ def update(migration_id: int, data: Any) -> MigrationRow:
     _, migration = inputs.migration(data, _load_source, existing=to_domain(row), current=as_json(row))
     _apply(row, migration)
     row.updated_at = utcnow()
+    audit.record("migration.update", f"migration:{row.id}")
     db.session.commit()
     return row
 
@@ -164,17 +168,21 @@ def delete(migration_id: int) -> None:
     if row.state == MigrationState.RUNNING.value:
         raise InvalidStateError("A running migration cannot be deleted; cancel it first.")
     db.session.delete(row)
+    audit.record("migration.delete", f"migration:{migration_id}")
     db.session.commit()
 
 
 def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
-    """Check the rules, mark the migration running and queue a job with its id (nothing else)."""
+    """Check the rules, mark the migration running and queue a job with its id (nothing else).
+    ``requested_by``: the account that pressed Run (told when it ends)."""
     row = get(migration_id, for_update=True)
     row.requested_by = requested_by or row.requested_by
     migration = to_domain(row)
+    retry = row.state == MigrationState.ERROR.value
     try:
         migration.start()
     except SystemVolumeRequired:
+        audit.record("migration.run", f"migration:{row.id}", refused="system_volume_required")
         _end(MigrationRow.id == row.id, migration.state, migration.error)
         db.session.refresh(row)
         raise
@@ -183,6 +191,7 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     row.progress = _fresh_progress(migration)
     row.job_id = f"migration-{row.id}-{uuid.uuid4().hex[:12]}"
     row.queued_at, row.started_at, row.heartbeat_at, row.finished_at = now, None, None, None
+    audit.record("migration.retry" if retry else "migration.run", f"migration:{row.id}")
     db.session.commit()
     _enqueue(row)
     return row
@@ -203,6 +212,7 @@ def cancel(migration_id: int) -> MigrationRow:
     row = get(migration_id, for_update=True)
     if row.state != MigrationState.RUNNING.value:
         raise InvalidStateError(f"Only a running migration can be cancelled; this one is {row.state}.")
+    audit.record("migration.cancel", f"migration:{row.id}")
     if row.started_at is None:  # no worker has it yet: end it here
         _end(_running(row.id, row.job_id) & MigrationRow.started_at.is_(None), MigrationState.ERROR, "cancelled")
         _drop_job(row.job_id)

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..forms import attempt
 from ..htmx import is_htmx, page_or_fragment
 from ..workloads import services as workloads
-from ..auth import operator, viewer
+from ..auth import operator, principal, viewer
 from . import bp, services
 from .forms import EditMigrationForm, MigrationForm
 
@@ -58,10 +58,7 @@ def edit(migration_id: int):
 @bp.post("/<int:migration_id>/run")
 @operator
 def run(migration_id: int):
-    requested_by = inputs.requested_by(request.form)  # who is told when it ends, remembered
-    if requested_by:
-        session["username"] = requested_by
-    message = attempt(services.run, migration_id, requested_by)
+    message = attempt(services.run, migration_id, principal().username)  # the account is told when it ends
     return _status_or_redirect(migration_id, message)
 
 

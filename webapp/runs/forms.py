@@ -7,13 +7,12 @@ from ..forms import ServiceForm, clean_int
 
 
 class RunForm(ServiceForm):
-    username = StringField("Your name", render_kw={"autocomplete": "username", "maxlength": 64})
     environment_id = SelectField("Environment", validate_choice=False)
     test_files = SelectMultipleField("Test files", validate_choice=False)
     save = SubmitField("Start run")
 
     def payload(self) -> dict:
-        return {"username": (self.username.data or "").strip(), "environment_id": clean_int(self.environment_id.data),
+        return {"environment_id": clean_int(self.environment_id.data),
                 "test_files": list(self.test_files.data or [])}
 
 

@@ -31,10 +31,10 @@ def _environment_label(row, state: dict) -> str:
     return f"{row.id} · {row.name} — {busy}" + (f", {waiting} waiting" if waiting else "")
 
 
-def upload(files, data: dict) -> dict:
+def upload(files, data: dict, actor) -> dict:
     from .. import inputs
 
-    return testfiles.upload(**inputs.upload(files, data))
+    return testfiles.upload(**inputs.upload(files, data), actor=actor)
 
 
 def run(run_id: int) -> dict:

@@ -7,6 +7,8 @@ from redis.exceptions import RedisError
 from rq.job import Job
 from sqlalchemy import func, select
 
+from .. import inputs
+from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, ValidationError
@@ -47,19 +49,26 @@ def check_input(data: Any) -> dict:
     return clean
 
 
-def create(data: Any) -> RunRow:
-    clean = check_input(data)
+def create(data: Any, username: str, *, rerun_of: int | None = None) -> RunRow:
+    """Queue a run for the account ``username`` (a request may name it, never another account)."""
+    name = inputs.acting_as(data, "username", username)  # also refuses a body that is not an object
+    clean = check_input({**data, "username": name})
     row = RunRow(state=RunState.QUEUED.value, **clean)
     db.session.add(row)
+    db.session.flush()
+    details = {"environment_id": row.environment_id, "test_files": row.test_files}
+    audit.record("run.rerun" if rerun_of else "run.create", f"run:{row.id}", **details,
+                 **({"rerun_of": rerun_of} if rerun_of else {}))
     db.session.commit()
     dispatch.safe_dispatch(row.environment_id)
     db.session.refresh(row)
     return row
 
 
-def rerun(run_id: int) -> RunRow:
+def rerun(run_id: int, username: str) -> RunRow:
+    """The same files on the same environment again, as a new run of whoever asked."""
     row = get(run_id)
-    return create({"username": row.username, "environment_id": row.environment_id, "test_files": row.test_files})
+    return create({"environment_id": row.environment_id, "test_files": row.test_files}, username, rerun_of=run_id)
 
 
 def get(run_id: int) -> RunRow:
@@ -145,6 +154,7 @@ def cancel(run_id: int) -> RunRow:
     row = get(run_id)
     if RunState(row.state).is_final:
         raise InvalidStateError(f"This run is already {row.state}.")
+    audit.record("run.cancel", f"run:{run_id}", state=row.state)
     session = db.session
     if row.state == RunState.QUEUED.value:
         token, job_id = row.lock_token, row.job_id

@@ -9,10 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import delete as sql_delete
 
+from ..audit import services as audit
+from ..auth import Forbidden
+from ..domain.accounts import Principal
 from ..domain.errors import ValidationError
 from ..domain.testfiles import check_upload
+from ..db import utcnow
 from ..errors import ApiError, Conflict, NotFound
+from ..extensions import db
+from ..models import UploadRow
 
 _TEST_NAME = re.compile(r"^(test_[A-Za-z0-9_.-]*\.py|[A-Za-z0-9_.-]*_test\.py)$")
 SAMPLES, UPLOADS = "sample_tests", "uploads"
@@ -104,28 +111,56 @@ def _upload_directory(directory: str) -> str:
     return directory
 
 
-def upload(filename: str, directory: str, data: bytes, overwrite: bool = False) -> dict:
+def owner(path: str) -> str | None:
+    """Who uploaded ``uploads/…`` (None: nobody recorded, e.g. a file from before accounts)."""
+    row = db.session.get(UploadRow, path)
+    return row.owner if row else None
+
+
+def _check_owner(path: str, actor: Principal, verb: str) -> None:
+    """Only the uploader (or an admin) may replace or delete an upload."""
+    if actor.is_admin:
+        return
+    who = owner(path)
+    if who != actor.username:
+        raise Forbidden(f"Only {who or 'an admin'} may {verb} {path}: it is not one of your uploads.")
+
+
+def upload(filename: str, directory: str, data: bytes, overwrite: bool = False, *, actor: Principal) -> dict:
     name, folder, text = check_upload(filename, _upload_directory(directory), data)
     root = roots()[1]
     target_dir = root.path / folder
     target = target_dir / name
-    if target.exists() and not overwrite:
-        raise Conflict("file_exists", f"{UPLOADS}/{folder}/{name} already exists; send overwrite=true to replace it.",
-                       {"file": ["A file with this name already exists in this directory."]})
+    path = f"{UPLOADS}/{folder}/{name}"
+    if target.exists():
+        if not overwrite:
+            raise Conflict("file_exists", f"{path} already exists; send overwrite=true to replace it.",
+                           {"file": ["A file with this name already exists in this directory."]})
+        _check_owner(path, actor, "replace")
+    row = db.session.get(UploadRow, path) or UploadRow(path=path, owner=actor.username)
+    row.uploaded_at = utcnow()
+    db.session.add(row)
+    audit.record("testfile.replace" if target.exists() else "testfile.upload", f"testfile:{path}", size=len(data))
     target_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target_dir, delete=False, suffix=".part") as tmp:
         tmp.write(text)
     os.replace(tmp.name, target)  # readers never see half a file
-    return _entry(root, target)
+    db.session.commit()
+    return {**_entry(root, target), "owner": row.owner}
 
 
-def delete(path: str) -> None:
+def delete(path: str, *, actor: Principal) -> None:
     found = resolve(path)
     if found is None:
         raise NotFound("test file")
     root, file = found
     if root.read_only:
         raise ApiError(403, "read_only", "Shipped sample tests are read-only; only uploaded files can be deleted.")
+    path = f"{root.prefix}/{file.relative_to(root.path).as_posix()}"
+    _check_owner(path, actor, "delete")
+    db.session.execute(sql_delete(UploadRow).where(UploadRow.path == path))
+    audit.record("testfile.delete", f"testfile:{path}")
+    db.session.commit()
     file.unlink()
     if file.parent != root.path and not any(file.parent.iterdir()):
         file.parent.rmdir()

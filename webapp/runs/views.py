@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
+from ..auth import operator, principal, viewer
 from ..domain.errors import ValidationError
 from ..forms import attempt
-from ..htmx import is_htmx, page_or_fragment
-from ..auth import operator, viewer
+from ..htmx import download, is_htmx, page_or_fragment
 from . import bp, pages, services
 from .forms import RunForm, UploadForm
 
@@ -22,9 +22,8 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @operator
 def create():
-    form = RunForm(data={"username": session.get("username", "")})
-    if row := form.submit(services.create):
-        session["username"] = row.username
+    form = RunForm()
+    if row := form.submit(lambda data: services.create(data, principal().username)):
         return redirect(url_for(".detail", run_id=row.id), 303)
     return render_template("runs/new.html", **pages.new_run(form, UploadForm())), form.status
 
@@ -33,7 +32,7 @@ def create():
 @operator
 def upload():
     form = UploadForm()
-    entry = form.submit(lambda data: pages.upload(request.files, data))
+    entry = form.submit(lambda data: pages.upload(request.files, data, principal()))
     if is_htmx():
         return render_template("runs/_upload_result.html", **pages.new_run(RunForm(), form, entry)), form.status
     if entry:
@@ -67,13 +66,25 @@ def cancel(run_id: int):
 @operator
 def rerun(run_id: int):
     try:
-        row = services.rerun(run_id)
+        row = services.rerun(run_id, principal().username)
     except ValidationError as exc:  # e.g. the environment was disabled or a file deleted since
         reasons = " ".join(m for messages in exc.fields.values() for m in messages) or exc.message
         flash(f"This run cannot be run again: {reasons}", "error")
         return redirect(url_for(".detail", run_id=run_id), 303)
     flash(f"Run #{row.id} queued with the same files and environment.", "success")
     return redirect(url_for(".detail", run_id=row.id), 303)
+
+
+@bp.get("/<int:run_id>/log.txt")
+@viewer
+def log_text(run_id: int):
+    return download(services.log_text(run_id), "text/plain", f"run-{run_id}.log")
+
+
+@bp.get("/<int:run_id>/junit.xml")
+@viewer
+def junit(run_id: int):
+    return download(services.junit_xml(run_id), "application/xml", f"run-{run_id}-junit.xml")
 
 
 def _status_or_redirect(run_id: int, message: str | None):

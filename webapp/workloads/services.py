@@ -7,6 +7,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import inputs
+from ..audit import services as audit
 from ..db import utcnow
 from ..domain.migration import Credentials, MountPoint, Workload
 from ..errors import Conflict, NotFound
@@ -62,10 +63,12 @@ def _apply(row: WorkloadRow, workload: Workload) -> None:
     row.storage = storage_json(workload.storage)
 
 
-def _save(row: WorkloadRow) -> WorkloadRow:
+def _save(row: WorkloadRow, action: str) -> WorkloadRow:
     session = db.session
     session.add(row)
     try:
+        session.flush()
+        audit.record(action, f"workload:{row.id}", ip=row.ip)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -78,7 +81,7 @@ def create(data: Any) -> WorkloadRow:
     workload = inputs.workload(data)
     row = WorkloadRow()
     _apply(row, workload)
-    return _save(row)
+    return _save(row, "workload.create")
 
 
 def update(workload_id: int, data: Any) -> WorkloadRow:
@@ -86,7 +89,7 @@ def update(workload_id: int, data: Any) -> WorkloadRow:
     workload = inputs.workload(data, existing=to_domain(row))
     _apply(row, workload)
     row.updated_at = utcnow()
-    return _save(row)
+    return _save(row, "workload.update")
 
 
 def in_use(workload_id: int) -> bool:
@@ -98,6 +101,7 @@ def delete(workload_id: int) -> None:
     if in_use(workload_id):
         raise Conflict("in_use", "This workload is the source of a migration; delete the migration first.")
     db.session.delete(row)
+    audit.record("workload.delete", f"workload:{workload_id}", ip=row.ip)
     try:
         db.session.commit()
     except IntegrityError:  # a migration was created meanwhile
