@@ -317,7 +317,7 @@ class Supervisor:
             )
 
     def init_database(self) -> None:
-        """Run create_app() once in a subprocess, so that the tables exist before the children."""
+        """Run create_app() once in a subprocess: the schema is upgraded and the first admin exists before the children start."""
         log("initialising the database")
         result = subprocess.run(
             [sys.executable, "-c", "from webapp import create_app; create_app()"],
@@ -482,14 +482,28 @@ class Supervisor:
         if self._lock_file is not None:
             self._lock_file.close()
 
+    def how_to_sign_in(self, password_file: Path, existed: bool) -> str:
+        """The first start prints the generated admin password once (Jenkins-style); later starts say where it is."""
+        admin = self.env.get("ADMIN_USERNAME") or "admin"
+        if password_file.exists() and not existed:
+            password = password_file.read_text().strip()
+            return f"Sign in as {admin} with password {password} (also in {password_file}; change it on /account)"
+        if password_file.exists():
+            return f"Sign in at http://127.0.0.1:{self.port}/login (the first admin's password is in {password_file})"
+        if self.env.get("ADMIN_PASSWORD"):
+            return f"Sign in at http://127.0.0.1:{self.port}/login as {admin} with the ADMIN_PASSWORD you set"
+        return f"Sign in at http://127.0.0.1:{self.port}/login with your account"
+
     def run(self) -> int:
-        """Start everything, print the URL, supervise; return the exit code."""
+        """Start everything, print the URL and how to sign in, supervise; return the exit code."""
         self.install_signal_handlers()
         atexit.register(self.stop_all)
         become_subreaper()
         try:
             self.prepare()
             self.start_redis()
+            first_password = self.data_dir / "initial_admin_password"
+            had_password_file = first_password.exists()
             if not self.stop_requested:
                 self.init_database()
             if not self.stop_requested:
@@ -499,6 +513,7 @@ class Supervisor:
             if not self.stop_requested:
                 print(f"Cutover is running on http://127.0.0.1:{self.port}  (Ctrl-C to stop)",
                       flush=True)
+                log(self.how_to_sign_in(first_password, had_password_file))
                 self.supervise()
             log("stopping")
             return 0

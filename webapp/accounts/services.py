@@ -169,6 +169,7 @@ def _apply_user_changes(row: UserRow, changes: dict) -> None:
         audit.record("user.password", target)
         row.password_hash = hash_password(changes["password"])
         row.session_version += 1
+        _forget_initial_password(row.username)
     if "disabled" in changes and changes["disabled"] != row.disabled:
         audit.record("user.disable" if changes["disabled"] else "user.enable", target)
         row.disabled = changes["disabled"]
@@ -346,6 +347,12 @@ def authenticate_token(token: str) -> Principal | None:
 # --- the first admin -------------------------------------------------------------------------------------
 
 INITIAL_PASSWORD_FILE = "initial_admin_password"
+
+
+def _forget_initial_password(username: str) -> None:
+    """Once the first admin has a password of its own, the generated one is no use: remove its file."""
+    if username == (current_app.config.get("ADMIN_USERNAME") or "admin"):
+        (Path(current_app.config["DATA_DIR"]) / INITIAL_PASSWORD_FILE).unlink(missing_ok=True)
 
 
 def ensure_admin(app: Flask) -> str | None:
