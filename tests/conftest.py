@@ -114,17 +114,58 @@ def external_database_url(worker_id) -> str | None:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite database brought to the newest revision once (per xdist worker): each test gets a copy.
+
+    Running the revisions takes ~45 ms; copying the file well under 1 ms.
+    """
+    from webapp.db import make_engine, upgrade
+
+    path = tmp_path_factory.mktemp("template") / "cutover.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # closing the last connection moves the WAL into the file and removes it
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+def reset_external_database(url: str) -> None:
+    """Empty the tables of a database at the newest revision (ids start at 1 again, environments seeded);
+    any other database is dropped (``alembic_version`` too) and brought to the newest revision.
+    Emptying takes ~40 ms, dropping and upgrading ~170 ms."""
+    from sqlalchemy import text
+
+    from webapp import models
+    from webapp.db import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            if current_revision(connection) == head_revision():
+                for table in reversed(Base.metadata.sorted_tables):
+                    connection.execute(table.delete())
+                connection.execute(text("SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false) "
+                                        "FROM pg_sequences WHERE schemaname = current_schema()"))
+                models.seed(connection)
+                return
+        Base.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request, tmp_path):
+    """A database at the newest revision, seeded and otherwise empty: a SQLite file, or TEST_DATABASE_URL's."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cutover.db'}"
-    from webapp.db import make_engine
-    import webapp.models  # noqa: F401
-
+        path = tmp_path / "cutover.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     url = request.getfixturevalue("external_database_url")
-    engine = make_engine(url)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+    reset_external_database(url)
     return url
 
 

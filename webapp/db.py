@@ -123,9 +123,9 @@ def upgrade(engine: Engine) -> None:
     the schema is read and changed, in one transaction. A database made by a release before Alembic
     (its tables, no ``alembic_version``) is adopted as it is: stamped with the baseline, then upgraded.
     """
-    from alembic import command
+    from . import models, schema  # schema first: it quietens alembic's loggers
 
-    from . import models, schema
+    from alembic import command
 
     with _schema_lock(engine), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
@@ -145,16 +145,17 @@ def upgrade(engine: Engine) -> None:
 
 
 def current_revision(connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(connection).get_current_revision()
+    """The database's revision; None for a database without ``alembic_version``."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.scalar(text("SELECT version_num FROM alembic_version"))
 
 
 @functools.cache
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
+    from . import schema  # first: it quietens alembic's loggers
 
-    from . import schema
+    from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(schema.config()).get_current_head()
 

@@ -6,10 +6,13 @@ that check the models and the newest revision describe the same schema.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from alembic.config import Config
-from sqlalchemy import Column, DateTime
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # else a line per plugin at every start
+
+from alembic.config import Config  # noqa: E402
+from sqlalchemy import Column, DateTime  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BASELINE = "0001_baseline"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_baseline
 Revises:
-Create Date: 2025-01-01
+Create Date: 2026-12-01
 
 A database made by that release has no alembic_version table: ``webapp.db.upgrade`` stamps it with
 this revision instead of running it. A database of an older release, which lacks some of these tables,

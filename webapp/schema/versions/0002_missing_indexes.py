@@ -2,7 +2,7 @@
 
 Revision ID: 0002_missing_indexes
 Revises: 0001_baseline
-Create Date: 2025-01-01
+Create Date: 2026-12-01
 
 ix_workloads_id, ix_migrations_id and ix_runs_id were added to the models after the tables existed,
 and create_all never adds an index to an existing table. A database made since has them already

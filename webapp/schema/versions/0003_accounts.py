@@ -2,7 +2,7 @@
 
 Revision ID: 0003_accounts
 Revises: 0002_missing_indexes
-Create Date: 2025-01-01
+Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
