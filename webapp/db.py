@@ -208,10 +208,10 @@ def db_revision_command(message: str, empty: bool) -> None:
     """Write a new revision (compared with the models unless --empty); read it and finish it by hand."""
     import re
 
+    from . import schema  # first: it quietens alembic's loggers
+
     from alembic import command
     from alembic.script import ScriptDirectory
-
-    from . import schema
 
     cfg = schema.config(_app_engine())
     number = len(list(ScriptDirectory.from_config(cfg).walk_revisions())) + 1

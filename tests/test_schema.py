@@ -1,0 +1,204 @@
+"""The schema through Alembic: databases of the last release are adopted with every row, the models and
+the newest revision agree, several processes may start at once, ``flask db``, downgrades."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, inspect, select, text
+
+from webapp import models, schema
+from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
+
+HEAD = "0003_accounts"
+NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log"}
+MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}
+
+
+@pytest.fixture
+def empty_url(database_url):
+    """The test's database with nothing in it: no tables, no alembic_version."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        for name in (path.name, path.name + "-wal", path.name + "-shm"):
+            path.with_name(name).unlink(missing_ok=True)
+    else:
+        engine = make_engine(database_url)
+        Base.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def engine(empty_url):
+    engine = make_engine(empty_url)
+    yield engine
+    engine.dispose()
+
+
+def differences(connection) -> list:
+    return compare_metadata(MigrationContext.configure(connection, opts=schema.COMPARE_OPTIONS), Base.metadata)
+
+
+def at(hour: int) -> datetime:
+    return datetime(2024, 5, 1, hour, 30, tzinfo=timezone.utc)
+
+
+def released_rows() -> dict[str, list[dict]]:
+    """A row or more in every table of the last release, with the columns it had."""
+    return {
+        "workloads": [dict(id=1, ip="10.0.0.10", username="admin", password_enc="gAAAA-secret", domain="CORP",
+                           storage=[{"name": "C:\\", "size": 40}], created_at=at(8), updated_at=at(9))],
+        "migrations": [dict(id=1, source_id=1, selected=["C:\\"], cloud_type="aws", cloud_username="cloud",
+                            cloud_password_enc="gAAAA-cloud", cloud_domain="", target_vm={"ip": "10.0.0.10"},
+                            state="success", error=None, progress=[{"step": "copy", "at": "2024-05-01"}],
+                            cancel_requested=False, job_id="job-1", requested_by="alice", created_at=at(10),
+                            updated_at=at(11), queued_at=at(10), started_at=at(10), heartbeat_at=at(11),
+                            finished_at=at(11))],
+        "environments": [dict(id=7, name="lab-seven", description="the old lab", enabled=False, updated_at=at(7))],
+        "runs": [dict(id=1, username="alice", environment_id=7, test_files=["uploads/a/test_x.py"], state="passed",
+                      exit_code=0, summary={"passed": 2}, tests=[{"name": "test_x", "outcome": "passed"}],
+                      junit_xml="<testsuites/>", error=None, lock_token=None, job_id="run-1", cancel_requested=False,
+                      log_size=11, created_at=at(12), dispatched_at=at(12), started_at=at(12), heartbeat_at=at(13),
+                      finished_at=at(13)),
+                 dict(id=2, username="bob", environment_id=7, test_files=["uploads/b/test_y.py"], state="running",
+                      exit_code=None, summary=None, tests=None, junit_xml=None, error=None, lock_token="tok",
+                      job_id="run-2", cancel_requested=True, log_size=4, created_at=at(14), dispatched_at=at(14),
+                      started_at=at(14), heartbeat_at=at(14), finished_at=None)],
+        "run_log_chunks": [dict(id=1, run_id=1, start=0, end=6, text="hello "),
+                           dict(id=2, run_id=1, start=6, end=11, text="world"),
+                           dict(id=3, run_id=2, start=0, end=4, text="busy")],
+        "events": [dict(id="5b0f6a2e-0000-4000-8000-000000000001", user_id="alice", description="run 1 passed",
+                        status="done", source="run", link="/runs/1", attempts=1, last_error=None, created_at=at(13),
+                        queued_at=at(13), processed_at=at(13))],
+        "notifications": [dict(id=1, event_id="5b0f6a2e-0000-4000-8000-000000000001", user_id="alice",
+                               text="run 1 passed", link="/runs/1", created_at=at(13), read_at=None)],
+    }
+
+
+def insert_and_make_legacy(engine, rows) -> None:
+    """Rows in every table, then the database as create_all left it: no alembic_version, the old indexes."""
+    with engine.begin() as connection:
+        for name, table_rows in rows.items():
+            connection.execute(Base.metadata.tables[name].insert(), table_rows)
+        for index in MISSING_INDEXES.values():
+            connection.execute(text(f"DROP INDEX {index}"))
+        connection.execute(text("DROP TABLE alembic_version"))
+
+
+def read_back(connection, name) -> list[dict]:
+    table = Base.metadata.tables[name]
+    return [dict(row._mapping) for row in connection.execute(select(table).order_by(*table.primary_key))]
+
+
+def test_a_database_of_the_last_release_is_adopted_and_keeps_every_row(engine):
+    command.upgrade(schema.config(engine), schema.BASELINE)
+    rows = released_rows()
+    insert_and_make_legacy(engine, rows)
+    assert set(inspect(engine).get_table_names()) == schema.RELEASED_TABLES
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        for name, expected in rows.items():
+            if name == "environments":  # the seed adds the others, and leaves this one alone
+                assert read_back(connection, name)[6] == expected[0]
+                assert connection.scalar(select(func.count()).select_from(models.EnvironmentRow)) == 100
+            else:
+                assert read_back(connection, name) == expected, name
+        inspector = inspect(connection)
+        for table, index in MISSING_INDEXES.items():
+            assert index in {i["name"] for i in inspector.get_indexes(table)}
+        assert NEW_TABLES <= set(inspector.get_table_names())
+        assert current_revision(connection) == HEAD
+        assert differences(connection) == []
+
+
+def test_a_database_of_an_older_release_gets_the_tables_it_lacked(engine):
+    """Before events existed: the baseline adds events and notifications and keeps the rest."""
+    command.upgrade(schema.config(engine), schema.BASELINE)
+    rows = {name: table_rows for name, table_rows in released_rows().items()
+            if name not in ("events", "notifications")}
+    insert_and_make_legacy(engine, rows)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE notifications"))
+        connection.execute(text("DROP TABLE events"))
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        for name in ("workloads", "migrations", "runs", "run_log_chunks"):
+            assert read_back(connection, name) == rows[name], name
+        assert current_revision(connection) == HEAD
+        assert differences(connection) == []
+
+
+def test_the_models_and_the_newest_revision_describe_the_same_schema(engine):
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert current_revision(connection) == head_revision() == HEAD
+        assert differences(connection) == []
+        assert connection.scalar(select(func.count()).select_from(models.EnvironmentRow)) == 100
+
+
+def test_processes_starting_at_once_all_upgrade_the_same_new_database(empty_url):
+    engines = [make_engine(empty_url) for _ in range(3)]  # one each: separate connections, as processes have
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(engine):
+        barrier.wait()
+        try:
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert errors == []
+    with engines[0].connect() as connection:
+        assert current_revision(connection) == HEAD
+        assert connection.scalar(select(func.count()).select_from(models.EnvironmentRow)) == 100
+    for engine in engines:
+        engine.dispose()
+
+
+def test_flask_db_upgrade_and_current(app):
+    engine = app.extensions["db"].kw["bind"]
+    runner = app.test_cli_runner()
+    command.downgrade(schema.config(engine), schema.BASELINE)
+
+    result = runner.invoke(args=["db", "current"])
+    assert result.exit_code == 0 and result.output.strip() == schema.BASELINE
+
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(args=["db", "current"])
+    assert result.exit_code == 0 and result.output.strip() == HEAD
+    assert NEW_TABLES <= set(inspect(engine).get_table_names())
+
+    result = runner.invoke(args=["init-db"])  # the older name still works
+    assert result.exit_code == 0 and HEAD in result.output
+
+
+@pytest.mark.parametrize("target", ["0002_missing_indexes", "base"])
+def test_downgrade_then_upgrade_again(engine, target):
+    upgrade(engine)
+    cfg = schema.config(engine)
+    command.downgrade(cfg, target)
+    tables = set(inspect(engine).get_table_names())
+    assert not NEW_TABLES & tables
+    assert (schema.RELEASED_TABLES <= tables) == (target != "base")
+
+    command.upgrade(cfg, "head")
+    with engine.connect() as connection:
+        assert current_revision(connection) == HEAD
+        assert differences(connection) == []
