@@ -21,7 +21,7 @@ from ..db import utcnow
 from ..domain.accounts import (Principal, Role, check_display_name, check_expiry_days, check_password, check_role,
                                check_token_name, check_token_role, check_username, looks_like_token, new_token,
                                token_hash)
-from ..domain.errors import ValidationError
+from ..domain.errors import ValidationError, check_all
 from ..errors import ApiError, Conflict, NotFound
 from ..extensions import db, queues
 from ..models import TokenRow, UserRow
@@ -98,17 +98,9 @@ def _object(data: Any) -> Mapping:
 
 
 def check_new_user(data: Any) -> dict:
-    data, fields, clean = _object(data), {}, {}
-    for name, check in (("username", check_username), ("password", check_password),
-                        ("role", lambda v: check_role(v if v is not None else "viewer")),
-                        ("display_name", check_display_name)):
-        try:
-            clean[name] = check(data.get(name))
-        except ValidationError as exc:
-            fields.update(exc.fields)
-    if fields:
-        raise ValidationError(fields)
-    return clean
+    return check_all(_object(data), (("username", check_username), ("password", check_password),
+                                     ("role", lambda v: check_role(v if v is not None else "viewer")),
+                                     ("display_name", check_display_name)))
 
 
 def create_user(data: Any, *, audit_action: str = "user.create") -> UserRow:
@@ -133,14 +125,12 @@ def update_user(username: str, data: Any, actor: Principal) -> UserRow:
     fields: dict[str, list[str]] = {k: ["Unknown field."] for k in sorted(unknown)}
     if "username" in data and data["username"] != row.username:
         fields["username"] = ["A username never changes."]
-    changes: dict[str, Any] = {}
-    for name, check in (("role", lambda v: check_role(v).value), ("display_name", check_display_name),
-                        ("password", check_password), ("disabled", _check_bool)):
-        if name in data:
-            try:
-                changes[name] = check(data[name])
-            except ValidationError as exc:
-                fields.update(exc.fields)
+    try:
+        changes = check_all(data, (("role", lambda v: check_role(v).value), ("display_name", check_display_name),
+                                   ("password", check_password), ("disabled", _check_bool)), only_given=True)
+    except ValidationError as exc:
+        fields.update(exc.fields)
+        changes = {}
     if row.id == actor.user_id and (changes.get("disabled") or changes.get("role", Role.ADMIN.value) != Role.ADMIN.value):
         fields.setdefault("role" if "role" in changes else "disabled", []).append(
             "You cannot lower or disable your own account: ask another admin.")
@@ -276,17 +266,10 @@ def token_json(row: TokenRow, token: str | None = None) -> dict:
 
 def create_token(user_id: int, data: Any, actor: Principal) -> tuple[TokenRow, str]:
     """A new token for the account ``user_id``; the clear token is returned once and never stored."""
-    data, fields, clean = _object(data), {}, {}
     owner = db.session.get(UserRow, user_id)
     own_role = Role.lowest(Role(owner.role), actor.role) if actor.user_id == user_id else Role(owner.role)
-    for name, check in (("name", check_token_name), ("role", lambda v: check_token_role(v, own_role)),
-                        ("expires_in_days", check_expiry_days)):
-        try:
-            clean[name] = check(data.get(name))
-        except ValidationError as exc:
-            fields.update(exc.fields)
-    if fields:
-        raise ValidationError(fields)
+    clean = check_all(_object(data), (("name", check_token_name), ("role", lambda v: check_token_role(v, own_role)),
+                                      ("expires_in_days", check_expiry_days)))
     token = new_token()
     now = utcnow()
     row = TokenRow(user_id=user_id, name=clean["name"], role=clean["role"].value, prefix=token[:8],

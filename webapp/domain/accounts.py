@@ -112,7 +112,7 @@ def check_expiry_days(value: Any, path: str = "expires_in_days") -> int | None:
     """``None`` means the token never expires."""
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) < 10:
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKEN_DAYS:
         raise ValidationError.single(path, f"Expiry must be a whole number of days from 1 to {MAX_TOKEN_DAYS}.")

@@ -1,6 +1,8 @@
 """Domain errors, a flat list."""
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Mapping
+
 
 class DomainError(Exception):
     """A rule of the domain was broken."""
@@ -21,6 +23,24 @@ class ValidationError(DomainError):
     def prefixed(self, prefix: str) -> "ValidationError":
         """The same error with every field path placed under ``prefix``."""
         return ValidationError({f"{prefix}.{k}" if k else prefix: v for k, v in self.fields.items()}, self.message)
+
+
+def check_all(data: Mapping[str, Any], checks: Iterable[tuple[str, Callable[[Any], Any]]],
+              only_given: bool = False) -> dict[str, Any]:
+    """Run each ``(field, check)`` on ``data[field]`` and raise every field's messages together.
+    ``only_given``: skip fields the input leaves out (a partial update)."""
+    fields: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    for name, check in checks:
+        if only_given and name not in data:
+            continue
+        try:
+            clean[name] = check(data.get(name))
+        except ValidationError as exc:
+            fields.update(exc.fields)
+    if fields:
+        raise ValidationError(fields)
+    return clean
 
 
 class ImmutableFieldError(ValidationError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from .errors import DomainError, ValidationError
+from .errors import DomainError, ValidationError, check_all
 
 USER_ID_MAX, DESCRIPTION_MAX = 128, 2000
 
@@ -53,15 +53,7 @@ def check_new(data: Any) -> dict:
     """``{"user_id", "description"}`` for a new event, both checked, errors together."""
     if not isinstance(data, dict):
         raise ValidationError.single("", "The body must be an object.")
-    fields, clean = {}, {}
-    for name, check in (("user_id", check_user_id), ("description", check_description)):
-        try:
-            clean[name] = check(data.get(name))
-        except ValidationError as exc:
-            fields.update(exc.fields)
-    if fields:
-        raise ValidationError(fields)
-    return clean
+    return check_all(data, (("user_id", check_user_id), ("description", check_description)))
 
 
 def check_transition(current: EventStatus, wanted: Any) -> EventStatus:
