@@ -89,12 +89,19 @@ def tail(path: Path, lines: int = 30) -> str:
 
 # --- a private environment ----------------------------------------------------------------------------
 
+ADMIN_USERNAME = "admin"
+
+
 class Settings:
-    """Everything the app, gunicorn and the workers need, in one temporary DATA_DIR."""
+    """Everything the app, gunicorn and the workers need, in one temporary DATA_DIR. The first admin
+    (``ADMIN_USERNAME``/``ADMIN_PASSWORD``, created by whichever process creates the app first) gets a random
+    password of this run: ``api_token`` trades it for an API token, ``web_session`` for a signed-in cookie."""
 
     def __init__(self, data_dir: Path, redis_url: str, db_name: str = "cutover.db", **extra: object):
         from cryptography.fernet import Fernet
 
+        self.admin_username = ADMIN_USERNAME
+        self.admin_password = secrets.token_urlsafe(18)
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = f"sqlite:///{self.data_dir / db_name}"
@@ -107,12 +114,14 @@ class Settings:
         """The environment of a child process (gunicorn, ``python worker.py``)."""
         return {**os.environ, "DATA_DIR": str(self.data_dir), "DATABASE_URL": self.database_url,
                 "REDIS_URL": self.redis_url, "SECRET_KEY": self.secret_key,
-                "CREDENTIALS_KEY": self.credentials_key, "PYTHONUNBUFFERED": "1", **self.extra}
+                "CREDENTIALS_KEY": self.credentials_key, "ADMIN_USERNAME": self.admin_username,
+                "ADMIN_PASSWORD": self.admin_password, "PYTHONUNBUFFERED": "1", **self.extra}
 
     def config(self) -> dict:
         """The same settings for an in-process ``create_app(config)``."""
         config = {"DATA_DIR": str(self.data_dir), "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
-                  "SECRET_KEY": self.secret_key, "CREDENTIALS_KEY": self.credentials_key}
+                  "SECRET_KEY": self.secret_key, "CREDENTIALS_KEY": self.credentials_key,
+                  "ADMIN_USERNAME": self.admin_username, "ADMIN_PASSWORD": self.admin_password}
         for key, value in self.extra.items():
             try:
                 config[key] = float(value)
@@ -266,6 +275,163 @@ def start_workers(settings: Settings, count: int, log_dir: Path, argv: list[str]
             print(tail(log_dir / f"worker-{i}.log"), file=sys.stderr)
         raise
     return procs
+
+
+# --- signing in ---------------------------------------------------------------------------------------------
+
+def basic_auth(username: str, password: str) -> str:
+    """The value of an ``Authorization: Basic`` header."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def api_token(port: int, settings: Settings, name: str = "bench", role: str | None = None) -> str:
+    """A new API token of the admin: ``POST /api/v1/tokens`` with HTTP Basic (one argon2 check), shown once."""
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/api/v1/tokens", body=json.dumps({"name": name, **({"role": role} if role else {})}),
+                     headers={"Content-Type": "application/json", "Accept": "application/json",
+                              "Authorization": basic_auth(settings.admin_username, settings.admin_password)})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    if response.status != 201:
+        raise RuntimeError(f"POST /api/v1/tokens: {response.status} {body[:300]!r}")
+    return json.loads(body)["token"]
+
+
+def app_token(app, settings: Settings, name: str = "bench") -> str:
+    """The same through an in-process test client (for benchmarks that drive ``app.test_client()``)."""
+    response = app.test_client().post("/api/v1/tokens", json={"name": name}, headers={
+        "Authorization": basic_auth(settings.admin_username, settings.admin_password)})
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /api/v1/tokens: {response.status_code} {response.get_data()[:300]!r}")
+    return response.get_json()["token"]
+
+
+def web_session(port: int, settings: Settings) -> str:
+    """A ``Cookie`` header value of a browser signed in as the admin through the /login form (CSRF token and all)."""
+    import http.client
+    import re
+    from http.cookies import SimpleCookie
+    from urllib.parse import urlencode
+
+    jar: dict[str, str] = {}
+
+    def keep(response) -> None:
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                jar[name] = morsel.value
+
+    def cookie() -> str:
+        return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/login")
+        response = conn.getresponse()
+        page = response.read().decode(errors="replace")
+        keep(response)
+        found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or \
+            re.search(r'value="([^"]+)"[^>]*name="csrf_token"', page)
+        if response.status != 200 or not found:
+            raise RuntimeError(f"GET /login: {response.status}, no csrf_token in the form")
+        form = urlencode({"csrf_token": found.group(1), "username": settings.admin_username,
+                          "password": settings.admin_password, "save": "Sign in"})
+        conn.request("POST", "/login", body=form, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie()})
+        response = conn.getresponse()
+        response.read()
+        keep(response)
+        if response.status != 303 or "/login" in (response.getheader("Location") or "/login"):
+            raise RuntimeError(f"POST /login: {response.status} {response.getheader('Location')!r} (not signed in)")
+    finally:
+        conn.close()
+    return cookie()
+
+
+def token_lookup_us(app, token: str, n: int = 300) -> dict[str, float]:
+    """The token check alone, in this process: ``authenticate_token`` (keyed hash, one SELECT on a fresh
+    connection, the read transaction ended) ``n`` times after 10 untimed; p50/p95 in microseconds."""
+    from webapp.accounts import services as accounts
+
+    times = []
+    with app.app_context():
+        for i in range(n + 10):
+            t0 = time.perf_counter()
+            found = accounts.authenticate_token(token)
+            elapsed = (time.perf_counter() - t0) * 1e6
+            if found is None:
+                raise RuntimeError("the token was not accepted")
+            if i >= 10:
+                times.append(elapsed)
+    return {"n": n, "p50": percentile(times, 50), "p95": percentile(times, 95)}
+
+
+# Requests that differ only in their Authorization header: the token check, isolated over HTTP.
+NO_TOKEN, UNKNOWN_TOKEN = "none", "cut_" + "0" * 40
+
+
+def token_probes(method: str, path: str, body: bytes | None, token: str) -> list[tuple[str, dict, int | None]]:
+    """``(label, headers, expected status)`` of the same request without a token (401, refused before any lookup),
+    with an unknown token of the right shape (401 after the lookup: a keyed hash and one SELECT that finds nothing)
+    and with the real token (the expected status is left to the caller: None)."""
+    base = {"Accept": "application/json", **({"Content-Type": "application/json"} if body is not None else {})}
+    return [(f"{method} {path}, no token -> 401", base, 401),
+            (f"{method} {path}, unknown token -> 401", {**base, "Authorization": f"Bearer {UNKNOWN_TOKEN}"}, 401),
+            (f"{method} {path}, bearer token", {**base, "Authorization": f"Bearer {token}"}, None)]
+
+
+def measure_interleaved(port: int, probes: list[tuple[str, str, str, bytes | None, dict, int | None]],
+                        rounds: int, warmup: int = 5) -> dict[str, dict]:
+    """One keep-alive connection; ``probes`` = ``(label, method, path, body, headers, expected status)``.
+    ``warmup`` unmeasured requests of each, then ``rounds`` rounds of one request of each in a shuffled order
+    (load elsewhere on the machine hits every probe alike). Per label: times in ms, p50, p95, statuses."""
+    import http.client
+    import random
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def once(method, path, body, headers):
+        nonlocal conn
+        for attempt in range(2):
+            try:
+                t0 = time.perf_counter()
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                return (time.perf_counter() - t0) * 1000, response.status
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if attempt:
+                    raise
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        raise AssertionError("unreachable")
+
+    try:
+        for probe in probes:
+            for _ in range(warmup):
+                once(*probe[1:5])
+        out = {p[0]: {"times": [], "statuses": set(), "expect": p[5]} for p in probes}
+        order, shuffle = list(probes), random.Random(7).shuffle
+        for _ in range(rounds):
+            shuffle(order)
+            for label, method, path, body, headers, _ in order:
+                ms, status = once(method, path, body, headers)
+                out[label]["times"].append(ms)
+                out[label]["statuses"].add(status)
+    finally:
+        conn.close()
+    for label, r in out.items():
+        r.update(p50=percentile(r["times"], 50), p95=percentile(r["times"], 95))
+        if r["expect"] is not None and r["statuses"] != {r["expect"]}:
+            raise RuntimeError(f"{label}: answered {sorted(r['statuses'])}, expected {r['expect']}")
+    return out
 
 
 # --- seeding ------------------------------------------------------------------------------------------------

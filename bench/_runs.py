@@ -117,17 +117,19 @@ def median(values) -> float:
 # --- the API ----------------------------------------------------------------------------------------------------
 
 class Api:
-    """One keep-alive HTTP connection to gunicorn; reconnects (and retries once) if the server closed it."""
+    """One keep-alive HTTP connection to gunicorn; reconnects (and retries once) if the server closed it.
+    Every call sends ``Authorization: Bearer <token>``; ``username``: the token's account (a run's user)."""
 
-    def __init__(self, port: int):
-        self.port = port
+    def __init__(self, port: int, token: str | None = None, username: str = c.ADMIN_USERNAME):
+        self.port, self.token, self.username = port, token, username
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.reconnects = 0
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         for attempt in range(2):
             try:
-                self.conn.request(method, path, body=body, headers={"Accept": "application/json", **(headers or {})})
+                auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+                self.conn.request(method, path, body=body, headers={"Accept": "application/json", **auth, **(headers or {})})
                 response = self.conn.getresponse()
                 data = response.read()
                 return response.status, data
@@ -148,8 +150,9 @@ class Api:
     def get(self, path: str):
         return self.json("GET", path)
 
-    def create_run(self, environment_id: int, files: list[str], username: str = "bench") -> dict:
-        return self.json("POST", "/api/v1/runs", {"username": username, "environment_id": environment_id,
+    def create_run(self, environment_id: int, files: list[str]) -> dict:
+        """A run of the token's account (a run's user is always the caller's: named here, as the API allows)."""
+        return self.json("POST", "/api/v1/runs", {"username": self.username, "environment_id": environment_id,
                                                   "test_files": files}, expect=201)
 
     def upload(self, directory: str, name: str, text: str) -> str:
@@ -178,6 +181,7 @@ class Stack:
     port: int
     workers: list = field(default_factory=list)
     gunicorn: object = None
+    token: str | None = None  # the admin's API token (HTTP Basic on POST /api/v1/tokens once the stack is up)
 
     @property
     def db_path(self) -> str:
@@ -188,7 +192,7 @@ class Stack:
         return self.settings.data_dir / "runs"
 
     def api(self) -> Api:
-        return Api(self.port)
+        return Api(self.port, self.token, self.settings.admin_username)
 
     def rows(self, ids: list[int]) -> dict[int, dict]:
         """The runs as stored, times as epoch seconds (a fresh read-only SQLite connection, as lists.py does)."""
@@ -266,7 +270,7 @@ def stack(prefix: str, workers: int = 2, threads: int = 4, **extra):
             gunicorn, port = c.start_gunicorn(settings, tmp / "gunicorn.log", threads=threads)
             procs.append(gunicorn)
             procs += c.start_workers(settings, workers, tmp)
-            yield Stack(tmp, settings, port, procs[1:], gunicorn)
+            yield Stack(tmp, settings, port, procs[1:], gunicorn, c.api_token(port, settings, name=prefix.strip("-")))
         except BaseException:
             for log in sorted(tmp.glob("*.log")):
                 print(f"--- {log.name}\n{c.tail(log, 25)}", file=sys.stderr)

@@ -23,6 +23,16 @@ waited longer than that in a backlog (the table's "RQ jobs run per event" shows 
     jobs at the same rate (RQ ``ended_at`` - the moment before the enqueue) and ``GET /ping`` at the same rate
     (round trip), both at once.
 
+(c) Token check (``--token-rounds``, 0 skips it): ``--token-rounds`` interleaved rounds, one keep-alive connection,
+    of ``GET /ping`` and ``POST /api/v1/events {}`` without a token (401, refused before any lookup), with an
+    unknown token (401 after the lookup) and with the real token (422: the token check, then the body refused).
+    "unknown token - no token" is the token check alone (keyed hash + the SELECT), per request; the bearer 422 -
+    no token 401 adds the body check and the view's validation. ``authenticate_token`` is also timed in this process.
+
+Every API call sends ``Authorization: Bearer <token>``: one admin token, obtained with HTTP Basic on
+``POST /api/v1/tokens`` (the stack's ADMIN_PASSWORD is set by this script), so the figures of (a) and (b) include
+the token check of every POST.
+
 Targets: (a) >= 200 events/s, (b) p95 <= 200 ms. Where the time goes is reported with --profile and whenever a
 target is missed: per-phase latencies (from RQ's own timestamps), the API and the workers each alone (the workers
 paused with SIGSTOP while events are POSTed, then resumed to drain the backlog), and SQLite write-lock waits
@@ -78,6 +88,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-explain", action="store_true", help="never print where the time goes")
     p.add_argument("--skip-throughput", action="store_true", help="only the latency run (b)")
     p.add_argument("--skip-latency", action="store_true", help="only the throughput run (a)")
+    p.add_argument("--token-rounds", type=int, default=200,
+                   help="measured rounds of the token-check section (c) (default 200; 0: skip it)")
     return p.parse_args()
 
 
@@ -97,7 +109,10 @@ def _fmt(value: float) -> str:
 # --- HTTP -------------------------------------------------------------------------------------------------------
 
 class Client:
-    """One keep-alive connection (the server closes idle ones after 2 s: a fresh Client per block)."""
+    """One keep-alive connection (the server closes idle ones after 2 s: a fresh Client per block). ``/api/``
+    calls send ``Authorization: Bearer <Client.token>`` (the run's one admin token, set once the stack is up)."""
+
+    token: str | None = None
 
     def __init__(self, port: int):
         self.port = port
@@ -108,6 +123,8 @@ class Client:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if self.token and path.startswith("/api/"):
+            headers["Authorization"] = f"Bearer {self.token}"
         for attempt in range(2):
             try:
                 self.conn.request(method, path, body=body, headers=headers)
@@ -691,6 +708,14 @@ def in_process(app, n: int = 200) -> None:
             conn.send_packed_command, conn.read_response, conn._bench_wrapped = timed_send, timed_read, True
         return conn
 
+    from flask.testing import FlaskClient
+
+    class TokenClient(FlaskClient):  # the in-process requests authenticate as the HTTP ones do
+        def open(self, *a, **kw):
+            kw["headers"] = {**dict(kw.get("headers") or {}), "Authorization": f"Bearer {Client.token}"}
+            return super().open(*a, **kw)
+
+    app.test_client_class = TokenClient
     client = app.test_client()
     ids = [client.post(EVENTS, json={"user_id": "bench-p", "description": f"warm #{i}"}).get_json()["id"]
            for i in range(5)]
@@ -843,6 +868,39 @@ def post_mortem(tmp: Path, db: Db, connection) -> None:
         print("\n".join(notable + ["..."] + lines[-3:]))
 
 
+# --- (c) the token check ---------------------------------------------------------------------------------------------
+
+def token_check(port: int, app, token: str, rounds: int) -> dict:
+    body = b"{}"
+    probes = [("GET /ping (no auth)", "GET", "/ping", None, {"Accept": "*/*"}, 200)]
+    probes += [(label, "POST", EVENTS, body, headers, expect if expect else 422)
+               for label, headers, expect in c.token_probes("POST", EVENTS, body, token)]
+    load0 = os.getloadavg()[0]
+    samples = c.measure_interleaved(port, probes, rounds)
+    ping, none, unknown, bearer = (samples[p[0]] for p in probes)
+    return {"rounds": rounds, "rows": [(p[0], samples[p[0]]) for p in probes], "load": (load0, os.getloadavg()[0]),
+            "lookup": (unknown["p50"] - none["p50"], unknown["p95"] - none["p95"]),
+            "bearer": (bearer["p50"] - none["p50"], bearer["p95"] - none["p95"]),
+            "bearer_ping": (bearer["p50"] - ping["p50"], bearer["p95"] - ping["p95"]),
+            "inproc": c.token_lookup_us(app, token)}
+
+
+def print_token_check(t: dict) -> None:
+    rows = [[label, f"{r['p50']:.2f}", f"{r['p95']:.2f}", ",".join(map(str, sorted(r["statuses"])))]
+            for label, r in t["rows"]]
+    rows += [["= unknown token - no token (the token check alone)", f"{t['lookup'][0]:+.2f}", f"{t['lookup'][1]:+.2f}", ""],
+             ["= bearer 422 - no token 401 (token check + body check + validation)", f"{t['bearer'][0]:+.2f}",
+              f"{t['bearer'][1]:+.2f}", ""],
+             ["= bearer 422 - ping", f"{t['bearer_ping'][0]:+.2f}", f"{t['bearer_ping'][1]:+.2f}", ""],
+             ["authenticate_token in this process (no HTTP)", f"{t['inproc']['p50'] / 1000:.2f}",
+              f"{t['inproc']['p95'] / 1000:.2f}", f"n={t['inproc']['n']}"]]
+    c.print_table(["(c) token check, per request", "p50 ms", "p95 ms", "status"], rows,
+                  title=f"(c) Token check: {t['rounds']} interleaved rounds, one keep-alive connection, workers idle; "
+                        f"load average {t['load'][0]:.2f} -> {t['load'][1]:.2f} on {os.cpu_count()} CPUs")
+    print(f"  Token check per request: {t['lookup'][0]:+.2f} ms p50 / {t['lookup'][1]:+.2f} ms p95 over HTTP, "
+          f"{t['inproc']['p50'] / 1000:.2f} ms p50 in process.")
+
+
 # --- main -------------------------------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -867,6 +925,7 @@ def main() -> int:
             gunicorn, port = c.start_gunicorn(settings, tmp / "gunicorn.log", threads=args.threads)
             procs = [gunicorn]
             procs += c.start_workers(settings, args.workers, tmp)
+            Client.token = c.api_token(port, settings, name="bench-events")
             load0 = os.getloadavg()[0]
             if args.warmup:
                 bare_jobs(queue, args.warmup, args.timeout)
@@ -879,6 +938,7 @@ def main() -> int:
                 load_a = os.getloadavg()[0]
                 b = None if args.skip_latency else latency(args, port, db, connection, queue, procs)
                 load_b = os.getloadavg()[0]
+                tc = token_check(port, app, Client.token, args.token_rounds) if args.token_rounds > 0 else None
             except Exception:
                 import traceback
 
@@ -941,6 +1001,8 @@ def main() -> int:
                 met.append(ok_b)
                 print(f"Target (b): p95 <= {args.target_p95_ms:g} ms: {_fmt(lat['p95'])} ms: "
                       f"{'MET' if ok_b else 'MISSED'}" + (f" ({b['not_ok']} not processed)" if b["not_ok"] else ""))
+            if tc is not None:
+                print_token_check(tc)
             print(f"\nMeasured in {spent:.0f} s; load average now {os.getloadavg()[0]:.2f} (1 min) on "
                   f"{os.cpu_count()} CPUs.")
             if (args.profile or not all(met)) and not args.no_explain:

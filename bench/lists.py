@@ -7,7 +7,16 @@ For each size: a fresh SQLite database in a temporary DATA_DIR is seeded (bulk C
 ciphertext reused), a private redis-server and ``gunicorn --workers 1 --threads 4 wsgi:app`` are started,
 and every (list, page) gets ``--warmup`` unmeasured then ``--requests`` measured keep-alive GETs, interleaved in
 shuffled rounds (one GET of each path per round) so that load elsewhere on the machine hits every path alike.
-Baseline, same server, same run: ``GET /ping`` (the floor of the HTTP stack).
+Baseline, same server, same run: ``GET /ping`` (the floor of the HTTP stack). The pages are fetched signed in
+(a session cookie from the /login form), the API with ``Authorization: Bearer <token>`` (one token, obtained with
+HTTP Basic on ``POST /api/v1/tokens`` as the admin of the temporary DATA_DIR, whose password this script sets).
+
+Token check (``--token-requests``, 0 skips it), same server, after the lists: ``--token-requests`` interleaved
+rounds of ``GET /ping``, ``GET /api/v1/workloads?per_page=1`` with the bearer token, and that same request without
+a token and with an unknown token (both 401). "bearer - ping" is the cost of the cheapest authenticated API call
+over the floor (token check + a 1-row list, its count included); "unknown token - no token" is the token check
+alone (the keyed hash and the SELECT that finds the token, everything else alike); and ``authenticate_token``
+timed in this process gives the same without HTTP.
 Target: p95 <= 50 ms at 100 k rows. When it is missed, the script explains where the time goes
 (in-process per-query timings and EXPLAIN QUERY PLAN). Reports only: exits 0 either way.
 """
@@ -49,6 +58,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--per-page", type=int, default=50, help="rows per page (default 50, as the HTML lists)")
     p.add_argument("--target-ms", type=float, default=50.0, help="p95 target in ms (default 50)")
     p.add_argument("--explain", action="store_true", help="print the diagnosis even when every target is met")
+    p.add_argument("--token-requests", type=int, default=200,
+                   help="measured rounds of the token-check section (default 200; 0: skip it)")
     args = p.parse_args()
     args.sizes = [int(s) for s in re.split(r"[,\s]+", args.sizes.strip()) if s]
     return args
@@ -57,19 +68,29 @@ def parse_args() -> argparse.Namespace:
 # --- HTTP ------------------------------------------------------------------------------------------------
 
 class Client:
-    """One keep-alive connection; reconnects (untimed retry) if the server closed it."""
+    """One keep-alive connection; reconnects (untimed retry) if the server closed it. ``/api/`` paths get
+    ``Authorization: Bearer <token>``, pages the signed-in session's ``Cookie`` (``/ping`` neither)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, token: str | None = None, cookie: str | None = None):
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.reconnects = 0
+        self.token, self.cookie = token, cookie
+
+    def headers(self, path: str) -> dict:
+        headers = {"Accept": "*/*"}
+        if path.startswith("/api/") and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif path != "/ping" and not path.startswith("/api/") and self.cookie:
+            headers["Cookie"] = self.cookie
+        return headers
 
     def get(self, path: str) -> tuple[float, int, int]:
         """(seconds, status, body bytes) of one GET, body read in full."""
         for attempt in range(2):
             try:
                 t0 = time.perf_counter()
-                self.conn.request("GET", path, headers={"Accept": "*/*"})
+                self.conn.request("GET", path, headers=self.headers(path))
                 response = self.conn.getresponse()
                 body = response.read()
                 elapsed = time.perf_counter() - t0
@@ -109,7 +130,7 @@ class Client:
 
 # --- diagnosis ---------------------------------------------------------------------------------------------
 
-def diagnose(app, targets: list[tuple[str, str]], runs: int = 15) -> None:
+def diagnose(app, targets: list[tuple[str, str]], token: str, cookie: str, runs: int = 15) -> None:
     """Where the time of each (label, path) goes, measured in-process: SQL per statement vs. the rest,
     then EXPLAIN QUERY PLAN of the count and page queries."""
     from sqlalchemy import event
@@ -135,7 +156,8 @@ def diagnose(app, targets: list[tuple[str, str]], runs: int = 15) -> None:
             for i in range(runs + 2):
                 captured.clear()
                 t0 = time.perf_counter()
-                response = client.get(path)
+                response = client.get(path, headers={"Authorization": f"Bearer {token}"} if path.startswith("/api/")
+                                      else {"Cookie": cookie})
                 total = (time.perf_counter() - t0) * 1000
                 assert response.status_code == 200, (path, response.status_code)
                 if i < 2:
@@ -246,6 +268,35 @@ def what_if(db_path: str, pages: list) -> None:
               "  NullPool each request opens a new connection, so those pages never stay in SQLite's cache.")
 
 
+# --- the token check ------------------------------------------------------------------------------------------
+
+TOKEN_PATH = "/api/v1/workloads?per_page=1"
+
+
+def measure_token_check(port: int, token: str, args) -> dict:
+    probes = [("GET /ping (no auth)", "GET", "/ping", None, {"Accept": "*/*"}, 200)]
+    probes += [(label, "GET", TOKEN_PATH, None, headers, expect if expect else 200)
+               for label, headers, expect in c.token_probes("GET", TOKEN_PATH, None, token)]
+    samples = c.measure_interleaved(port, probes, args.token_requests, args.warmup)
+    ping, none, unknown, bearer = (samples[p[0]] for p in probes)
+    return {"rounds": args.token_requests, "rows": [(p[0], samples[p[0]]) for p in probes],
+            "bearer_minus_ping": (bearer["p50"] - ping["p50"], bearer["p95"] - ping["p95"]),
+            "unknown_minus_none": (unknown["p50"] - none["p50"], unknown["p95"] - none["p95"])}
+
+
+def print_token_check(t: dict, size: int) -> None:
+    rows = [[label, f"{r['p50']:.2f}", f"{r['p95']:.2f}", ",".join(map(str, sorted(r["statuses"])))]
+            for label, r in t["rows"]]
+    d1, d2 = t["bearer_minus_ping"], t["unknown_minus_none"]
+    rows += [["= bearer token - ping (token check + a 1-row list)", f"{d1[0]:+.2f}", f"{d1[1]:+.2f}", ""],
+             ["= unknown token - no token (the token check alone)", f"{d2[0]:+.2f}", f"{d2[1]:+.2f}", ""],
+             ["authenticate_token in this process (no HTTP)", f"{t['inproc']['p50'] / 1000:.2f}",
+              f"{t['inproc']['p95'] / 1000:.2f}", f"n={t['inproc']['n']}"]]
+    c.print_table(["token check", "p50 ms", "p95 ms", "status"], rows,
+                  title=f"Token check at {size:,} rows ({t['rounds']} interleaved rounds, one keep-alive connection; "
+                        f"load average {t['load'][0]:.2f} -> {t['load'][1]:.2f} on {os.cpu_count()} CPUs)")
+
+
 # --- one size ------------------------------------------------------------------------------------------------
 
 def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
@@ -268,14 +319,20 @@ def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
     pages = [("first", 1), ("middle", max(1, (last + 1) // 2)), ("last", last)]
     load = os.getloadavg()[0]
     proc, port = c.start_gunicorn(settings, tmp / f"gunicorn-{size}.log")
+    token_check = None
     try:
-        client = Client(port)
+        token, cookie = c.api_token(port, settings, name="bench-lists"), c.web_session(port, settings)
+        client = Client(port, token, cookie)
         targets = [(label, which, template.format(page=page, per_page=args.per_page))
                    for label, template in LISTS for which, page in pages]
         samples = client.measure(["/ping"] + [path for _, _, path in targets], args.requests, args.warmup)
         ping = samples["/ping"]
         results = [(label, which, path, samples[path]) for label, which, path in targets]
         client.close()
+        if args.token_requests > 0:
+            load_t = os.getloadavg()[0]
+            token_check = measure_token_check(port, token, args)
+            token_check.update(load=(load_t, os.getloadavg()[0]), inproc=c.token_lookup_us(app, token))
     finally:
         c.stop_process(proc)
 
@@ -296,15 +353,18 @@ def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
                         f"gunicorn 1 worker x 4 threads, keep-alive, reconnects: {client.reconnects}; "
                         f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
+    if token_check is not None:
+        print_token_check(token_check, size)
+
     if missed or args.explain:
         targets = missed if missed else [(label, path) for label, _, path, _ in results]
         try:
-            diagnose(app, targets)
+            diagnose(app, targets, token, cookie)
         except Exception as exc:  # the diagnosis must never hide the figures
             print(f"(diagnosis failed: {exc!r})")
     engine.dispose()
     worst = max(results, key=lambda r: r[3]["p95"])
-    return {"size": size, "ping_p95": ping["p95"], "worst": worst, "missed": missed}
+    return {"size": size, "ping_p95": ping["p95"], "worst": worst, "missed": missed, "token_check": token_check}
 
 
 def main() -> int:
@@ -326,6 +386,12 @@ def main() -> int:
         scope = "" if s["size"] == TARGET_SIZE else "  (not the target size)"
         print(f"  {s['size']:>9,} rows: {verdict}; slowest {label} {which} page p95 {r['p95']:.1f} ms "
               f"= {r['p95'] / s['ping_p95']:.1f}x ping p95 ({s['ping_p95']:.1f} ms){scope}")
+        if s["token_check"]:
+            t = s["token_check"]
+            print(f"  {'':>9}       token check per request: {t['unknown_minus_none'][0]:+.2f} ms p50 / "
+                  f"{t['unknown_minus_none'][1]:+.2f} ms p95 over HTTP (unknown token - no token), "
+                  f"{t['inproc']['p50'] / 1000:.2f} ms p50 in process; GET {TOKEN_PATH} with the token - GET /ping: "
+                  f"{t['bearer_minus_ping'][0]:+.2f} ms p50 / {t['bearer_minus_ping'][1]:+.2f} ms p95")
     if TARGET_SIZE not in args.sizes:
         print(f"  (the target is defined at {TARGET_SIZE:,} rows, which this run did not include)")
     return 0

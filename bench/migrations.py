@@ -103,16 +103,17 @@ def bare_jobs(queue, count: int, timeout: float) -> dict:
             "jobs": fetched, "start": start_wall}
 
 
-def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float) -> dict:
+def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float, token: str | None = None) -> dict:
     """Run every migration; poll the database until all are final. Rate from the first run call to the last
-    ``finished_at``."""
+    ``finished_at``. ``--via api`` sends ``token`` (the admin's) as ``Authorization: Bearer``."""
     from webapp.migrations import services as migrations
 
     client = app.test_client() if via == "api" else None
+    headers = {"Authorization": f"Bearer {token}"} if via == "api" else {}
     start_wall, t0 = time.time(), time.perf_counter()
     for mid in ids:
         if client is not None:
-            response = client.post(f"/api/v1/migrations/{mid}/run", json={})
+            response = client.post(f"/api/v1/migrations/{mid}/run", json={}, headers=headers)
             if response.status_code != 202:
                 raise RuntimeError(f"POST /api/v1/migrations/{mid}/run: {response.status_code} {response.get_data()!r}")
         else:
@@ -400,10 +401,11 @@ def main() -> int:
             else:
                 procs = c.start_workers(settings, args.workers, tmp)
             load = os.getloadavg()[0]
+            token = c.app_token(app, settings, name="bench-migrations") if args.via == "api" else None
 
             if args.warmup:  # forks, imports and first connections happen here, not in the timed runs
                 bare_jobs(queue, args.warmup, args.timeout)
-                run_migrations(app, warm_ids, args.via, db_path, args.timeout)
+                run_migrations(app, warm_ids, args.via, db_path, args.timeout, token)
             # Alternating blocks (bare, migrations, migrations, bare, ...): a change of load on the machine during
             # the run then weighs on both figures alike instead of on whichever ran second.
             rounds = max(1, min(args.rounds, args.count))
@@ -411,7 +413,8 @@ def main() -> int:
             bare_parts, mig_parts = [], []
             for r, block in enumerate(blocks):
                 steps = [lambda: bare_parts.append(bare_jobs(queue, len(block), args.timeout)),
-                         lambda: mig_parts.append(run_migrations(app, block, args.via, db_path, args.timeout))]
+                         lambda: mig_parts.append(run_migrations(app, block, args.via, db_path, args.timeout,
+                                                                 token))]
                 for step in (steps if r % 2 == 0 else steps[::-1]):
                     step()
             bare, mig = combine(bare_parts, args.count), combine(mig_parts, args.count)

@@ -4,6 +4,11 @@
 (``python -m webapp.allinone`` in the repository root), waits for the one URL line it prints on
 stdout, and stops it with SIGTERM like Ctrl-C would. ``Http`` is a tiny urllib client that
 remembers every body it received, so a test can check that a secret never came back.
+
+Accounts: the process is started with ``ADMIN_PASSWORD`` (unless told otherwise), so its first admin is
+``ADMIN``/``ADMIN_PASSWORD``. ``Http.as_admin(url)`` (or ``instance.http()``) trades that password for an API token
+(HTTP Basic on ``POST /api/v1/tokens``) sent on every ``/api/`` call, and signs in through the /login form for the
+pages (a cookie jar). ``sign_in(page, username, password)`` does the same in a Playwright page.
 """
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ import subprocess
 import sys
 import threading
 import time
+import base64
+import html
+import http.cookiejar
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -28,10 +37,11 @@ ARTIFACTS = ROOT / "test-artifacts"
 URL_LINE = re.compile(r"Cutover is running on (http://127\.0\.0\.1:\d+)\s+\(Ctrl-C to stop\)")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+ADMIN, ADMIN_PASSWORD = "admin", "e2e-Admin-Pa55word!"
 
 # Settings that would make the process use something other than its own DATA_DIR and embedded Redis.
 _DROPPED_ENV = ("REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL", "SECRET_KEY", "CREDENTIALS_KEY",
-                "DATA_DIR", "PORT", "WORKERS")
+                "DATA_DIR", "PORT", "WORKERS", "ADMIN_USERNAME", "ADMIN_PASSWORD")
 
 
 def _die_with_test_run():
@@ -59,10 +69,13 @@ def gone(pid: int) -> bool:
 
 
 class AllInOne:
-    """One ``python -m webapp.allinone`` process on ``data_dir`` and ``port``."""
+    """One ``python -m webapp.allinone`` process on ``data_dir`` and ``port``. ``admin_password``: the
+    ``ADMIN_PASSWORD`` it gets (None: none, so a fresh DATA_DIR gets a generated one)."""
 
-    def __init__(self, data_dir: Path, port: int, workers: int = 2, **env: str | int | float) -> None:
+    def __init__(self, data_dir: Path, port: int, workers: int = 2, admin_password: str | None = ADMIN_PASSWORD,
+                 **env: str | int | float) -> None:
         self.data_dir, self.port, self.workers = Path(data_dir), port, workers
+        self.admin_password = admin_password
         self.extra_env = {k: str(v) for k, v in env.items()}
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
@@ -85,8 +98,20 @@ class AllInOne:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env.update(DATA_DIR=str(self.data_dir), PORT=str(self.port), WORKERS=str(self.workers),
-                   PYTHONUNBUFFERED="1", **self.extra_env)
+                   PYTHONUNBUFFERED="1", ADMIN_USERNAME=ADMIN, **self.extra_env)
+        if self.admin_password is not None:
+            env["ADMIN_PASSWORD"] = self.admin_password
         return env
+
+    def http(self, username: str = ADMIN, password: str | None = None) -> "Http":
+        """A client signed in as ``username`` (default: the admin) for the API (token) and the pages (session)."""
+        return Http.signed_in(self.url, username, password if password is not None else self.admin_password)
+
+    def stderr_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     # ---- start ------------------------------------------------------------------------------
 
@@ -204,8 +229,8 @@ class AllInOne:
 
 
 class Response:
-    def __init__(self, status: int, headers, body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
+    def __init__(self, status: int, headers, body: bytes, url: str = "") -> None:
+        self.status, self.headers, self.body, self.url = status, headers, body, url
 
     @property
     def text(self) -> str:
@@ -218,25 +243,85 @@ class Response:
         return f"<Response {self.status} {self.text[:300]!r}>"
 
 
+CSRF_FIELD = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]*)"|<input[^>]*value="([^"]*)"[^>]*name="csrf_token"')
+
+
+def basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 class Http:
-    """Plain urllib against a running instance; no redirects are hidden except for GETs of pages."""
+    """Plain urllib against a running instance; no redirects are hidden except for GETs of pages (and the
+    303 after a form POST). ``token``: sent as ``Authorization: Bearer`` on every ``/api/`` call that brings no
+    Authorization of its own. Cookies are kept (the session of ``sign_in_web``)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url
+        self.token = token
         self.bodies: list[str] = []  # every response body, to check that secrets never come back
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
-    def request(self, method: str, path: str, json_body=None, timeout: float = 10.0) -> Response:
-        data = json.dumps(json_body).encode() if json_body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json", "Accept": "application/json"}
-                                     if data is not None else {"Accept": "*/*"})
+    @classmethod
+    def signed_in(cls, base_url: str, username: str = ADMIN, password: str = ADMIN_PASSWORD) -> "Http":
+        client = cls(base_url)
+        client.get_token(username, password)
+        client.sign_in_web(username, password)
+        return client
+
+    @classmethod
+    def as_admin(cls, base_url: str, password: str = ADMIN_PASSWORD) -> "Http":
+        return cls.signed_in(base_url, ADMIN, password)
+
+    def get_token(self, username: str, password: str, name: str = "e2e", role: str | None = None) -> str:
+        """``POST /api/v1/tokens`` with HTTP Basic; the token (shown once) is sent from now on."""
+        body = {"name": name, **({"role": role} if role else {})}
+        created = self.request("POST", "/api/v1/tokens", json_body=body,
+                               headers={"Authorization": basic_auth(username, password)})
+        assert created.status == 201, created
+        self.token = created.json()["token"]
+        return self.token
+
+    def sign_in_web(self, username: str, password: str) -> Response:
+        """Sign in through the /login form (its CSRF token included), as a browser would; the session cookie is kept."""
+        form = self.get("/login")
+        assert form.status == 200, form
+        found = CSRF_FIELD.search(form.text)
+        assert found, "no csrf_token in the /login form"
+        done = self.form("/login", {"csrf_token": html.unescape(found.group(1) or found.group(2)),
+                                    "username": username, "password": password, "save": "Sign in"})
+        assert done.status == 200 and not urllib.parse.urlsplit(done.url).path.startswith("/login"), \
+            f"signing in as {username} failed: {done}"
+        return done
+
+    def create_user(self, username: str, password: str, role: str = "viewer") -> dict:
+        created = self.post("/api/v1/users", {"username": username, "password": password, "role": role})
+        assert created.status == 201, created
+        return created.json()
+
+    def request(self, method: str, path: str, json_body=None, timeout: float = 10.0, headers: dict | None = None,
+                data: bytes | None = None) -> Response:
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            sent = {"Content-Type": "application/json", "Accept": "application/json"}
+        else:
+            sent = {"Accept": "*/*"}
+        sent.update(headers or {})
+        if self.token and path.startswith("/api/") and not any(k.lower() == "authorization" for k in sent):
+            sent["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                response = Response(resp.status, resp.headers, resp.read())
+            with self.opener.open(req, timeout=timeout) as resp:
+                response = Response(resp.status, resp.headers, resp.read(), resp.url)
         except urllib.error.HTTPError as exc:
-            response = Response(exc.code, exc.headers, exc.read())
+            response = Response(exc.code, exc.headers, exc.read(), exc.url)
         self.bodies.append(response.text)
         return response
+
+    def form(self, path: str, fields: dict, **kw) -> Response:
+        """A urlencoded form POST (the 303 that answers it is followed with a GET, as a browser does)."""
+        return self.request("POST", path, data=urllib.parse.urlencode(fields).encode(),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}, **kw)
 
     def get(self, path: str, **kw) -> Response:
         return self.request("GET", path, **kw)
@@ -246,6 +331,17 @@ class Http:
 
     def delete(self, path: str, **kw) -> Response:
         return self.request("DELETE", path, **kw)
+
+
+def sign_in(page, username: str = ADMIN, password: str = ADMIN_PASSWORD, next_path: str | None = None) -> None:
+    """Sign a Playwright page in through the /login form (as a person would), then wait to be let in."""
+    page.goto("/login" + (f"?next={urllib.parse.quote(next_path)}" if next_path else ""))
+    page.fill("#username", username)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    path = urllib.parse.urlsplit(page.url).path
+    assert not path.startswith("/login"), f"signing in as {username} failed: still on {page.url}"
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
@@ -268,8 +364,10 @@ def allinone(tmp_path):
 
     started: list[AllInOne] = []
 
-    def start(data_dir: Path | None = None, workers: int = 2, **env) -> AllInOne:
-        instance = AllInOne(data_dir or tmp_path / "data", free_port(), workers=workers, **env)
+    def start(data_dir: Path | None = None, workers: int = 2, admin_password: str | None = ADMIN_PASSWORD,
+              **env) -> AllInOne:
+        instance = AllInOne(data_dir or tmp_path / "data", free_port(), workers=workers,
+                            admin_password=admin_password, **env)
         started.append(instance)
         return instance.start()
 
@@ -280,13 +378,19 @@ def allinone(tmp_path):
         instance.kill_all()
 
 
-def serve(tmp_path_factory, name: str, workers: int = 2, **env):
-    """For a module-scoped fixture: one all-in-one instance, always stopped, and nothing left behind."""
+def serve(tmp_path_factory, name: str, workers: int = 2, users=(), **env):
+    """For a module-scoped fixture: one all-in-one instance, always stopped, and nothing left behind.
+    ``users``: ``(username, password, role)`` accounts the admin creates through the API once it runs."""
     from conftest import free_port
 
     instance = AllInOne(tmp_path_factory.mktemp(name) / "data", free_port(), workers=workers, **env)
     try:
-        yield instance.start()
+        instance.start()
+        if users:
+            admin = instance.http()
+            for username, password, role in users:
+                admin.create_user(username, password, role)
+        yield instance
     finally:
         instance.stop()
         instance.kill_all()

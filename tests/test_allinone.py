@@ -1,15 +1,18 @@
 """`make run` for real: the all-in-one process (embedded Redis, 2 workers, gunicorn) driven over HTTP,
-stopped with SIGTERM without leaving a process behind, and restarted on the same DATA_DIR."""
+stopped with SIGTERM without leaving a process behind, and restarted on the same DATA_DIR. Every API call
+sends a bearer token (HTTP Basic on POST /api/v1/tokens first), every page a signed-in session; on a fresh
+DATA_DIR without ADMIN_PASSWORD the first admin's generated password is printed once."""
 from __future__ import annotations
 
 import re
 import stat
 import time
+import urllib.parse
 
 import psutil
 import pytest
 
-from e2e import Http, allinone, gone, wait_for  # noqa: F401  (allinone is a fixture)
+from e2e import ADMIN, ADMIN_PASSWORD, Http, allinone, basic_auth, gone, wait_for  # noqa: F401  (allinone: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -38,10 +41,18 @@ def _name(proc: psutil.Process) -> str:
 
 def test_a_whole_migration_over_http_then_sigterm_stops_every_process(allinone):
     server = allinone(workers=2, MIGRATION_DURATION_SECONDS=1)
-    http = Http(server.url)
-
-    ping = http.get("/ping")
+    anonymous = Http(server.url)
+    ping = anonymous.get("/ping")
     assert ping.status == 200 and ping.json()["status"] == "ok"
+    refused = anonymous.post("/api/v1/workloads", WORKLOAD)
+    assert refused.status == 401 and refused.json()["error"]["code"] == "unauthorized", refused
+    assert anonymous.get("/api/openapi.json").status == 200
+    page = anonymous.get("/workloads/")  # a page: to the sign-in form, which comes back afterwards
+    landed = urllib.parse.urlsplit(page.url)
+    assert landed.path == "/login" and urllib.parse.parse_qs(landed.query)["next"] == ["/workloads/"], page.url
+
+    http = server.http()  # token by HTTP Basic, session by the /login form
+    assert http.get("/api/v1/me").json()["username"] == ADMIN
 
     created = http.post("/api/v1/workloads", WORKLOAD)
     assert created.status == 201, created
@@ -122,7 +133,8 @@ def test_a_whole_migration_over_http_then_sigterm_stops_every_process(allinone):
 def test_a_restart_on_the_same_data_dir_keeps_the_data_and_the_secrets_are_private(allinone, tmp_path):
     data_dir = tmp_path / "data"
     first = allinone(data_dir=data_dir)
-    http = Http(first.url)
+    http = first.http()
+    token = http.token
     created = http.post("/api/v1/workloads", WORKLOAD)
     assert created.status == 201, created
     workload = created.json()
@@ -136,7 +148,8 @@ def test_a_restart_on_the_same_data_dir_keeps_the_data_and_the_secrets_are_priva
     keys = {name: (data_dir / name).read_text() for name in ("secret_key", "credentials_key")}
 
     second = allinone(data_dir=data_dir)
-    http = Http(second.url)
+    http = Http(second.url, token=token)  # the token of the first start still works
+    assert http.get("/api/v1/me").status == 200
     again = http.get(f"/api/v1/workloads/{workload['id']}")
     assert again.status == 200, again
     assert again.json() == workload
@@ -148,3 +161,43 @@ def test_a_restart_on_the_same_data_dir_keeps_the_data_and_the_secrets_are_priva
         assert PASSWORD not in body
     assert second.stop() == 0
     assert second.leftovers() == []
+
+
+PRINTED_PASSWORD = re.compile(r"with password (\S+)")
+
+
+def test_a_fresh_data_dir_without_admin_password_prints_the_generated_one_once(allinone, tmp_path):
+    data_dir = tmp_path / "data"
+    first = allinone(data_dir=data_dir, admin_password=None, workers=1)
+    path = data_dir / "initial_admin_password"
+    assert path.is_file(), "no initial_admin_password in DATA_DIR"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"initial_admin_password has mode {oct(path.stat().st_mode)}"
+    password = path.read_text().strip()
+    assert len(password) >= 16
+
+    # The supervisor tells whoever ran `make run` (stderr, next to the URL line on stdout).
+    def told():
+        return [line for line in first.stderr_text().splitlines()
+                if "initial_admin_password" in line and password in line]
+
+    lines = wait_for(told, timeout=5, message=f"a stderr line with the password and {path}")
+    assert str(path) in lines[0], lines
+    assert lines[0].startswith("[cutover] "), lines
+    assert not any(password in line for line in first.output), "the password went to stdout (keep it for the URL line)"
+
+    # It lets the admin in (and nothing else does).
+    http = Http(first.url)
+    assert http.request("POST", "/api/v1/tokens", json_body={"name": "x"},
+                        headers={"Authorization": basic_auth(ADMIN, ADMIN_PASSWORD)}).status == 401
+    http.get_token(ADMIN, password)
+    assert http.get("/api/v1/me").json()["role"] == "admin"
+    assert first.stop() == 0
+
+    # A second start on the same DATA_DIR: the admin exists, so no new password is made or printed.
+    second = allinone(data_dir=data_dir, admin_password=None, workers=1)
+    assert path.read_text().strip() == password
+    time.sleep(0.5)  # whatever the supervisor prints around its URL line has been printed
+    printed = [m.group(1) for m in PRINTED_PASSWORD.finditer(second.stderr_text())]
+    assert all(p == password for p in printed), f"a new password was printed on the second start: {printed}"
+    assert Http(second.url).get_token(ADMIN, password)
+    assert second.stop() == 0

@@ -1,7 +1,7 @@
 """A real browser (Playwright driving Debian's Chromium) against the real all-in-one process:
 create a workload with the form, plan a migration (volumes appear through htmx), run it and watch
-the live progress, then the refusal when C:\\ is not selected. No console error may be logged
-(a CSP violation would be one)."""
+the live progress, then the refusal when C:\\ is not selected. Each test signs in as the admin through the
+/login form first. No console error may be logged (a CSP violation would be one)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from e2e import ARTIFACTS, Http, serve
+from e2e import ARTIFACTS, serve, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -63,6 +63,7 @@ def page(browser, server):
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.console = Console(page)
+    sign_in(page)
     yield page
     context.close()
 
@@ -216,7 +217,7 @@ def test_create_a_workload_plan_and_run_a_migration_with_live_progress(page, ser
 
 def test_running_without_the_system_volume_shows_why_it_cannot(page, server):
     ip = "10.88.0.8"
-    created = Http(server.url).post("/api/v1/workloads", {
+    created = server.http().post("/api/v1/workloads", {
         "ip": ip, "credentials": {"username": "admin", "password": "N0t-Shown!"},
         "storage": [{"name": "C:\\", "size": 40}, {"name": "D:\\", "size": 100}]})
     assert created.status == 201, created

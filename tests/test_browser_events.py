@@ -1,8 +1,8 @@
 """A real browser (Playwright driving Debian's Chromium) against the real all-in-one process (WORKERS=2):
 the nav's inbox badge tells a QA user that a test run ended, without a page load.
 
-As ``qa-dana``: New run (name, environment, sample_tests/test_passing.py), start it; the nav badge shows no
-count. The run ends in success; the badge (it polls /inbox/badge every 3 s) rises to 1 on the same document.
+Signed in (the /login form) as the operator ``qa-dana``: New run (the form shows the account, environment,
+sample_tests/test_passing.py), start it; the nav badge shows no count. The run ends in success; the badge (it polls /inbox/badge every 3 s) rises to 1 on the same document.
 The inbox link opens the inbox: the event "Test run #N on environment E ended success..." is listed, unread,
 with a link to the run page; the badge is cleared there and stays cleared on the next poll (which keeps the
 nav's current-page mark and the keyboard focus), and the link leads back to the run. No console error may be logged (a CSP violation would be one).
@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from e2e import ARTIFACTS, serve, wait_for
+from e2e import ARTIFACTS, serve, sign_in, wait_for
 from test_browser import Console, browser  # noqa: F401  (browser: the module-scoped fixture, same skip/fail rule)
+from test_browser_runs import shown_username
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,6 +27,7 @@ TIMEOUT_MS = 15_000
 RUN_TIMEOUT = 60  # s for the run to end; a quiet machine needs about 2 (2 CPUs shared with others: far more)
 BADGE_TIMEOUT = 20  # s from the run's end to the badge showing it: delivery + at most one 3 s poll period
 USERNAME = "qa-dana"
+PASSWORD = "Dana-Pa55word!"
 ENVIRONMENT = "17"
 SAMPLE = "sample_tests/test_passing.py"
 SCREENSHOT = ARTIFACTS / "browser-inbox.png"
@@ -50,7 +52,7 @@ RECORDER = """() => {
 
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):  # noqa: F811
-    yield from serve(tmp_path_factory, "browser-events")
+    yield from serve(tmp_path_factory, "browser-events", users=[(USERNAME, PASSWORD, "operator")])
 
 
 @pytest.fixture
@@ -61,6 +63,7 @@ def page(browser, server):  # noqa: F811
     page.console = Console(page)
     page.requests = []
     page.on("request", lambda r: page.requests.append((time.monotonic(), r.url)))
+    sign_in(page, USERNAME, PASSWORD)
     yield page
     context.close()
 
@@ -82,12 +85,12 @@ def test_the_nav_badge_announces_an_ended_run_and_the_inbox_links_to_it(page, se
     def lap(name: str) -> None:
         timings[name] = round(time.monotonic() - started, 1)
 
-    # --- New run as qa-dana; nobody is remembered yet, so the badge shows no count ------------------------
+    # --- New run as qa-dana, the signed-in account; nothing has ended yet, so the badge shows no count --------
     page.goto("/runs/")
     assert _badge(page) is None
     page.get_by_role("link", name="New run").click()
     page.wait_for_url("**/runs/new")
-    page.fill("#username", USERNAME)
+    assert shown_username(page) == USERNAME
     page.select_option("#environment_id", ENVIRONMENT)
     page.select_option("#test_files", SAMPLE)
     with page.expect_navigation():

@@ -1,8 +1,8 @@
 """A real browser (Playwright driving Debian's Chromium) against the real all-in-one process (WORKERS=2):
 test runs as an ops/QA user sees them.
 
-Tab 1 starts run A (the slow sample, ~6 s of progress lines) on environment 42. Tab 2 opens New run
-(the name is remembered), uploads a test file into a new directory through the upload panel (the file
+Signed in (the /login form) as the operator ``qa-browser``, whose name every run carries. Tab 1 starts run A (the slow sample, ~6 s of progress lines) on environment 42. Tab 2 opens New run
+(it shows the signed-in account), uploads a test file into a new directory through the upload panel (the file
 picker is refreshed out of band, without a page load, with the upload selected) and starts run B on
 the same environment: B waits "#1 in line" and the environments grid shows 42 busy with 1 waiting.
 Both logs tail live (the <pre> grows without a reload, the log box stays pinned to its end), B starts
@@ -21,7 +21,7 @@ from datetime import datetime
 
 import pytest
 
-from e2e import ARTIFACTS, serve, wait_for
+from e2e import ARTIFACTS, Http, serve, sign_in, wait_for
 from test_browser import Console, browser  # noqa: F401  (browser: the module-scoped fixture, same skip/fail rule)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT_MS = 15_000
 RUN_TIMEOUT = 30  # s for a run to end once awaited; a quiet machine needs about 5 (2 CPUs shared with others: 15)
 ENVIRONMENT = "42"
-USERNAME = "Qa Browser"
+USERNAME = "qa-browser"
+PASSWORD = "Qa-Browser-Pa55!"
 SLOW_SAMPLE = "sample_tests/test_slow_progress.py"
 UPLOAD_DIR = "smoke"
 UPLOAD_NAME = "test_smoke_checkout.py"
@@ -79,15 +80,26 @@ RECORDER = """(pattern) => {
 
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):  # noqa: F811
-    yield from serve(tmp_path_factory, "browser-runs")
+    yield from serve(tmp_path_factory, "browser-runs", users=[(USERNAME, PASSWORD, "operator")])
 
 
 @pytest.fixture
 def context(browser, server):  # noqa: F811
+    """Signed in as ``USERNAME``: every tab of the context shares the session cookie."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    sign_in(page, USERNAME, PASSWORD)
+    page.close()
     yield context
     context.close()
+
+
+def shown_username(page) -> str:
+    """Who the New run form says the run is started by: the signed-in account (shown, not typed)."""
+    shown = page.locator("#run-username")
+    assert page.locator("form #username").count() == 0, "the run form still has a username field to type in"
+    return shown.inner_text().strip()
 
 
 def _new_page(context):
@@ -158,18 +170,17 @@ def test_upload_queue_and_watch_two_runs_tail_their_logs(context, server):
     a_page.goto("/runs/")
     a_page.get_by_role("link", name="New run").click()
     a_page.wait_for_url("**/runs/new")
-    assert a_page.input_value("#username") == ""
-    a_page.fill("#username", USERNAME)
+    assert shown_username(a_page) == USERNAME, "the run form does not show the signed-in account"
     a_page.select_option("#environment_id", ENVIRONMENT)
     a_page.select_option("#test_files", SLOW_SAMPLE)
     run_a = _start_run(a_page)
     _record(a_page, r"progress: batch \d+/12")
     lap("A started")
 
-    # --- tab 2: New run; the name is remembered; upload into a new directory without a page load -------
+    # --- tab 2: New run, as the same account; upload into a new directory without a page load -------
     b_page = _new_page(context)
     b_page.goto("/runs/new")
-    assert b_page.input_value("#username") == USERNAME, "the name was not remembered"
+    assert shown_username(b_page) == USERNAME, "the second tab's run form does not show the signed-in account"
     assert b_page.locator(f'#test_files option[value="{UPLOADED}"]').count() == 0
     b_page.evaluate("window.__e2eMarker = 'same-document'")
     b_page.select_option("#environment_id", ENVIRONMENT)
@@ -185,8 +196,8 @@ def test_upload_queue_and_watch_two_runs_tail_their_logs(context, server):
     assert option.evaluate("o => o.parentElement.label") == f"uploads/{UPLOAD_DIR}/"
     assert b_page.eval_on_selector("#test_files", "s => [...s.selectedOptions].map(o => o.value)") == [UPLOADED]
     assert b_page.locator("#file-picker").count() == 1, "the out-of-band swap left a second picker"
-    # What was typed in the run form survived the upload.
-    assert b_page.input_value("#username") == USERNAME
+    # What was chosen in the run form survived the upload.
+    assert shown_username(b_page) == USERNAME
     assert b_page.input_value("#environment_id") == ENVIRONMENT
     lap("uploaded")
 
@@ -237,7 +248,10 @@ def test_upload_queue_and_watch_two_runs_tail_their_logs(context, server):
     assert states_a[-1] == "success" and "running" in states_a, states_a
     assert states_b[0] == "queued" and "running" in states_b and states_b[-1] == "success", states_b
     assert "#1 in line" in rec_b["states"][0]["line"]
-    api_a, api_b = (a_page.request.get(f"/api/v1/runs/{run_id}").json() for run_id in (run_a, run_b))
+    api = Http(server.url)  # the API takes a bearer token, never the browser's session cookie
+    api.get_token(USERNAME, PASSWORD)
+    api_a, api_b = (api.get(f"/api/v1/runs/{run_id}").json() for run_id in (run_a, run_b))
+    assert api_a["username"] == api_b["username"] == USERNAME
     assert datetime.fromisoformat(api_a["finished_at"]) <= datetime.fromisoformat(api_b["started_at"]), \
         f"B started before A had finished: {api_a} {api_b}"
 
