@@ -149,7 +149,7 @@ def diagnose(app, targets: list[tuple[str, str]], token: str, cookie: str, runs:
     event.listen(engine, "after_cursor_execute", after)
     rows, plans = [], {}
     try:
-        client = app.test_client()
+        client = app.test_client(use_cookies=False)  # keeps the Cookie header given per request
         for label, path in targets:
             totals, parts = [], {"count": [], "page": [], "other": []}
             examples = {}
