@@ -277,6 +277,31 @@ def start_workers(settings: Settings, count: int, log_dir: Path, argv: list[str]
     return procs
 
 
+# --- RQ ------------------------------------------------------------------------------------------------------
+
+class Ended:
+    """Which of ``ids`` have ended (in the queue's finished or failed registry), asked about those ids only.
+
+    Not ``registry.count`` before and after: counting cleans the registry up, so the entries of other jobs whose
+    result has expired meanwhile (event jobs keep theirs 60 s) leave it and the difference never reaches the count.
+    Each poll is one pipelined ZMSCORE per registry on the ids not yet seen ended."""
+
+    def __init__(self, queue, ids: list[str]):
+        self.connection = queue.connection
+        self.keys = (queue.finished_job_registry.key, queue.failed_job_registry.key)
+        self.pending, self.failed = list(ids), 0
+
+    def all(self) -> bool:
+        if self.pending:
+            pipe = self.connection.pipeline(transaction=False)
+            for key in self.keys:
+                pipe.zmscore(key, self.pending)
+            done, failed = pipe.execute()
+            self.failed += sum(1 for score in failed if score is not None)
+            self.pending = [i for i, d, f in zip(self.pending, done, failed) if d is None and f is None]
+        return not self.pending
+
+
 # --- signing in ---------------------------------------------------------------------------------------------
 
 def basic_auth(username: str, password: str) -> str:

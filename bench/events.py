@@ -306,20 +306,17 @@ def bare_jobs(queue, count: int, timeout: float) -> dict:
     """``count`` no-op jobs enqueued one by one; rate from the first enqueue to the last RQ ``ended_at``."""
     from rq.job import Job
 
-    finished, failed = queue.finished_job_registry, queue.failed_job_registry
-    done_before, failed_before = finished.count, failed.count
     start = time.time()
     t0 = time.perf_counter()
     ids = [queue.enqueue(NOOP, result_ttl=600, failure_ttl=600).id for _ in range(count)]
     enqueue_s = time.perf_counter() - t0
-    c.wait_until(lambda: finished.count - done_before + failed.count - failed_before >= count, timeout=timeout,
-                 interval=0.01, message=f"{count} bare jobs")
+    ended = c.Ended(queue, ids)
+    c.wait_until(ended.all, timeout=timeout, interval=0.01, message=f"{count} bare jobs")
     polled = time.perf_counter() - t0
     jobs = [j for j in Job.fetch_many(ids, connection=queue.connection) if j]
     ends = [c.timestamp(j.ended_at) for j in jobs if j.ended_at]
     elapsed = (max(ends) - start) if len(ends) == count else polled
-    return {"elapsed": elapsed, "count": count, "phase1": enqueue_s, "not_ok": failed.count - failed_before,
-            "jobs": jobs}
+    return {"elapsed": elapsed, "count": count, "phase1": enqueue_s, "not_ok": ended.failed, "jobs": jobs}
 
 
 def bare_http(port: int, count: int, clients: int, kind: str) -> dict:

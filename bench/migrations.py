@@ -88,18 +88,16 @@ def bare_jobs(queue, count: int, timeout: float) -> dict:
     """Enqueue ``count`` no-op jobs; wait until all ended. Rate from the first enqueue to the last job end."""
     from rq.job import Job
 
-    finished, failed = queue.finished_job_registry, queue.failed_job_registry
-    done_before, failed_before = finished.count, failed.count
     start_wall, t0 = time.time(), time.perf_counter()
     jobs = [queue.enqueue(NOOP, result_ttl=3600, failure_ttl=3600) for _ in range(count)]
     enqueue_s = time.perf_counter() - t0
-    c.wait_until(lambda: finished.count - done_before + failed.count - failed_before >= count, timeout=timeout,
-                 interval=0.005, message=f"{count} bare jobs")
+    ended = c.Ended(queue, [j.id for j in jobs])
+    c.wait_until(ended.all, timeout=timeout, interval=0.005, message=f"{count} bare jobs")
     poll_s = time.perf_counter() - t0
     fetched = [j for j in Job.fetch_many([j.id for j in jobs], connection=queue.connection) if j]
     ends = [c.timestamp(j.ended_at) for j in fetched if j.ended_at]
     elapsed = (max(ends) - start_wall) if len(ends) == count else poll_s
-    return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": count / elapsed, "failed": failed.count - failed_before,
+    return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": count / elapsed, "failed": ended.failed,
             "jobs": fetched, "start": start_wall}
 
 
