@@ -359,3 +359,12 @@ def make_migration(client, source_id: int, selected=("C:\\", "D:\\"), cloud_type
         "target": {"cloud_type": cloud_type, "cloud_credentials": {"username": "cloud", "password": "cl0ud!"}}})
     assert response.status_code == 201, response.json
     return response.json
+
+
+def user_client(app, username: str, role: str = "operator") -> SignedInClient:
+    """A client acting as ``username``: the account is made (with ``role``) unless one by that name exists."""
+    from webapp.accounts import services as accounts
+
+    with app.app_context():
+        exists = accounts.find(username) is not None
+    return client_as(app, username, None if exists else role)

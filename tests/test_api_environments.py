@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import ADMIN, client_as
+
 PASSING = "sample_tests/test_passing.py"
 ENV_KEYS = {"id", "name", "description", "enabled", "status", "current_run_id", "queue"}
 
@@ -15,8 +17,7 @@ def error_code(response) -> str:
 
 
 def create(client, environment_id=1, files=(PASSING,)) -> dict:
-    response = client.post("/api/v1/runs", json={"username": "alice", "environment_id": environment_id,
-                                                 "test_files": list(files)})
+    response = client.post("/api/v1/runs", json={"environment_id": environment_id, "test_files": list(files)})
     assert response.status_code == 201, response.json
     return response.json
 
@@ -46,7 +47,7 @@ def test_the_environments_survive_a_restart_unchanged(config, client):
 
     client.patch("/api/v1/environments/5", json={"name": "staging"})
     restarted = create_app(config)
-    again = restarted.test_client()
+    again = client_as(restarted, ADMIN)
     assert again.get("/api/v1/environments").json["total"] == 100
     assert again.get("/api/v1/environments/5").json["name"] == "staging"
     restarted.extensions["db"].kw["bind"].dispose()
@@ -108,6 +109,25 @@ def test_invalid_changes_are_422_and_change_nothing(client, changes, field, mess
     assert environment(client, 3) == before
 
 
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_only_an_admin_may_edit_or_unlock_an_environment(client, as_role, role):
+    someone = as_role(role)
+    busy = create(client, 15)
+    before = environment(client, 15)
+    for response in (someone.patch("/api/v1/environments/15", json={"name": "mine"}),
+                     someone.post("/api/v1/environments/15/unlock")):
+        assert response.status_code == 403 and error_code(response) == "forbidden"
+    assert environment(client, 15) == before and run(client, busy["id"])["state"] == "queued"
+    assert someone.get("/api/v1/environments/15").json == before  # reading is fine
+
+
+def test_a_patch_that_is_not_json_is_415_and_changes_nothing(client):
+    before = environment(client, 3)
+    response = client.patch("/api/v1/environments/3", data=b"name=x", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
+    assert environment(client, 3) == before
+
+
 def test_limits_of_name_and_description_are_inclusive(client):
     response = client.patch("/api/v1/environments/3", json={"name": "n" * 64, "description": "d" * 2000})
     assert response.status_code == 200 and response.json["name"] == "n" * 64
@@ -122,7 +142,7 @@ def test_a_malformed_patch_is_400(client, body):
 def test_a_disabled_environment_accepts_no_new_runs(client, work):
     waiting = create(client, 4)
     client.patch("/api/v1/environments/4", json={"enabled": False})
-    response = client.post("/api/v1/runs", json={"username": "alice", "environment_id": 4, "test_files": [PASSING]})
+    response = client.post("/api/v1/runs", json={"environment_id": 4, "test_files": [PASSING]})
     assert response.status_code == 422 and error_code(response) == "validation_error"
     assert set(response.json["error"]["fields"]) == {"environment_id"}
     assert "disabled" in response.json["error"]["fields"]["environment_id"][0]

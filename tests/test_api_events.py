@@ -109,11 +109,12 @@ def check_shapes(body) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_case(app, client, case):
+def test_case(app, client, as_role, case):
+    """Set up and read back as the admin; send the request as the case's role ("as"), else as the admin."""
     ids = set_up(app, client, case.get("setup", {}))
     app.extensions["queues"]["default"].empty()  # count only the jobs the request itself queues
     before = client.get(f"/api/v1/events/{ids[-1]}").json if ids else None
-    response = send(client, case["request"], ids)
+    response = send(as_role(case["as"]) if "as" in case else client, case["request"], ids)
     expect = case["expect"]
 
     assert response.status_code == expect["status"], response.get_data(as_text=True)[:500]
@@ -145,7 +146,9 @@ def test_case(app, client, case):
 def test_every_rule_has_cases():
     """The table keeps covering every status code and every from → to pair."""
     statuses = {c["expect"]["status"] for c in CASES}
-    assert statuses == {200, 201, 400, 404, 405, 409, 422}
+    assert statuses == {200, 201, 400, 403, 404, 405, 409, 415, 422}
+    roles = {c.get("as") for c in CASES}
+    assert roles == {None, "operator", "viewer"}
     names = " ".join(c["name"] for c in CASES)
     for pair in ("pending_to_processed", "pending_to_failed", "failed_to_pending", "processed_to_pending",
                  "processed_to_failed", "failed_to_processed", "pending_to_pending", "processed_to_processed",

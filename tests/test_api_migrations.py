@@ -162,9 +162,37 @@ def test_list_newest_first_and_paginated(client, source):
     assert body["total"] == 3 and [m["id"] for m in body["items"]] == ids[::-1][:2]
 
 
-def test_run_accepts_requested_by_and_refuses_bad_json(client, source):
+def test_run_accepts_requested_by_and_refuses_bad_json(client, as_role, source):
+    """``requested_by`` is the caller: it may be named or left out, but never another account."""
+    dana = as_role("operator", "dana")
     migration = make_migration(client, source["id"])
     url = f"/api/v1/migrations/{migration['id']}/run"
-    assert client.post(url, data=b"{oops", content_type="application/json").status_code == 400
-    response = client.post(url, json={"requested_by": "dana"})
+    bad = client.post(url, data=b"{oops", content_type="application/json")
+    assert bad.status_code == 400 and error_code(bad) == "bad_json"
+    form = client.post(url, data=b"requested_by=admin", content_type="application/x-www-form-urlencoded")
+    assert form.status_code == 415 and error_code(form) == "unsupported_media_type"
+    for someone_else in ("dana", "nobody"):
+        refused = client.post(url, json={"requested_by": someone_else})
+        assert refused.status_code == 422 and error_code(refused) == "validation_error"
+        assert set(refused.json["error"]["fields"]) == {"requested_by"}
+    assert client.get(f"/api/v1/migrations/{migration['id']}").json["state"] == "not_started"
+    response = dana.post(url, json={"requested_by": "dana"})
     assert response.status_code == 202 and response.json["requested_by"] == "dana"
+
+
+@pytest.mark.parametrize("body", [None, {}, {"requested_by": None}, {"requested_by": "admin"}])
+def test_run_is_requested_by_the_caller_when_not_named(client, source, body):
+    migration = make_migration(client, source["id"])
+    url = f"/api/v1/migrations/{migration['id']}/run"
+    response = client.post(url) if body is None else client.post(url, json=body)
+    assert response.status_code == 202 and response.json["requested_by"] == "admin"
+    assert client.get(f"/api/v1/migrations/{migration['id']}").json["requested_by"] == "admin"
+
+
+def test_a_viewer_may_read_but_not_run_a_migration(client, as_role, source):
+    viewer = as_role("viewer")
+    migration = make_migration(client, source["id"])
+    url = f"/api/v1/migrations/{migration['id']}"
+    response = viewer.post(f"{url}/run")
+    assert response.status_code == 403 and error_code(response) == "forbidden"
+    assert viewer.get(url).json == client.get(url).json and client.get(url).json["state"] == "not_started"

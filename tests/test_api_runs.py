@@ -10,6 +10,8 @@ from datetime import datetime
 
 import pytest
 
+from conftest import ADMIN, client_as, make_user
+
 PASSING = "sample_tests/test_passing.py"
 FAILING = "sample_tests/test_failing.py"
 FIXTURE_ERROR = "sample_tests/test_fixture_error.py"
@@ -26,9 +28,12 @@ def error_code(response) -> str:
     return body["code"]
 
 
-def create(client, files=(PASSING,), environment_id=1, username="alice") -> dict:
-    response = client.post("/api/v1/runs", json={"username": username, "environment_id": environment_id,
-                                                 "test_files": list(files)})
+def create(client, files=(PASSING,), environment_id=1, username=None) -> dict:
+    """A run of the client's account (``username``: also send it in the body)."""
+    body = {"environment_id": environment_id, "test_files": list(files)}
+    if username is not None:
+        body["username"] = username
+    response = client.post("/api/v1/runs", json=body)
     assert response.status_code == 201, response.json
     return response.json
 
@@ -56,9 +61,10 @@ def interval(run: dict) -> tuple[datetime, datetime]:
 
 # --- create ------------------------------------------------------------------------------------------
 
-def test_create_is_201_with_location_and_the_whole_run(app, client):
-    response = client.post("/api/v1/runs", json={"username": "  alice  ", "environment_id": 5,
-                                                 "test_files": [FAILING, PASSING]})
+def test_create_is_201_with_location_and_the_whole_run(app, client, as_role):
+    alice = as_role("operator", "alice")
+    response = alice.post("/api/v1/runs", json={"username": "  alice  ", "environment_id": 5,
+                                                "test_files": [FAILING, PASSING]})
     assert response.status_code == 201
     body = response.json
     assert set(body) == RUN_KEYS
@@ -74,11 +80,12 @@ def test_create_is_201_with_location_and_the_whole_run(app, client):
     assert queued_jobs(app) == 1
 
 
-def test_limits_are_inclusive(client):
+def test_limits_are_inclusive(app, client):
     files = [p["path"] for p in client.get("/api/v1/test-files").json]
     assert len(files) >= 6
-    assert create(client, files, environment_id=100, username="x" * 64)["username"] == "x" * 64
-    assert create(client, [PASSING], environment_id=1, username="ü")["environment_id"] == 1
+    longest = client_as(app, "x" * 64, "operator")  # the longest account name
+    assert create(longest, files, environment_id=100, username="x" * 64)["username"] == "x" * 64
+    assert create(client, [PASSING], environment_id=1)["environment_id"] == 1
     assert create(client, [PASSING], environment_id="7")["environment_id"] == 7  # digits, as a form sends them
 
 
@@ -86,15 +93,20 @@ def fifty_one_files(client) -> list[str]:
     return [upload(client, f"test_n{i}.py", b"def test_n():\n    pass\n") for i in range(51)]
 
 
+NOT_YOURS = "This is always the signed-in account (admin)"
+
+
 @pytest.mark.parametrize("changes, field, message", [
-    ({"username": ""}, "username", "Username is required."),
-    ({"username": "   "}, "username", "Username is required."),
-    ({"username": None}, "username", "Username is required."),
-    ({"username": 42}, "username", "Username is required."),
-    ({"username": "x" * 65}, "username", "at most 64 characters"),
-    ({"username": "al\tice"}, "username", "printable characters"),
-    ({"username": "al\nice"}, "username", "printable characters"),
-    ({"username": "al\x00ice"}, "username", "printable characters"),
+    ({"username": "bob"}, "username", NOT_YOURS),  # another account (made by the test)
+    ({"username": "nobody"}, "username", NOT_YOURS),  # no account at all
+    ({"username": "admin2"}, "username", NOT_YOURS),
+    ({"username": "   "}, "username", NOT_YOURS),
+    ({"username": 42}, "username", NOT_YOURS),
+    ({"username": ["admin"]}, "username", NOT_YOURS),
+    ({"username": "x" * 65}, "username", NOT_YOURS),
+    ({"username": "ad\tmin"}, "username", NOT_YOURS),
+    ({"username": "ad\nmin"}, "username", NOT_YOURS),
+    ({"username": "ad\x00min"}, "username", NOT_YOURS),
     ({"environment_id": 0}, "environment_id", "Choose an environment from 1 to 100."),
     ({"environment_id": 101}, "environment_id", "Choose an environment from 1 to 100."),
     ({"environment_id": -1}, "environment_id", "Choose an environment from 1 to 100."),
@@ -116,9 +128,10 @@ def fifty_one_files(client) -> list[str]:
     ({"test_files": "fifty-one"}, "test_files", "At most 50 test files per run."),
 ])
 def test_invalid_input_is_422_with_field_messages_and_queues_nothing(app, client, changes, field, message):
+    make_user(app, "bob", "operator")
     if changes.get("test_files") == "fifty-one":
         changes = {"test_files": fifty_one_files(client)}
-    payload = {"username": "alice", "environment_id": 1, "test_files": [PASSING], **changes}
+    payload = {"username": ADMIN, "environment_id": 1, "test_files": [PASSING], **changes}
     response = client.post("/api/v1/runs", json=payload)
     assert response.status_code == 422
     assert error_code(response) == "validation_error"
@@ -132,18 +145,56 @@ def test_invalid_input_is_422_with_field_messages_and_queues_nothing(app, client
 def test_every_invalid_field_is_reported_at_once(client):
     response = client.post("/api/v1/runs", json={"username": "", "environment_id": 0, "test_files": []})
     assert response.status_code == 422
-    assert set(response.json["error"]["fields"]) == {"username", "environment_id", "test_files"}
+    assert set(response.json["error"]["fields"]) == {"environment_id", "test_files"}  # "": the caller
     response = client.post("/api/v1/runs", json={})
-    assert set(response.json["error"]["fields"]) == {"username", "environment_id", "test_files"}
+    assert set(response.json["error"]["fields"]) == {"environment_id", "test_files"}
+
+
+@pytest.mark.parametrize("sent", [{}, {"username": None}, {"username": ""}, {"username": ADMIN},
+                                  {"username": "  Admin "}])
+def test_the_run_belongs_to_the_token_s_account_named_or_not(client, sent):
+    response = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": [PASSING], **sent})
+    assert response.status_code == 201, response.json
+    assert response.json["username"] == ADMIN
+    assert get(client, response.json["id"])["username"] == ADMIN
+
+
+def test_an_operator_s_run_is_its_own_and_it_may_not_start_one_for_another(app, client, as_role):
+    operator = as_role("operator", "olga")
+    assert create(operator)["username"] == "olga"
+    response = operator.post("/api/v1/runs", json={"username": ADMIN, "environment_id": 1, "test_files": [PASSING]})
+    assert response.status_code == 422 and error_code(response) == "validation_error"
+    assert set(response.json["error"]["fields"]) == {"username"}
+    assert [r["username"] for r in client.get("/api/v1/runs").json["items"]] == ["olga"]
+
+
+def test_a_viewer_may_not_start_cancel_or_rerun_a_run(app, client, as_role):
+    viewer = as_role("viewer", "vera")
+    response = viewer.post("/api/v1/runs", json={"environment_id": 1, "test_files": [PASSING]})
+    assert response.status_code == 403 and error_code(response) == "forbidden"
+    run = create(client)
+    for action in ("cancel", "rerun"):
+        response = viewer.post(f"/api/v1/runs/{run['id']}/{action}")
+        assert response.status_code == 403 and error_code(response) == "forbidden"
+    assert client.get("/api/v1/runs").json["total"] == 1 and get(client, run["id"])["state"] == "queued"
+    assert viewer.get(f"/api/v1/runs/{run['id']}").json == get(client, run["id"])  # reading is fine
 
 
 @pytest.mark.parametrize("body, content_type", [
     (b"{not json", "application/json"), (b"", "application/json"), (b"[1]", "application/json"),
-    (b"username=alice", "application/x-www-form-urlencoded"),
 ])
 def test_malformed_json_is_400(client, body, content_type):
     response = client.post("/api/v1/runs", data=body, content_type=content_type)
     assert response.status_code == 400 and error_code(response) == "bad_json"
+    assert client.get("/api/v1/runs").json["total"] == 0
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"username=alice", "application/x-www-form-urlencoded"), (b'{"environment_id": 1}', "text/plain"),
+])
+def test_a_body_that_is_not_json_is_415(client, body, content_type):
+    response = client.post("/api/v1/runs", data=body, content_type=content_type)
+    assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
     assert client.get("/api/v1/runs").json["total"] == 0
 
 
@@ -239,9 +290,9 @@ def test_output_with_nul_bytes_is_logged_in_full(client, work):
 
 # --- the queue of an environment -----------------------------------------------------------------------
 
-def test_a_second_run_waits_for_the_environment_then_both_run_in_creation_order(client, work):
+def test_a_second_run_waits_for_the_environment_then_both_run_in_creation_order(client, as_role, work):
     first = create(client, [PASSING], environment_id=3)
-    second = create(client, [SKIP_XFAIL], environment_id=3, username="bob")
+    second = create(as_role("operator", "bob"), [SKIP_XFAIL], environment_id=3, username="bob")
     elsewhere = create(client, [PASSING], environment_id=4)
     assert first["queue_position"] == 0
     assert second["state"] == "queued" and second["queue_position"] == 1
@@ -315,16 +366,20 @@ def test_a_finished_run_cannot_be_cancelled(client, work):
 
 # --- rerun -------------------------------------------------------------------------------------------
 
-def test_rerun_creates_a_new_run_with_the_same_inputs(client, work):
-    run = create(client, [FAILING, PASSING], environment_id=8, username="carol")
+def test_rerun_creates_a_new_run_with_the_same_inputs(client, as_role, work):
+    carol = as_role("operator", "carol")
+    run = create(carol, [FAILING, PASSING], environment_id=8, username="carol")
     work()
     response = client.post(f"/api/v1/runs/{run['id']}/rerun")
     assert response.status_code == 201
     again = response.json
     assert response.headers["Location"].endswith(f"/api/v1/runs/{again['id']}")
     assert again["id"] != run["id"] and again["state"] == "queued"
-    assert (again["username"], again["environment_id"], again["test_files"]) == ("carol", 8, [FAILING, PASSING])
-    assert get(client, run["id"])["state"] == "failed"  # the original is untouched
+    # the new run belongs to whoever pressed rerun, not to the original's owner
+    assert (again["username"], again["environment_id"], again["test_files"]) == (ADMIN, 8, [FAILING, PASSING])
+    assert get(client, run["id"])["state"] == "failed" and get(client, run["id"])["username"] == "carol"
+    mine = carol.post(f"/api/v1/runs/{again['id']}/rerun")  # and an operator rerunning the admin's run
+    assert mine.status_code == 201 and mine.json["username"] == "carol"
 
 
 def test_rerun_of_a_waiting_run_queues_behind_it(client):
@@ -354,11 +409,12 @@ def test_a_test_file_deleted_before_its_run_starts_ends_the_run_in_error(client,
 
 # --- listing -----------------------------------------------------------------------------------------
 
-def test_list_is_newest_first_paginated_and_filtered(client, work):
-    a = create(client, [PASSING], environment_id=1, username="alice")
-    b = create(client, [FAILING], environment_id=2, username="bob")
+def test_list_is_newest_first_paginated_and_filtered(client, as_role, work):
+    alice, bob = as_role("operator", "alice"), as_role("operator", "bob")
+    a = create(alice, [PASSING], environment_id=1)
+    b = create(bob, [FAILING], environment_id=2)
     work()
-    c = create(client, [PASSING], environment_id=2, username="alice")
+    c = create(alice, [PASSING], environment_id=2)
     body = client.get("/api/v1/runs").json
     assert set(body) == {"items", "total", "page", "per_page"}
     assert [r["id"] for r in body["items"]] == [c["id"], b["id"], a["id"]] and body["total"] == 3

@@ -58,12 +58,21 @@ def test_invalid_input_is_422_with_field_messages_and_stores_nothing(client, pay
 
 @pytest.mark.parametrize("body, content_type", [
     (b"{not json", "application/json"), (b"", "application/json"), (b"[1, 2]", "application/json"),
-    (b"ip=1.2.3.4", "application/x-www-form-urlencoded"),
 ])
 def test_malformed_json_is_400_bad_json(client, body, content_type):
     response = client.post("/api/v1/workloads", data=body, content_type=content_type)
     assert response.status_code == 400
     assert error_code(response) == "bad_json"
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"ip=1.2.3.4", "application/x-www-form-urlencoded"), (b'{"ip": "1.2.3.4"}', "text/plain"),
+])
+def test_a_body_that_is_not_json_is_415_and_stores_nothing(client, body, content_type):
+    response = client.post("/api/v1/workloads", data=body, content_type=content_type)
+    assert response.status_code == 415
+    assert error_code(response) == "unsupported_media_type"
+    assert client.get("/api/v1/workloads").json["total"] == 0
 
 
 def test_duplicate_ip_is_409_even_when_spelled_differently(client):

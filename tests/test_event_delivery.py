@@ -16,7 +16,7 @@ import pytest
 import redis
 from rq import Queue, Worker
 
-from conftest import make_migration, make_workload, wait_until
+from conftest import ADMIN, make_migration, make_workload, user_client, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -265,9 +265,10 @@ def events_of(client, user_id) -> list[dict]:
 
 def test_a_finished_test_run_notifies_its_user(config, client, work):
     state = "failed"
-    response = client.post("/api/v1/runs", json={"username": "qa-lead", "environment_id": 3,
-                                                 "test_files": ["sample_tests/test_failing.py"]})
+    qa_lead = user_client(client.application, "qa-lead")
+    response = qa_lead.post("/api/v1/runs", json={"environment_id": 3, "test_files": ["sample_tests/test_failing.py"]})
     assert response.status_code == 201, response.json
+    assert response.json["username"] == "qa-lead"
     run_id = response.json["id"]
     assert events_of(client, "qa-lead") == []  # nothing to say before it ends
     work()
@@ -278,11 +279,13 @@ def test_a_finished_test_run_notifies_its_user(config, client, work):
     assert f"#{run_id}" in notice["description"] and state in notice["description"]
     assert log_lines(config) == [line_for(notice)]
     assert client.get(notice["link"]).status_code == 200
+    inbox = qa_lead.get("/inbox").get_data(as_text=True)  # the user's own inbox
+    assert f'href="{notice["link"]}"' in inbox and f"#{run_id}" in inbox
 
 
 def test_a_run_cancelled_before_it_started_notifies_its_user_too(config, client, work):
-    run = client.post("/api/v1/runs", json={"username": "waiter", "environment_id": 4,
-                                            "test_files": ["sample_tests/test_passing.py"]}).json
+    waiter = user_client(client.application, "waiter")
+    run = waiter.post("/api/v1/runs", json={"environment_id": 4, "test_files": ["sample_tests/test_passing.py"]}).json
     assert client.post(f"/api/v1/runs/{run['id']}/cancel").status_code == 202
     (notice,) = events_of(client, "waiter")  # recorded with the final state, in the same transaction
     assert notice["source"] == "run" and notice["link"] == f"/runs/{run['id']}"
@@ -295,7 +298,8 @@ def test_a_run_cancelled_before_it_started_notifies_its_user_too(config, client,
 
 def test_a_successful_migration_notifies_who_requested_it(config, client, work):
     migration = make_migration(client, make_workload(client)["id"])
-    response = client.post(f"/api/v1/migrations/{migration['id']}/run", json={"requested_by": "dana"})
+    dana = user_client(client.application, "dana")
+    response = dana.post(f"/api/v1/migrations/{migration['id']}/run", json={"requested_by": "dana"})
     assert response.status_code == 202
     assert events_of(client, "dana") == []
     work()
@@ -309,7 +313,8 @@ def test_a_successful_migration_notifies_who_requested_it(config, client, work):
 
 def test_a_migration_refused_for_its_missing_system_volume_notifies_too(config, client, work):
     migration = make_migration(client, make_workload(client)["id"], selected=("D:\\",))
-    response = client.post(f"/api/v1/migrations/{migration['id']}/run", json={"requested_by": "dana"})
+    dana = user_client(client.application, "dana")
+    response = dana.post(f"/api/v1/migrations/{migration['id']}/run")  # requested_by left out: dana
     assert response.status_code == 422
     (pending,) = events_of(client, "dana")  # recorded with the refusal, delivered by a worker
     assert pending["status"] == "pending" and pending["source"] == "migration"
@@ -320,9 +325,13 @@ def test_a_migration_refused_for_its_missing_system_volume_notifies_too(config, 
     assert log_lines(config) == [line_for(notice)]
 
 
-def test_a_migration_run_without_requested_by_notifies_nobody(client, work):
+def test_a_migration_run_without_requested_by_notifies_the_caller(client, work):
+    """requested_by is always the account that pressed Run: left out, it is the caller, who is told."""
     migration = make_migration(client, make_workload(client)["id"])
-    assert client.post(f"/api/v1/migrations/{migration['id']}/run").status_code == 202
+    response = client.post(f"/api/v1/migrations/{migration['id']}/run")
+    assert response.status_code == 202 and response.json["requested_by"] == ADMIN
     work()
     assert client.get(f"/api/v1/migrations/{migration['id']}").json["state"] == "success"
-    assert client.get("/api/v1/events").json["total"] == 0
+    assert client.get("/api/v1/events").json["total"] == 1
+    (notice,) = events_of(client, ADMIN)
+    assert notice["source"] == "migration" and notice["link"] == f"/migrations/{migration['id']}"

@@ -172,12 +172,25 @@ def test_pages_render_and_unknown_things_are_friendly_404s(client, url):
     assert missing.status_code == 404 and "Not found" in text(missing) and "Traceback" not in text(missing)
 
 
-def test_running_a_migration_from_the_page_notifies_the_name_given_and_remembers_it(client, work):
+def test_running_a_migration_from_the_page_notifies_whoever_pressed_run(client, as_role, work):
+    """The Run form names nobody: the signed-in account is told when it ends (a name sent anyway is ignored)."""
+    kim = as_role("operator", "ops-kim")
     migration = make_migration(client, make_workload(client)["id"])
-    response = client.post(f"/migrations/{migration['id']}/run", data={"requested_by": "ops-kim"})
+    page = text(kim.get(f"/migrations/{migration['id']}"))
+    assert "Run migration" in page and 'name="requested_by"' not in page
+    response = kim.post(f"/migrations/{migration['id']}/run", data={"requested_by": "someone-else"})
     assert response.status_code == 303
+    assert client.get(f"/api/v1/migrations/{migration['id']}").json["requested_by"] == "ops-kim"
     work()
     events = client.get("/api/v1/events?user_id=ops-kim").json["items"]
     assert [e["source"] for e in events] == ["migration"] and events[0]["link"] == f"/migrations/{migration['id']}"
-    another = make_migration(client, migration["source_id"])
-    assert 'name="requested_by" value="ops-kim"' in text(client.get(f"/migrations/{another['id']}"))
+    assert client.get("/api/v1/events?user_id=someone-else").json["total"] == 0
+    assert client.get("/api/v1/events?user_id=admin").json["total"] == 0
+
+
+def test_a_viewer_sees_a_migration_but_may_not_run_it(client, as_role):
+    viewer = as_role("viewer")
+    migration = make_migration(client, make_workload(client)["id"])
+    assert viewer.get(f"/migrations/{migration['id']}").status_code == 200
+    assert viewer.post(f"/migrations/{migration['id']}/run").status_code == 403
+    assert client.get(f"/api/v1/migrations/{migration['id']}").json["state"] == "not_started"

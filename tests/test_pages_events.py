@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from conftest import ADMIN, user_client
+
 HX = {"HX-Request": "true"}
 
 
@@ -137,10 +139,15 @@ def test_a_recorded_event_redirects_to_its_page(client):
     assert "From the form" in page and "Event recorded" in page
 
 
-def test_the_form_offers_the_remembered_user(client):
-    client.get("/inbox?user_id=carol")
-    assert re.search(r'name="user_id"[^>]*value="carol"|value="carol"[^>]*name="user_id"',
-                     text(client.get("/events/new")))
+def test_the_form_offers_the_signed_in_user(client, as_role):
+    def offered(page: str, user: str):
+        return re.search(rf'name="user_id"[^>]*value="{user}"|value="{user}"[^>]*name="user_id"', page)
+
+    assert offered(text(client.get("/events/new")), ADMIN)
+    carol = as_role("operator", "carol")
+    carol.get("/inbox?user_id=carol")
+    page = text(carol.get("/events/new"))
+    assert offered(page, "carol") and not offered(page, ADMIN)
 
 
 # --- the detail page ---------------------------------------------------------------------------------
@@ -175,7 +182,8 @@ def test_the_detail_page_links_to_the_related_page(client, work):
     from conftest import make_migration, make_workload
 
     migration = make_migration(client, make_workload(client)["id"])
-    client.post(f"/api/v1/migrations/{migration['id']}/run", json={"requested_by": "erin"})
+    erin = user_client(client.application, "erin")
+    assert erin.post(f"/api/v1/migrations/{migration['id']}/run").status_code == 202  # erin is told
     work()
     (event,) = client.get("/api/v1/events?user_id=erin").json["items"]
     page = text(client.get(f"/events/{event['id']}"))
@@ -207,43 +215,54 @@ def test_the_inbox_lists_delivered_notifications_newest_first_and_marks_them_rea
     assert again == ["", "", ""]
 
 
-def test_the_inbox_remembers_its_user(client, work):
+def test_the_inbox_is_the_signed_in_user_s_own(client, as_role, work):
     create(client, user_id="gina", description="for gina")
+    create(client, user_id="hugo", description="for hugo")
     work()
-    assert "Enter your user id" in text(client.get("/inbox"))
-    client.get("/inbox?user_id=gina")
-    page = text(client.get("/inbox"))
-    assert "Inbox of gina" in page and "for gina" in page and 'value="gina"' in page
+    gina = as_role("viewer", "gina")
+    page = text(gina.get("/inbox"))
+    assert "Inbox of gina" in page and "for gina" in page and "for hugo" not in page
+    assert 'name="user_id"' not in page  # no other inbox to open
+    assert "Inbox of gina" in text(gina.get("/inbox?user_id=gina"))  # naming oneself is fine
+    for other in ("hugo", ADMIN):
+        response = gina.get(f"/inbox?user_id={other}")
+        assert response.status_code == 403 and "for hugo" not in text(response)
+    assert "Inbox of admin" in text(client.get("/inbox"))
+    page = text(client.get("/inbox?user_id=hugo"))  # an admin may open anyone's
+    assert "Inbox of hugo" in page and "for hugo" in page and 'value="hugo"' in page
 
 
-def test_the_nav_badge_counts_unread_notifications_of_the_remembered_user(client, work):
-    assert unread_shown(text(client.get("/events/"))) is None  # nobody remembered
-    client.get("/inbox?user_id=hana")
+def test_the_nav_badge_counts_unread_notifications_of_the_signed_in_user(client, as_role, work):
+    hana = as_role("viewer", "hana")
+    assert unread_shown(text(hana.get("/events/"))) is None  # nothing yet
     create(client, user_id="hana", description="one")
     create(client, user_id="hana", description="two")
     create(client, user_id="ivan", description="not hers")
-    assert unread_shown(text(client.get("/events/"))) is None  # pending events are not in the inbox yet
+    assert unread_shown(text(hana.get("/events/"))) is None  # pending events are not in the inbox yet
     work()
-    page = text(client.get("/events/"))
+    assert unread_shown(text(client.get("/events/"))) is None  # the admin's own inbox is empty
+    page = text(hana.get("/events/"))
     assert unread_shown(page) == 2
     link = badge(page)
     assert 'href="/inbox"' in link and 'hx-get="/inbox/badge"' in link and 'hx-trigger="every 3s"' in link
-    fragment = text(client.get("/inbox/badge", headers=HX))
+    fragment = text(hana.get("/inbox/badge", headers=HX))
     assert fragment.strip().startswith('<a id="inbox-link"') and "<html" not in fragment
     assert unread_shown(fragment) == 2 and 'hx-trigger="every 3s"' in fragment
-    client.get("/inbox")  # the remembered user reads them
-    assert unread_shown(text(client.get("/inbox/badge"))) is None
+    hana.get("/inbox")  # the signed-in user reads them
+    assert unread_shown(text(hana.get("/inbox/badge"))) is None
     create(client, user_id="hana", description="three")
     work()
-    assert unread_shown(text(client.get("/inbox/badge"))) == 1
+    assert unread_shown(text(hana.get("/inbox/badge"))) == 1
 
 
-def test_another_session_has_its_own_badge(app, client, work):
-    client.get("/inbox?user_id=hana")
+def test_another_session_has_its_own_badge(app, client, as_role, work):
+    hana = as_role("viewer", "hana")
     create(client, user_id="hana")
     work()
-    other = app.test_client()
+    other = as_role("viewer", "ivan")
     assert unread_shown(text(other.get("/inbox/badge"))) is None
-    other.get("/inbox?user_id=ivan")
+    other.get("/inbox")
     assert unread_shown(text(other.get("/inbox/badge"))) is None
-    assert unread_shown(text(client.get("/inbox/badge"))) == 1
+    assert unread_shown(text(hana.get("/inbox/badge"))) == 1
+    assert unread_shown(text(client.get("/inbox/badge"))) is None
+    assert app.test_client().get("/inbox/badge").status_code in (302, 204)  # nobody signed in: no badge

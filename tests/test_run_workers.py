@@ -11,7 +11,7 @@ from datetime import datetime
 import psutil
 import pytest
 
-from conftest import wait_until
+from conftest import ADMIN, client_as, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +37,8 @@ def run(client, run_id):
     return client.get(f"/api/v1/runs/{run_id}").json
 
 
-def create(client, files, environment_id=7, username="qa"):
-    response = client.post("/api/v1/runs", json={"username": username, "environment_id": environment_id,
-                                                 "test_files": files})
+def create(client, files, environment_id=7):
+    response = client.post("/api/v1/runs", json={"environment_id": environment_id, "test_files": files})
     assert response.status_code == 201, response.json
     return response.json["id"]
 
@@ -70,20 +69,21 @@ def all_pytest_runs(run_dir_marker: str) -> list[psutil.Process]:
 
 def test_sixteen_runs_created_at_once_never_overlap_and_start_in_creation_order(app, quick_test, worker_processes):
     worker_processes(3)
+    clients = [client_as(app, ADMIN) for _ in range(16)]  # one per thread: a test client is not thread-safe
     for round_ in range(2):
         ids, barrier, lock = [], threading.Barrier(16), threading.Lock()
 
-        def post():
-            client = app.test_client()
+        def post(client):
             barrier.wait()
             run_id = create(client, [quick_test], environment_id=11 + round_)
             with lock:
                 ids.append(run_id)
 
-        threads = [threading.Thread(target=post) for _ in range(16)]
+        threads = [threading.Thread(target=post, args=(c,)) for c in clients]
         [t.start() for t in threads]
         [t.join() for t in threads]
-        client = app.test_client()
+        assert len(ids) == 16, "every create must succeed"
+        client = clients[0]
         runs = [wait_until(lambda i=i: finished(client, i), 60, message=f"run {i}") for i in sorted(ids)]
         assert [r["state"] for r in runs] == ["success"] * 16
         intervals = [(datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in runs]
