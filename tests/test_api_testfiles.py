@@ -286,8 +286,6 @@ def test_an_upload_that_is_not_multipart_is_415(client, body, content_type):
     assert uploaded_paths(client) == []
 
 
-@pytest.mark.xfail(strict=True, reason="app bug: runs/testfiles.upload reuses a stale UploadRow when the file was "
-                                       "removed outside the API, so a fresh upload keeps the old owner")
 def test_a_fresh_upload_is_the_uploader_s_even_if_an_old_file_there_vanished_from_disk(app, client, as_role):
     olga, pete = as_role("operator", "olga"), as_role("operator", "pete")
     assert upload(olga).status_code == 201

@@ -333,8 +333,6 @@ def test_a_finished_run_shows_its_log_results_and_downloads_and_stops_polling(cl
     assert download.headers["Content-Disposition"] == f'attachment; filename="run-{run["id"]}.log"'
 
 
-@pytest.mark.xfail(strict=True, reason="app bug: templates/runs/_log.html links the log tail to "
-                                       "/api/v1/runs/<id>/log.txt, which a browser (session, no token) gets 401 on")
 def test_every_link_of_a_run_page_opens_with_the_session_alone(client, work):
     run = create(client, [PASSING])
     browser = client_as(client.application, ADMIN, token=False)

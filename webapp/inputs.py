@@ -185,7 +185,7 @@ def acting_as(data: Any, field: str, username: str) -> str:
     """The signed-in account, which a request may name in ``field`` but never replace by another."""
     data = _object(data, "", "The body")
     value = data.get(field)
-    if value in (None, "") or (isinstance(value, str) and value.strip().lower() == username):
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", username)):
         return username
     raise ValidationError.single(field, f"This is always the signed-in account ({username}): leave it out "
                                         "or send your own username.")

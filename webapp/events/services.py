@@ -289,13 +289,15 @@ def inbox_owner(actor, user_id: str | None) -> str:
     return wanted
 
 
-def open_inbox(user_id: str | None) -> list[NotificationRow]:
-    """The user's notifications, newest first; opening the inbox marks them read."""
+def open_inbox(user_id: str | None, actor) -> list[NotificationRow]:
+    """The user's notifications, newest first; opening one's own inbox marks them read (an admin
+    looking into another's leaves them unread)."""
     if not user_id:
         return []
     items = inbox(user_id)
     unread = {n.id for n in items if n.read_at is None}
-    mark_read(user_id)
+    if user_id == actor.username:
+        mark_read(user_id)
     for item in items:
         item.unread = item.id in unread
     return items

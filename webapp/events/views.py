@@ -37,7 +37,7 @@ def detail(event_id: str):
 @viewer
 def inbox():
     user_id = services.inbox_owner(principal(), request.args.get("user_id"))
-    return render_template("events/inbox.html", user_id=user_id, items=services.open_inbox(user_id))
+    return render_template("events/inbox.html", user_id=user_id, items=services.open_inbox(user_id, principal()))
 
 
 @bp.get("/inbox/badge")

@@ -27,11 +27,12 @@ def _iso(value):
     return value.isoformat() if value else None
 
 
-def check_input(data: Any) -> dict:
-    """``{"username", "environment_id", "test_files"}`` checked together, errors keyed by field."""
+def check_input(data: Any, also: ValidationError | None = None) -> dict:
+    """``{"username", "environment_id", "test_files"}`` checked together, errors keyed by field
+    (with ``also``'s, found by the caller)."""
     if not isinstance(data, Mapping):
         raise ValidationError.single("", "The body must be an object.")
-    fields, clean = {}, {}
+    fields, clean = dict(also.fields) if also else {}, {}
     for name, check in (("username", check_username), ("environment_id", check_environment_id),
                         ("test_files", lambda v: check_test_files(v, testfiles.exists))):
         try:
@@ -51,8 +52,13 @@ def check_input(data: Any) -> dict:
 
 def create(data: Any, username: str, *, rerun_of: int | None = None) -> RunRow:
     """Queue a run for the account ``username`` (a request may name it, never another account)."""
-    name = inputs.acting_as(data, "username", username)  # also refuses a body that is not an object
-    clean = check_input({**data, "username": name})
+    try:
+        inputs.acting_as(data, "username", username)  # refuses another account's name (and a non-object body)
+    except ValidationError as refused:
+        if isinstance(data, Mapping):  # report every field at once, as for any other input
+            check_input({**data, "username": username}, also=refused)
+        raise
+    clean = check_input({**data, "username": username})
     row = RunRow(state=RunState.QUEUED.value, **clean)
     db.session.add(row)
     db.session.flush()

@@ -137,7 +137,9 @@ def upload(filename: str, directory: str, data: bytes, overwrite: bool = False, 
             raise Conflict("file_exists", f"{path} already exists; send overwrite=true to replace it.",
                            {"file": ["A file with this name already exists in this directory."]})
         _check_owner(path, actor, "replace")
-    row = db.session.get(UploadRow, path) or UploadRow(path=path, owner=actor.username)
+    row = db.session.get(UploadRow, path) or UploadRow(path=path)
+    if not target.exists():  # a new file (even where one vanished from disk) is its uploader's
+        row.owner = actor.username
     row.uploaded_at = utcnow()
     db.session.add(row)
     audit.record("testfile.replace" if target.exists() else "testfile.upload", f"testfile:{path}", size=len(data))
