@@ -13,6 +13,8 @@ from typing import Any
 from flask import render_template
 from markupsafe import Markup, escape
 
+from ..domain.accounts import (ANONYMOUS, DISPLAY_NAME_MAX, MAX_TOKEN_DAYS, PASSWORD_MAX, PASSWORD_MIN,
+                               TOKEN_NAME_MAX, Role)
 from ..domain.events import DESCRIPTION_MAX, USER_ID_MAX, EventSource, EventStatus
 from ..domain.migration import CloudType, MigrationState
 from ..domain.runs import ENVIRONMENT_IDS, MAX_FILES, USERNAME_MAX, RunState
@@ -176,7 +178,9 @@ def schemas() -> dict[str, Schema]:
         "MigrationInput": _migration_in(update=False),
         "MigrationUpdate": _migration_in(update=True),
         "MigrationRunRequest": obj({"requested_by": string(
-            nullable=True, maxLength=128, description="Who is notified when it ends (printable, trimmed).")},
+            nullable=True, maxLength=128, description=(
+                "Optional: who is notified when it ends is always the signed-in account. Leave it out or send "
+                "your own username; any other name is refused (422)."))},
             [], closed=False),
         "MigrationStatus": obj({"state": enum(MigrationState), "finished": boolean(), "progress": ref("Progress"),
                                 "error": string(nullable=True)}),
@@ -195,19 +199,24 @@ def schemas() -> dict[str, Schema]:
             "duration": number(nullable=True, minimum=0, description="seconds"),
         }),
         "RunInput": obj({
-            "username": string(minLength=1, maxLength=USERNAME_MAX, pattern=r"\S", description="Trimmed, printable."),
+            "username": string(nullable=True, maxLength=USERNAME_MAX, description=(
+                "Optional: the run is always the signed-in account's. Leave it out or send your own username; "
+                "any other name is refused (422).")),
             "environment_id": integer(minimum=ENVIRONMENT_IDS[0], maximum=ENVIRONMENT_IDS[-1],
                                       description="An enabled environment (a string of digits is accepted too)."),
             "test_files": array(string(minLength=1, examples=["sample_tests/test_passing.py"]), minItems=1,
                                 maxItems=MAX_FILES, uniqueItems=True, description="Paths from GET /api/v1/test-files."),
-        }, closed=False),
+        }, ["environment_id", "test_files"], closed=False),
         "RunPage": _page("Run", "runs, newest first"),
         "LogSlice": obj({"text": string(), "offset": integer(minimum=0, description="The offset asked for."),
                          "next_offset": integer(minimum=0, description="Ask for this one next."),
                          "complete": boolean(description="The run has ended and this is the log's end.")}),
         "TestFile": obj({"path": string(examples=["sample_tests/test_passing.py"]), "directory": string(),
                          "size": integer(minimum=0, description="bytes"),
-                         "uploaded": boolean(description="False for the shipped, read-only samples.")}),
+                         "uploaded": boolean(description="False for the shipped, read-only samples."),
+                         "owner": string(nullable=True, description="Who uploaded it (only in the upload's answer): "
+                                                                    "only they or an admin may replace or delete it.")},
+                        ["path", "directory", "size", "uploaded"]),
         "TestFileUpload": obj({
             "file": string(contentMediaType="application/octet-stream",
                            description="A Python file named test_*.py or *_test.py, at most 1 MiB of UTF-8."),
@@ -237,6 +246,65 @@ def schemas() -> dict[str, Schema]:
                            "description": string(minLength=1, maxLength=DESCRIPTION_MAX, pattern=r"\S")}, closed=False),
         "EventPatch": _event_patch(),
         "EventPage": _page("Event", "events, newest first"),
+        **_account_schemas(),
+    }
+
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ROLE = enum(Role, description="viewer < operator < admin: each may do all the one before it may.")
+
+
+def _account_schemas() -> dict[str, Schema]:
+    user = {"username": string(description="Lower-case letters, digits, `_`, `.` and `-`."),
+            "display_name": string(description="\"\" when not set."), "role": ROLE, "disabled": boolean(),
+            "created_at": timestamp(), "last_login_at": timestamp(nullable=True)}
+    token = {"id": integer(minimum=1), "name": string(), "role": described(ROLE, "What the token may do "
+                                                                                   "(never more than its owner)."),
+             "user": string(description="The owner's username."),
+             "prefix": string(description="The token's first 8 characters, to tell tokens apart."),
+             "created_at": timestamp(), "expires_at": timestamp(nullable=True, description="null: never."),
+             "last_used_at": timestamp(nullable=True, description="Updated at most once a minute."),
+             "revoked": boolean()}
+    password = string(minLength=PASSWORD_MIN, maxLength=PASSWORD_MAX, description="No NUL characters.")
+    display_name = string(nullable=True, maxLength=DISPLAY_NAME_MAX, description="Printable, trimmed.")
+    return {
+        "User": obj(user),
+        "Me": obj({**user, "acting_role": described(ROLE, "The role this request acts with: the token's, "
+                                                          "at most the account's.")}),
+        "UserList": obj({"items": array(ref("User"))}, description="Every account, by username."),
+        "UserInput": obj({
+            "username": string(pattern=USERNAME_PATTERN, description="1 to 64 letters, digits, `_`, `.` or `-`; "
+                                                                      "stored lower-case, unique."),
+            "password": password,
+            "role": described(ROLE, "Default viewer."),
+            "display_name": display_name,
+        }, ["username", "password"], closed=False),
+        "UserPatch": obj({
+            "role": ROLE, "disabled": boolean(description="A disabled account cannot sign in; its sessions end "
+                                                          "and its tokens stop working."),
+            "display_name": display_name,
+            "password": described(password, "A new password: the account's sessions end."),
+            "username": string(description="Never changes: only its current value may be sent."),
+        }, [], description="Fields not sent stay as they are; any other field is refused (422). You cannot "
+                           "lower or disable your own account."),
+        "Token": obj(token),
+        "NewToken": obj({**token, "token": string(
+            description="The secret (`cut_` + 43 characters): shown only in this answer, never again.")}),
+        "TokenList": obj({"items": array(ref("Token"))}, description="Tokens not revoked, by id."),
+        "TokenInput": obj({
+            "name": string(minLength=1, maxLength=TOKEN_NAME_MAX, pattern=r"\S",
+                           description="What it is for, e.g. ci (printable, trimmed)."),
+            "role": described(enum(Role, nullable=True), "At most your own role (the default)."),
+            "expires_in_days": integer(nullable=True, minimum=1, maximum=MAX_TOKEN_DAYS,
+                                       description="Leave out or null: it never expires."),
+        }, ["name"], closed=False),
+        "AuditEntry": obj({
+            "id": integer(minimum=1), "at": timestamp(), "actor": string(description="A username, or system."),
+            "via": enum(["web", "api", "cli", "worker"]), "action": string(examples=["run.create"]),
+            "target": string(examples=["run:12"]), "ip": string(nullable=True),
+            "details": {"type": "object", "description": "What changed (never a secret)."},
+        }),
+        "AuditPage": _page("AuditEntry", "audit entries, newest first"),
     }
 
 
@@ -276,11 +344,15 @@ NO_CONTENT = {"description": "Done; no body."}
 # The error codes behind each status, as the error handlers and services raise them.
 ERROR_TEXT = {
     400: "The body is not a JSON object (`bad_json`).",
-    403: "Not allowed (`read_only`).",
+    401: "No valid `Authorization: Bearer <token>`: missing, malformed, unknown, expired or revoked "
+         "(`unauthorized`).",
+    403: "Your role may not do this (`forbidden`).",
     404: "No such resource (`not_found`).",
     409: "Conflicts with the current state.",
     413: "The request (2 MiB) or upload (1 MiB) is too large (`too_large`).",
+    415: "The body is not of the one media type this operation takes (`unsupported_media_type`).",
     422: "Invalid input; `fields` says which and why.",
+    429: "Too many failed sign-ins for this username or address (`too_many_attempts`): wait `Retry-After` seconds.",
 }
 
 
@@ -291,8 +363,9 @@ def error(status: int, codes: list[str], text: str | None = None) -> dict:
 
 def errors(*statuses: int, **codes: list[str]) -> dict:
     """Error responses by status; the codes of 409 and 422 differ by operation (``c409=[...]``, ``c422=[...]``)."""
-    defaults = {400: ["bad_json"], 403: ["read_only"], 404: ["not_found"], 409: ["invalid_state"], 413: ["too_large"],
-                422: ["validation_error"]}
+    defaults = {400: ["bad_json"], 401: ["unauthorized"], 403: ["forbidden"], 404: ["not_found"],
+                409: ["invalid_state"], 413: ["too_large"], 415: ["unsupported_media_type"],
+                422: ["validation_error"], 429: ["too_many_attempts"]}
     return {str(s): error(s, codes.get(f"c{s}", defaults[s]), codes.get(f"t{s}")) for s in statuses}
 
 
@@ -370,8 +443,9 @@ def _migration_paths() -> dict:
                 **errors(400, 404, 409, 413, 422, t409="It is running or done (`invalid_state`).",
                          c422=["system_volume_required", "validation_error"],
                          t422="C:\\ is not selected (`system_volume_required`: the migration ends `error`), "
-                              "or `requested_by` is invalid.")},
-                params=[mid], body=json_body(ref("MigrationRunRequest"), required=False)),
+                              "or `requested_by` is not the signed-in account.")},
+                params=[mid], body=json_body(ref("MigrationRunRequest"), required=False),
+                description="The signed-in account is told when it ends (`requested_by` may only name it)."),
         },
         "/api/v1/migrations/{migration_id}/status": {
             "get": operation("getMigrationStatus", "migrations", "A migration's state and progress", {
@@ -400,7 +474,8 @@ def _run_paths() -> dict:
                 ]),
             "post": operation("createRun", "runs", "Start a test run", {**new_run, **errors(400, 413, 422)},
                               body=json_body(ref("RunInput")),
-                              description="An environment hosts one run at a time: later runs wait, in order."),
+                              description="An environment hosts one run at a time: later runs wait, in order. "
+                                          "The run is the signed-in account's (`username` may only name it)."),
         },
         "/api/v1/runs/{run_id}": {
             "get": operation("getRun", "runs", "Read a run", {
@@ -441,7 +516,9 @@ def _test_file_paths() -> dict:
                 "200": ok("Samples and uploads, by directory then path.", array(ref("TestFile")))}),
             "post": operation("uploadTestFile", "test files", "Upload a test file", {
                 "201": created("The stored file; `Location` is the list.", ref("TestFile")),
-                **errors(409, 413, 422, c409=["file_exists"],
+                **errors(403, 409, 413, 422, c409=["file_exists"],
+                         t403="Your role may not upload, or the file is another account's upload: only its "
+                              "uploader or an admin may replace it (`forbidden`).",
                          t409="The file exists and `overwrite` was not set (`file_exists`).")},
                 body={"required": True, "content": {MULTIPART: {
                     "schema": ref("TestFileUpload"), "encoding": {"file": {
@@ -452,7 +529,9 @@ def _test_file_paths() -> dict:
         },
         "/api/v1/test-files/{path}": {
             "delete": operation("deleteTestFile", "test files", "Delete an uploaded test file", {
-                "204": NO_CONTENT, **errors(403, 404, t403="Shipped samples are read-only (`read_only`).")},
+                "204": NO_CONTENT, **errors(403, 404, c403=["read_only", "forbidden"],
+                                            t403="Shipped samples are read-only (`read_only`); only its uploader "
+                                                 "or an admin may delete an upload (`forbidden`).")},
                 params=[{"name": "path", "in": "path", "required": True, "schema": string(minLength=1),
                          "description": "The file's path as listed, e.g. `uploads/smoke/test_login.py` "
                                         "(its slashes may be sent as they are)."}]),
@@ -490,7 +569,8 @@ def _event_paths() -> dict:
                   description="Edit `user_id`/`description` while pending; move `status` along its transitions.")
     update_responses = {
         "200": ok("The updated event.", ref("Event")),
-        **errors(400, 404, 409, 413, 422, c409=["invalid_transition", "invalid_state"],
+        **errors(400, 403, 404, 409, 413, 422, c409=["invalid_transition", "invalid_state"],
+                 t403="Your role may not edit events, or it is not an admin's and `status` changes (`forbidden`).",
                  t409="A status change its life does not allow (`invalid_transition`), or it is no longer "
                       "pending (`invalid_state`).", c422=["validation_error", "immutable_field"]),
     }
@@ -513,6 +593,127 @@ def _event_paths() -> dict:
     }
 
 
+def _account_paths() -> dict:
+    username = {"name": "username", "in": "path", "required": True, "description": "The account's username "
+                "(case does not matter).", "schema": string(minLength=1)}
+    tid = path_id("token_id", "token")
+    return {
+        "/api/v1/me": {
+            "get": operation("getMe", "accounts", "Who am I", {
+                "200": ok("Your account, and the role this token acts with.", ref("Me"))}),
+        },
+        "/api/v1/tokens": {
+            "get": operation("listTokens", "accounts", "List API tokens", {
+                "200": ok("Your tokens (or, for an admin, another account's or everyone's).", ref("TokenList")),
+                **errors(403, 404, t403="Only an admin may list another account's tokens (`forbidden`).",
+                         t404="No such account (`not_found`).")},
+                params=[query("user", string(), "An admin only: another account's username, or `*` for all.")]),
+            "post": operation("createToken", "accounts", "Create an API token", {
+                "201": created("The new token, with its secret (`token`), shown only now; `Location` is the list.",
+                               ref("NewToken")),
+                **errors(400, 413, 422, t422="`name` is missing, or `role` is above your own, or "
+                                             "`expires_in_days` is out of range.")},
+                body=json_body(ref("TokenInput")),
+                description="For your own account. A script's first token can be had with HTTP Basic "
+                            "(`username:password`); failed passwords are throttled (429)."),
+        },
+        "/api/v1/tokens/{token_id}": {
+            "delete": operation("revokeToken", "accounts", "Revoke an API token", {
+                "204": NO_CONTENT,
+                **errors(404, t404="No such token, already revoked, or another account's and you are not "
+                                   "an admin (`not_found`).")}, params=[tid]),
+        },
+        "/api/v1/users": {
+            "get": operation("listUsers", "accounts", "List accounts", {
+                "200": ok("Every account, by username.", ref("UserList"))}),
+            "post": operation("createUser", "accounts", "Create an account", {
+                "201": created("The new account.", ref("User")),
+                **errors(400, 409, 413, 422, c409=["duplicate_username"],
+                         t409="The username is taken (`duplicate_username`).")},
+                body=json_body(ref("UserInput"))),
+        },
+        "/api/v1/users/{username}": {
+            "get": operation("getUser", "accounts", "Read an account", {
+                "200": ok("The account.", ref("User")), **errors(404)}, params=[username]),
+            "patch": operation("updateUser", "accounts", "Change an account's role, name, password or status", {
+                "200": ok("The updated account.", ref("User")), **errors(400, 404, 413, 422)},
+                params=[username], body=json_body(ref("UserPatch"))),
+        },
+        "/api/v1/audit": {
+            "get": operation("listAudit", "audit", "Read the audit log", {
+                "200": ok("One page of entries, newest first.", ref("AuditPage")),
+                **errors(422, t422="A bad page, or `since`/`until` is not an ISO 8601 date or time.")},
+                params=PAGING + [
+                    query("actor", string(), "Only entries by this username (or `system`)."),
+                    query("action", string(), "Only this action, e.g. `run.create`; `run` finds every `run.*`."),
+                    query("target", string(), "Only entries about this, e.g. `run:12`."),
+                    query("since", string(examples=["2026-12-01T08:00:00Z"]), "From this time (ISO 8601)."),
+                    query("until", string(examples=["2026-12-31"]), "Up to this time (ISO 8601)."),
+                ]),
+        },
+    }
+
+
+# --- who may call what (webapp.auth): GETs need a viewer, other methods an operator, except these ----
+
+ROLES: dict[str, Role | str] = {
+    "ping": ANONYMOUS, "openapi": ANONYMOUS, "docs": ANONYMOUS,
+    "createToken": Role.VIEWER, "revokeToken": Role.VIEWER,
+    "updateEnvironment": Role.ADMIN, "unlockEnvironment": Role.ADMIN,
+    "listUsers": Role.ADMIN, "createUser": Role.ADMIN, "getUser": Role.ADMIN, "updateUser": Role.ADMIN,
+    "listAudit": Role.ADMIN,
+}
+BASIC_AUTH = {"createToken"}  # also takes HTTP Basic (throttled)
+BODY_METHODS = ("post", "put", "patch")
+WWW_AUTHENTICATE = {"description": 'Always `Bearer realm="cutover"`.', "required": True, "schema": string()}
+RETRY_AFTER = {"description": "Seconds to wait.", "required": True, "schema": string(pattern="^[0-9]+$")}
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "cut_…",
+                   "description": "An API token: `Authorization: Bearer <token>`. Create one with "
+                                  "POST /api/v1/tokens (or on your account page); it acts with its own role, "
+                                  "never more than its owner's."},
+    "basicAuth": {"type": "http", "scheme": "basic",
+                  "description": "`username:password`, only for POST /api/v1/tokens (a script's first token). "
+                                 "Five failures a minute per username or address answer 429."},
+}
+
+
+def role_of(method: str, op: dict) -> Role | str:
+    return ROLES.get(op["operationId"], Role.VIEWER if method == "get" else Role.OPERATOR)
+
+
+def _secure(path: str, method: str, op: dict) -> None:
+    """The security requirement and the 401/403/415/429 answers of one operation, from its role."""
+    role = role_of(method, op)
+    op["x-role"] = getattr(role, "value", role)
+    responses = op["responses"]
+    if role == ANONYMOUS:
+        op["security"] = []
+        if path.startswith("/api/"):  # the hook checks any token sent to /api/, even here
+            responses.update(errors(401, t401="Only when a token is sent and it is unknown, expired or revoked "
+                                              "(`unauthorized`): leave `Authorization` out."))
+    elif op["operationId"] in BASIC_AUTH:
+        op["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
+        responses.update(errors(401, 429, t401="No valid token, or a wrong username or password (`unauthorized`)."))
+        responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
+    else:
+        responses.update(errors(401))
+    if "401" in responses:
+        responses["401"]["headers"] = {"WWW-Authenticate": WWW_AUTHENTICATE}
+    if role not in (ANONYMOUS, Role.VIEWER):
+        if "403" in responses:
+            code = responses["403"]["content"][JSON]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"]
+            code["enum"] = list(dict.fromkeys(code["enum"] + ["forbidden"]))
+        else:
+            responses.update(errors(403, t403=f"This needs the {role.value} role (`forbidden`)."))
+    if role != ANONYMOUS and method in BODY_METHODS:
+        media = next(iter(op["requestBody"]["content"])) if "requestBody" in op else JSON
+        responses.update(errors(415, t415=f"A body that is not {media} (`unsupported_media_type`)."
+                                + ("" if "requestBody" in op else " This operation takes none: send no body.")))
+    op["responses"] = dict(sorted(responses.items()))
+
+
 def _meta_paths() -> dict:
     return {
         "/ping": {"get": operation("ping", "meta", "Liveness", {"200": ok("Up.", ref("Ping"))})},
@@ -524,7 +725,11 @@ def _meta_paths() -> dict:
 
 
 INFO_DESCRIPTION = (
-    "JSON in and out, no CSRF token needed. Every error has the body "
+    "JSON in and out, no CSRF token needed. Every call but /ping, /api/openapi.json and /api/docs needs "
+    "`Authorization: Bearer <token>` (else 401 `unauthorized`, with `WWW-Authenticate`); each operation "
+    "needs a role (viewer < operator < admin; too low: 403 `forbidden`). POST, PUT and PATCH bodies are "
+    "`application/json` (uploads: `multipart/form-data`); any other type is refused (415 "
+    "`unsupported_media_type`). Every error has the body "
     '`{"error": {"code", "message", "fields": {"<path>": ["<message>"]}}}`. '
     "A method a path does not offer answers 405 `method_not_allowed` (with `Allow`)."
 )
@@ -534,16 +739,21 @@ INFO_DESCRIPTION = (
 def _document() -> dict:
     paths: dict = {}
     for part in (_meta_paths, _workload_paths, _migration_paths, _run_paths, _test_file_paths,
-                 _environment_paths, _event_paths):
+                 _environment_paths, _event_paths, _account_paths):
         paths.update(part())
+    for path, item in paths.items():
+        for method, op in item.items():
+            _secure(path, method, op)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Cutover API", "version": "1", "description": INFO_DESCRIPTION},
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in ("workloads", "migrations", "runs", "test files", "environments", "events",
-                                       "meta")],
+                                       "accounts", "audit", "meta")],
+        "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": schemas(),
             "responses": {"MethodNotAllowed": error(
                 405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
@@ -608,6 +818,15 @@ def fields(schema: Schema, prefix: str = "") -> list[dict]:
     return rows
 
 
+def access_text(doc: dict, op: dict) -> str:
+    """Who may call an operation, for people: ``Open`` or ``operator role · bearerAuth``."""
+    security = op.get("security", doc.get("security", []))
+    if not security:
+        return "Open: no token needed."
+    schemes = " or ".join(" + ".join(requirement) for requirement in security)
+    return f"{op['x-role'].capitalize()} role or higher; `{schemes}`." if schemes else "Open: no token needed."
+
+
 def _endpoints(doc: dict) -> list[dict]:
     endpoints = []
     for path, item in doc["paths"].items():
@@ -629,6 +848,7 @@ def _endpoints(doc: dict) -> list[dict]:
             endpoints.append({
                 "method": method.upper(), "path": path, "id": op["operationId"], "tag": op["tags"][0],
                 "summary": op["summary"], "description": op.get("description", ""), "body": body,
+                "access": access_text(doc, op),
                 "params": [{"name": p["name"], "in": p["in"], "required": p.get("required", False),
                             "type": type_text(p["schema"]), "limits": limits_text(p["schema"]),
                             "description": p.get("description", "")} for p in op.get("parameters", [])],
@@ -667,5 +887,6 @@ def docs():
     groups = [(tag, [e for e in endpoints if e["tag"] == tag]) for tag in tags]
     models = [{"name": name, "type": type_text(s), "description": s.get("description", ""), "fields": fields(s),
                "closed": s.get("additionalProperties") is False} for name, s in doc["components"]["schemas"].items()]
+    schemes = [{"name": name, **scheme} for name, scheme in doc["components"]["securitySchemes"].items()]
     return render_template("api/docs.html", info=doc["info"], version=doc["openapi"], groups=groups, models=models,
-                           schema_link=linker(doc["components"]["schemas"]), prose=prose)
+                           schemes=schemes, schema_link=linker(doc["components"]["schemas"]), prose=prose)
