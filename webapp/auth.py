@@ -97,8 +97,8 @@ class SecureWhenHttps(SecureCookieSessionInterface):
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     app.session_interface = SecureWhenHttps()
     if app.config.get("TRUST_PROXY"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
@@ -128,9 +128,10 @@ def guard():
     needed = needed_role(view, request.method)
     api = is_api()
     g.client_ip, g.audit_via = client_ip(), "api" if api else "web"
-    g.principal = _api_caller(view) if api else _web_caller()
-    if needed == ANONYMOUS:
+    if needed == ANONYMOUS:  # open to all: a bad token sent along is no reason to refuse
+        g.principal = _web_caller() if not api else None
         return None
+    g.principal = _api_caller(view) if api else _web_caller()
     if g.principal is None:
         if api:
             raise Unauthorized()

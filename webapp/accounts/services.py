@@ -166,13 +166,13 @@ def _apply_user_changes(row: UserRow, changes: dict) -> None:
         row.session_version += 1
 
 
-def change_own_password(actor: Principal, current: str, new: Any) -> UserRow:
+def change_own_password(actor: Principal, current_password: str, new_password: Any) -> UserRow:
     row = db.session.get(UserRow, actor.user_id)
     fields = {}
-    if not _verify(row, current or ""):
+    if not _verify(row, current_password or ""):
         fields["current_password"] = ["This is not your current password."]
     try:
-        new = check_password(new, "new_password")
+        new = check_password(new_password, "new_password")
     except ValidationError as exc:
         fields.update(exc.fields)
     if fields:
@@ -216,9 +216,9 @@ def _retry_after(keys: list[str]) -> int:
 def _count_failure(keys: list[str]) -> None:
     try:
         with queues.redis.pipeline() as pipe:
-            for key in keys:
+            for key in keys:  # the window starts with the first failure (works on Redis 6 and 7)
+                pipe.set(key, 0, ex=THROTTLE_WINDOW, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, THROTTLE_WINDOW, nx=True)
             pipe.execute()
     except RedisError:
         pass

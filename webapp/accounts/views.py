@@ -31,8 +31,8 @@ def logout():
 def account():
     password_form, token_form = PasswordForm(prefix="pw"), TokenForm(prefix="tok")
     if password_form.submit(lambda data: accounts.change_own_password(principal(), **data)):
+        pages.start_session(principal())  # this session goes on; every other one ends
         flash("Password changed. Your other sessions are signed out.", "success")
-        pages.start_session(principal())
         return redirect(url_for(".account"), 303)
     new = token_form.submit(lambda data: accounts.create_token(principal().user_id, data, principal()))
     context = pages.account(principal(), password_form, token_form, new)

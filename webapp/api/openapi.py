@@ -690,9 +690,6 @@ def _secure(path: str, method: str, op: dict) -> None:
     responses = op["responses"]
     if role == ANONYMOUS:
         op["security"] = []
-        if path.startswith("/api/"):  # the hook checks any token sent to /api/, even here
-            responses.update(errors(401, t401="Only when a token is sent and it is unknown, expired or revoked "
-                                              "(`unauthorized`): leave `Authorization` out."))
     elif op["operationId"] in BASIC_AUTH:
         op["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
         responses.update(errors(401, 429, t401="No valid token, or a wrong username or password (`unauthorized`)."))
