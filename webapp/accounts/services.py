@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import services as audit
@@ -306,23 +306,26 @@ def revoke_token(token_id: int, actor: Principal) -> None:
     db.session.commit()
 
 
+# Built once: only the hash changes between requests (statement building costs more than the lookup).
+_TOKEN_LOOKUP = (
+    select(TokenRow.id, TokenRow.role, TokenRow.expires_at, TokenRow.last_used_at, TokenRow.revoked_at,
+           UserRow.id.label("user_id"), UserRow.username, UserRow.role.label("user_role"), UserRow.disabled)
+    .join(UserRow, UserRow.id == TokenRow.user_id)
+    .where(TokenRow.token_hash == bindparam("token_hash")))
+
+
 def authenticate_token(token: str) -> Principal | None:
-    """The principal of a valid token: one indexed lookup by its keyed hash (microseconds of hashing)."""
+    """The principal of a valid token: one indexed lookup by its keyed hash (microseconds of hashing).
+    The lookup's transaction stays open for the view, which reads in it anyway."""
     if not looks_like_token(token):
         return None
     now = utcnow()
-    found = db.session.execute(
-        select(TokenRow.id, TokenRow.role, TokenRow.expires_at, TokenRow.last_used_at, TokenRow.revoked_at,
-               UserRow.id.label("user_id"), UserRow.username, UserRow.role.label("user_role"), UserRow.disabled)
-        .join(UserRow, UserRow.id == TokenRow.user_id)
-        .where(TokenRow.token_hash == token_hash(token, _token_key()))).first()
+    found = db.session.execute(_TOKEN_LOOKUP, {"token_hash": token_hash(token, _token_key())}).first()
     if found is None or found.revoked_at is not None or found.disabled or (found.expires_at and found.expires_at <= now):
         return None
     if found.last_used_at is None or now - found.last_used_at > LAST_USED_EVERY:
         db.session.execute(sql_update(TokenRow).where(TokenRow.id == found.id).values(last_used_at=now))
         db.session.commit()
-    else:
-        db.session.rollback()  # end the read transaction (SQLite takes the write lock on BEGIN)
     role = Role.lowest(Role(found.role), Role(found.user_role))  # a demoted owner demotes its tokens
     return Principal(found.username, role, "api", found.user_id, found.id)
 
