@@ -250,7 +250,7 @@ def sign_in(client: FlaskClient, app, username: str) -> FlaskClient:
         session_id = f"{row.id}:{row.session_version}"
     with client.session_transaction() as session:
         session.clear()
-        session.update({"_user_id": session_id, "_fresh": True, "username": username})
+        session.update({"_user_id": session_id, "_fresh": True, "username": username, "sid": f"test-{username}-{os.urandom(4).hex()}"})
     return client
 
 

@@ -194,6 +194,20 @@ def test_logout_ends_the_session(app, anon_client):
     assert anon_client.get("/account").status_code == 302
 
 
+def test_logout_ends_the_session_even_in_a_copy_of_its_cookie(app, anon_client):
+    login(anon_client, ADMIN, ADMIN_PASSWORD)
+    copied = session_cookie(anon_client).value
+    elsewhere = app.test_client()
+    elsewhere.set_cookie("session", copied)
+    assert elsewhere.get("/").status_code == 200
+    other_device = app.test_client()
+    login(other_device, ADMIN, ADMIN_PASSWORD)
+    anon_client.post("/logout")
+    assert elsewhere.get("/").status_code == 302  # the stolen copy stopped working with the sign-out
+    assert elsewhere.get("/api/v1/me").status_code == 401
+    assert other_device.get("/").status_code == 200  # another session of the same account goes on
+
+
 def test_logout_is_post_only(client):
     assert client.get("/logout").status_code == 405
     assert client.get("/").status_code == 200  # a link or an image cannot sign anyone out

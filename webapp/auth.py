@@ -12,7 +12,7 @@ import base64
 import binascii
 from typing import Callable
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -85,6 +85,8 @@ class SessionUser(UserMixin):
 def _load_user(session_id: str):
     from .accounts import services as accounts
 
+    if accounts.session_ended(session.get("sid")):
+        return None
     row = accounts.user_for_session(session_id)
     return SessionUser(row) if row is not None else None
 

@@ -1,9 +1,10 @@
 """What the account pages show, and the session's start and end (Flask-Login)."""
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
-from flask import session, url_for
+from flask import current_app, session, url_for
 from flask_login import login_user, logout_user
 
 from ..audit import services as audit
@@ -28,11 +29,13 @@ def start_session(principal: Principal) -> None:
     session.clear()
     login_user(SessionUser(db.session.get(UserRow, principal.user_id)))
     session["username"] = principal.username
+    session["sid"] = secrets.token_urlsafe(16)  # names this session, so that signing out can end it everywhere
 
 
 def end_session(principal: Principal) -> None:
     audit.record("logout", f"user:{principal.username}")
     db.session.commit()
+    accounts.end_session_everywhere(session.get("sid"), current_app.permanent_session_lifetime)
     logout_user()
     session.clear()
 

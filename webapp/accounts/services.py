@@ -182,6 +182,25 @@ def change_own_password(actor: Principal, current_password: str, new_password: A
     return row
 
 
+def end_session_everywhere(sid: str | None, lifetime: timedelta) -> None:
+    """Signing out ends this session even in a copy of its cookie: its id is refused until the cookie
+    would have expired anyway."""
+    if sid:
+        try:
+            queues.redis.set(f"session-ended:{sid}", "1", ex=max(int(lifetime.total_seconds()), 1))
+        except RedisError:
+            pass  # the browser's own cookie is cleared all the same
+
+
+def session_ended(sid: str | None) -> bool:
+    if not sid:
+        return True  # every session made by signing in has an id
+    try:
+        return bool(queues.redis.exists(f"session-ended:{sid}"))
+    except RedisError:
+        return False  # without Redis, signed-in people keep working; disabling an account still works
+
+
 def user_for_session(session_id: str) -> UserRow | None:
     """The signed-in account of a session id ``<id>:<version>``, unless disabled or since revoked."""
     user_id, _, version = (session_id or "").partition(":")
