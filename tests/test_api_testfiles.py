@@ -50,8 +50,7 @@ def test_an_upload_is_201_listed_at_once_grouped_by_its_directory_and_runs(clien
     assert response.status_code == 201, response.json
     assert response.json == {"path": "uploads/smoke/test_quick.py", "directory": "uploads/smoke",
                              "size": len(QUICK), "uploaded": True, "owner": "admin"}
-    listed = {k: v for k, v in response.json.items() if k != "owner"}  # the owner is only in the upload's answer
-    assert listing(client)["uploads/smoke/test_quick.py"] == listed
+    assert listing(client)["uploads/smoke/test_quick.py"] == response.json  # who uploaded it is listed too
     assert upload(client, "other_test.py", directory="uploads/smoke").status_code == 201  # same directory, prefixed
     assert upload(client, directory="team-7_b").status_code == 201
     paths = list(listing(client))

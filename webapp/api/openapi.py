@@ -214,7 +214,7 @@ def schemas() -> dict[str, Schema]:
         "TestFile": obj({"path": string(examples=["sample_tests/test_passing.py"]), "directory": string(),
                          "size": integer(minimum=0, description="bytes"),
                          "uploaded": boolean(description="False for the shipped, read-only samples."),
-                         "owner": string(nullable=True, description="Who uploaded it (only in the upload's answer): "
+                         "owner": string(nullable=True, description="Uploads only: who uploaded it (null: before accounts); "
                                                                     "only they or an admin may replace or delete it.")},
                         ["path", "directory", "size", "uploaded"]),
         "TestFileUpload": obj({

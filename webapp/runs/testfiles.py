@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
 
 from ..audit import services as audit
 from ..auth import Forbidden
@@ -52,6 +53,10 @@ def list_files() -> list[dict]:
         for directory, dirs, files in os.walk(root.path):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
             found += [_entry(root, Path(directory) / f) for f in files if _TEST_NAME.match(f)]
+    owners = dict(db.session.execute(select(UploadRow.path, UploadRow.owner)).all())
+    for entry in found:
+        if entry["uploaded"]:
+            entry["owner"] = owners.get(entry["path"])  # None: uploaded before accounts (admins manage it)
     return sorted(found, key=lambda e: (e["directory"], e["path"]))
 
 
