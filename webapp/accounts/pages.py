@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, session, url_for
+from flask import current_app, flash, redirect, session, url_for
 from flask_login import login_user, logout_user
 
 from ..audit import services as audit
@@ -40,13 +40,21 @@ def end_session(principal: Principal) -> None:
     session.clear()
 
 
+def password_changed(principal: Principal):
+    start_session(principal)  # this session goes on; every other one ends
+    flash("Password changed. Your other sessions are signed out.", "success")
+    return redirect(url_for(".account"), 303)
+
+
 def account(principal: Principal, password_form, token_form, new) -> dict:
+    """The account page; ``new``: the token just made (shown once, answered 201)."""
     row, token = new if new else (None, None)
     token_form.role.choices = [(r.value, r.value) for r in Role if principal.role.allows(r)]
     if not token_form.is_submitted():
         token_form.role.data = principal.role.value
     return {"user": accounts.get(principal.username), "password_form": password_form, "token_form": token_form,
-            "tokens": accounts.list_tokens(principal), "new_token": token, "new_token_row": row}
+            "tokens": accounts.list_tokens(principal), "new_token": token, "new_token_row": row,
+            "status": 201 if new else max(password_form.status, token_form.status)}
 
 
 def users() -> dict:

@@ -316,13 +316,15 @@ def list_tokens(actor: Principal, username: str | None = None) -> list[TokenRow]
     return list(db.session.scalars(stmt))
 
 
-def revoke_token(token_id: int, actor: Principal) -> None:
+def revoke_token(token_id: int, actor: Principal) -> str:
+    """Revoke a token of one's own (admins: anyone's); returns its owner's username."""
     row = db.session.get(TokenRow, token_id)
     if row is None or row.revoked_at is not None or (row.user_id != actor.user_id and not actor.is_admin):
         raise NotFound("token")  # another account's token is not even confirmed to exist
     row.revoked_at = utcnow()
     audit.record("token.revoke", f"token:{row.id}", user=row.user.username, name=row.name)
     db.session.commit()
+    return row.user.username
 
 
 # Built once: only the hash changes between requests (statement building costs more than the lookup).

@@ -31,20 +31,19 @@ def logout():
 def account():
     password_form, token_form = PasswordForm(prefix="pw"), TokenForm(prefix="tok")
     if password_form.submit(lambda data: accounts.change_own_password(principal(), **data)):
-        pages.start_session(principal())  # this session goes on; every other one ends
-        flash("Password changed. Your other sessions are signed out.", "success")
-        return redirect(url_for(".account"), 303)
+        return pages.password_changed(principal())
     new = token_form.submit(lambda data: accounts.create_token(principal().user_id, data, principal()))
     context = pages.account(principal(), password_form, token_form, new)
-    return render_template("accounts/account.html", **context), 201 if new else max(password_form.status, token_form.status)
+    return render_template("accounts/account.html", **context), context["status"]
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
 @viewer
 def revoke_token(token_id: int):
-    accounts.revoke_token(token_id, principal())
+    owner = accounts.revoke_token(token_id, principal())
     flash("Token revoked: it stops working now.", "success")
-    return redirect(request.form.get("back") == "admin" and url_for(".users") or url_for(".account"), 303)
+    mine = owner == principal().username
+    return redirect(url_for(".account") if mine else url_for(".edit_user", username=owner), 303)
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
