@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
 
 from ..domain.accounts import Role
 from ..forms import ServiceForm
 
-ROLES = [(r.value, r.value) for r in Role]
+ROLES = [SelectChoice(r.value) for r in Role]
 
 
 class LoginForm(ServiceForm):

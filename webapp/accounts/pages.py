@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, session, url_for
 from flask_login import login_user, logout_user
+from wtforms import SelectChoice
 
 from ..audit import services as audit
 from ..auth import SessionUser
@@ -49,7 +50,7 @@ def password_changed(principal: Principal):
 def account(principal: Principal, password_form, token_form, new) -> dict:
     """The account page; ``new``: the token just made (shown once, answered 201)."""
     row, token = new if new else (None, None)
-    token_form.role.choices = [(r.value, r.value) for r in Role if principal.role.allows(r)]
+    token_form.role.choices = [SelectChoice(r.value) for r in Role if principal.role.allows(r)]
     if not token_form.is_submitted():
         token_form.role.data = principal.role.value
     return {"user": accounts.get(principal.username), "password_form": password_form, "token_form": token_form,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from wtforms import SelectChoice
+
 from ..domain.runs import RunState
 from ..environments import services as environments
 from ..pagination import Page
@@ -17,8 +19,8 @@ def listing(page: Page, filters: Mapping) -> dict:
 
 def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
     rows, states = environments.all_with_status()
-    choices = [("", "— choose an environment —")] + [
-        (str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
+    choices = [SelectChoice("", "— choose an environment —")] + [
+        SelectChoice(str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
     run_form.environment_id.choices = choices
     return {"form": run_form, "upload_form": upload_form, "groups": testfiles.grouped(),
             "directories": testfiles.directories(), "uploaded": uploaded,
