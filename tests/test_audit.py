@@ -539,3 +539,14 @@ def test_the_audit_page_paginates_with_its_filters(client, history):
 def test_a_bad_filter_on_the_audit_page_is_422(client):
     response = client.get("/admin/audit/?since=yesterday")
     assert response.status_code == 422
+
+
+def test_the_audit_page_keeps_its_filters_on_the_next_page(client):
+    for n in range(55):
+        assert client.post("/api/v1/events", json={"user_id": "pager", "description": f"e{n}"}).status_code == 201
+    page = client.get("/admin/audit/?action=event&actor=admin").get_data(as_text=True)
+    assert "Page 1 of 2" in page
+    older = re.search(r'href="([^"]+)" rel="next"', page).group(1).replace("&amp;", "&")
+    assert "action=event" in older and "actor=admin" in older and "page=2" in older
+    second = client.get(older).get_data(as_text=True)
+    assert "Page 2 of 2" in second and second.count("<code>event.create</code>") == 5
