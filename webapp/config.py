@@ -69,7 +69,7 @@ def load(overrides: dict | None = None) -> dict:
         "UPLOADS_DIR": str(data_dir / "uploads"),
         "RUNS_DIR": str(data_dir / "runs"),
         # Events: pending events older than this are queued again by the workers' sweeper; optional
-        # webhook channel (JSON POST signed with HMAC-SHA256 in X-Cutover-Signature).
+        # webhook channel (JSON POST signed per Standard Webhooks, plus the legacy X-Cutover-Signature).
         "EVENT_SWEEP_SECONDS": _float("EVENT_SWEEP_SECONDS", 30.0),
         "NOTIFY_WEBHOOK_URL": env.get("NOTIFY_WEBHOOK_URL", ""),
         "NOTIFY_WEBHOOK_SECRET": env.get("NOTIFY_WEBHOOK_SECRET", ""),
