@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .accounts.cli import users_cli
     from .api import bp as api_bp
     from .audit import bp as audit_bp
+    from .credentials_cli import rotate_credentials
     from .environments import bp as environments_bp
     from .events import bp as events_bp
     from .main import bp as main_bp
@@ -47,6 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(api_bp)  # safe: the API never authenticates by cookie (see webapp.auth)
     accounts.init_app(app)
     app.cli.add_command(users_cli)
+    app.cli.add_command(rotate_credentials)
     app.context_processor(lambda: {"can": _can})
     if not app.config.get("SKIP_ADMIN_BOOTSTRAP"):
         accounts.ensure_admin(app)

@@ -1,7 +1,7 @@
 """Extension objects. They hold no state of their own: ``init_app`` stores it on the app."""
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
@@ -13,11 +13,34 @@ csrf = CSRFProtect()
 db = Database()
 
 
+class VaultKeyError(RuntimeError):
+    """A stored secret cannot be read with any key of ``CREDENTIALS_KEY``."""
+
+
+def credential_keys(value: str) -> MultiFernet:
+    """``CREDENTIALS_KEY``: one or more comma-separated Fernet keys; the first encrypts, all decrypt."""
+    parts = [part.strip() for part in (value or "").split(",")]
+    if not any(parts):
+        raise RuntimeError("CREDENTIALS_KEY is empty: give one or more comma-separated Fernet keys")
+    keys = []
+    for number, part in enumerate(parts, 1):
+        try:
+            keys.append(Fernet(part.encode()))
+        except (ValueError, TypeError):
+            raise RuntimeError(
+                f"CREDENTIALS_KEY: key {number} of {len(parts)} is not a Fernet key (32 url-safe base64-encoded "
+                "bytes; make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')") from None
+    return MultiFernet(keys)
+
+
 class Vault:
-    """Encrypts secrets at rest with the Fernet key ``CREDENTIALS_KEY``."""
+    """Encrypts secrets at rest with ``CREDENTIALS_KEY``: comma-separated Fernet keys, the first encrypts and
+    every one decrypts (``MultiFernet``), so a key can be rotated: prepend the new one, run
+    ``flask --app wsgi rotate-credentials``, then drop the old one."""
 
     def init_app(self, app: Flask) -> None:
-        app.extensions["vault"] = Fernet(app.config["CREDENTIALS_KEY"].encode())
+        app.extensions["vault"] = credential_keys(app.config["CREDENTIALS_KEY"])
 
     def encrypt(self, secret: str) -> str:
         return current_app.extensions["vault"].encrypt(secret.encode()).decode()
@@ -26,7 +49,14 @@ class Vault:
         try:
             return current_app.extensions["vault"].decrypt(token.encode()).decode()
         except InvalidToken as exc:
-            raise RuntimeError("A stored secret cannot be read: was CREDENTIALS_KEY changed?") from exc
+            raise VaultKeyError("A stored secret cannot be read: was CREDENTIALS_KEY changed?") from exc
+
+    def rotate(self, token: str) -> str:
+        """The token encrypted again with the first key (its timestamp kept); VaultKeyError if unreadable."""
+        try:
+            return current_app.extensions["vault"].rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise VaultKeyError("A stored secret cannot be read: was CREDENTIALS_KEY changed?") from exc
 
 
 class Queues:
