@@ -927,3 +927,16 @@ def test_disable_an_account_on_the_admin_page_and_revoke_its_token(app, client):
 
 def test_an_unknown_account_page_is_404(client):
     assert client.get("/admin/users/nobody").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["ad\x00min", "x" * 300, "\u00e9l\u00e8ve", " "])
+def test_a_name_that_cannot_be_a_username_finds_no_account_and_is_no_error(client, anon_client, name):
+    from urllib.parse import quote
+
+    assert client.get(f"/api/v1/users/{quote(name)}").status_code == 404
+    assert client.get(f"/api/v1/tokens?user={quote(name)}").status_code == 404
+    basic = base64.b64encode(f"{name}:whatever-pass".encode()).decode()
+    response = anon_client.post("/api/v1/tokens", json={"name": "x"}, headers={"Authorization": f"Basic {basic}"})
+    assert response.status_code == 401  # a failed sign-in like any other, audited without the NUL
+    login_page = anon_client.post("/login", data={"username": name, "password": "whatever-pass", "save": "Sign in"})
+    assert login_page.status_code == 401

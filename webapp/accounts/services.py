@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.accounts import (Principal, Role, check_display_name, check_expiry_days, check_password, check_role,
-                               check_token_name, check_token_role, check_username, looks_like_token, new_token,
-                               token_hash)
+from ..domain.accounts import (USERNAME, Principal, Role, check_display_name, check_expiry_days, check_password,
+                               check_role, check_token_name, check_token_role, check_username, looks_like_token,
+                               new_token, token_hash)
 from ..domain.errors import ValidationError, check_all
 from ..errors import ApiError, Conflict, NotFound
 from ..extensions import db, queues
@@ -71,9 +71,11 @@ def user_json(row: UserRow) -> dict:
 
 
 def find(username: str) -> UserRow | None:
-    if not isinstance(username, str):
+    """The account of that name, any case; a string that cannot be a username (NUL, too long…) finds none."""
+    name = username.strip().lower() if isinstance(username, str) else ""
+    if not USERNAME.fullmatch(name):
         return None
-    return db.session.scalar(select(UserRow).where(UserRow.username == username.strip().lower()))
+    return db.session.scalar(select(UserRow).where(UserRow.username == name))
 
 
 def get(username: str) -> UserRow:
@@ -260,8 +262,8 @@ def authenticate_password(username: str, password: str, ip: str | None, via: str
     row = find(username)
     if not _verify(row, password or "") or row.disabled:
         _count_failure(keys)
-        audit.record("login.failed", f"user:{(username or '').strip().lower()[:64]}",
-                     actor=(username or "?").strip().lower()[:64] or "?")
+        attempted = "".join(c for c in (username or "").strip().lower() if c.isprintable())[:64] or "?"
+        audit.record("login.failed", f"user:{attempted}", actor=attempted)
         db.session.commit()
         raise Unauthorized(LOGIN_FAILED)
     row.last_login_at = utcnow()
