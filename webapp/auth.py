@@ -18,7 +18,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .domain.accounts import ANONYMOUS, Principal, Role
-from .errors import ApiError
+from .errors import ApiError, Forbidden, Unauthorized
 
 login_manager = LoginManager()
 
@@ -54,16 +54,6 @@ public = access(ANONYMOUS)
 viewer = access(Role.VIEWER)
 operator = access(Role.OPERATOR)
 admin = access(Role.ADMIN)
-
-
-class Unauthorized(ApiError):
-    def __init__(self, message: str = "Sign in first: send 'Authorization: Bearer <token>'."):
-        super().__init__(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="cutover"'})
-
-
-class Forbidden(ApiError):
-    def __init__(self, message: str = "Your role may not do this."):
-        super().__init__(403, "forbidden", message)
 
 
 class SessionUser(UserMixin):

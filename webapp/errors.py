@@ -29,6 +29,23 @@ class NotFound(ApiError):
         super().__init__(404, "not_found", f"No such {what}.")
 
 
+class Unauthorized(ApiError):
+    def __init__(self, message: str = "Sign in first: send 'Authorization: Bearer <token>'."):
+        super().__init__(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="cutover"'})
+
+
+class Forbidden(ApiError):
+    def __init__(self, message: str = "Your role may not do this."):
+        super().__init__(403, "forbidden", message)
+
+
+class Throttled(ApiError):
+    def __init__(self, seconds: int):
+        super().__init__(429, "too_many_attempts", f"Too many failed sign-ins: try again in {seconds} s.",
+                         headers={"Retry-After": str(seconds)})
+        self.seconds = seconds
+
+
 class Conflict(ApiError):
     def __init__(self, code: str, message: str, fields: dict | None = None):
         super().__init__(409, code, message, fields)

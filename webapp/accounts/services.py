@@ -22,7 +22,7 @@ from ..domain.accounts import (USERNAME, Principal, Role, check_display_name, ch
                                check_role, check_token_name, check_token_role, check_username, looks_like_token,
                                new_token, token_hash)
 from ..domain.errors import ValidationError, check_all
-from ..errors import ApiError, Conflict, NotFound
+from ..errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized
 from ..extensions import db, queues
 from ..models import TokenRow, UserRow
 
@@ -245,17 +245,8 @@ def _count_failure(keys: list[str]) -> None:
         pass
 
 
-class Throttled(ApiError):
-    def __init__(self, seconds: int):
-        super().__init__(429, "too_many_attempts", f"Too many failed sign-ins: try again in {seconds} s.",
-                         headers={"Retry-After": str(seconds)})
-        self.seconds = seconds
-
-
 def authenticate_password(username: str, password: str, ip: str | None, via: str) -> Principal:
     """Check a username and password (pages and HTTP Basic). Throttled; every attempt is audited."""
-    from ..auth import Unauthorized
-
     keys = _throttle_keys(username, ip)
     if wait := _retry_after(keys):
         raise Throttled(wait)
@@ -308,14 +299,18 @@ def list_tokens(actor: Principal, username: str | None = None) -> list[TokenRow]
     stmt = select(TokenRow).where(TokenRow.revoked_at.is_(None)).order_by(TokenRow.id)
     if username and username != actor.username:
         if not actor.is_admin:
-            from ..auth import Forbidden
-
             raise Forbidden("Only an admin may list another account's tokens.")
         if username != "*":
             stmt = stmt.where(TokenRow.user_id == get(username).id)
     else:
         stmt = stmt.where(TokenRow.user_id == actor.user_id)
     return list(db.session.scalars(stmt))
+
+
+def tokens_of(username: str) -> list[TokenRow]:
+    """An account's live tokens (for its admin page)."""
+    return list(db.session.scalars(select(TokenRow).where(TokenRow.user_id == get(username).id,
+                                                          TokenRow.revoked_at.is_(None)).order_by(TokenRow.id)))
 
 
 def revoke_token(token_id: int, actor: Principal) -> str:

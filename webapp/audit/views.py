@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import request
 
 from .. import inputs
 from ..auth import admin

@@ -17,7 +17,7 @@ from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import ImmutableFieldError, InvalidStateError, ValidationError
 from ..domain.events import EventSource, EventStatus, check_description, check_new, check_transition, check_user_id
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db, queues
 from ..models import EventRow, NotificationRow
 from ..pagination import Page, paginate
@@ -134,8 +134,6 @@ def update(event_id: str, data: Any, actor) -> EventRow:
                 fields.update(exc.fields)
     target = check_transition(status, data["status"]) if "status" in data else status
     if target is not status and not actor.is_admin:
-        from ..auth import Forbidden
-
         raise Forbidden("Only an admin may change an event's status.")
     if fields:
         raise ValidationError(fields)
@@ -283,8 +281,6 @@ def inbox_owner(actor, user_id: str | None) -> str:
     """Whose inbox to open: one's own; another's (``?user_id=``) only for an admin."""
     wanted = (user_id or "").strip()[:128] or actor.username
     if wanted != actor.username and not actor.is_admin:
-        from ..auth import Forbidden
-
         raise Forbidden("You can open only your own inbox.")
     return wanted
 

@@ -13,12 +13,11 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
 from ..audit import services as audit
-from ..auth import Forbidden
 from ..domain.accounts import Principal
 from ..domain.errors import ValidationError
 from ..domain.testfiles import check_upload
 from ..db import utcnow
-from ..errors import ApiError, Conflict, NotFound
+from ..errors import ApiError, Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..models import UploadRow
 
