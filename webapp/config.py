@@ -75,6 +75,9 @@ def load(overrides: dict | None = None) -> dict:
         "NOTIFY_WEBHOOK_SECRET": env.get("NOTIFY_WEBHOOK_SECRET", ""),
         # Workers run jobs in-process; WORKER_FORK=1 forks a work horse per job (RQ's classic model).
         "WORKER_FORK": env.get("WORKER_FORK", "") in ("1", "true", "yes"),
+        # Test code runs sandboxed: "auto" uses what the kernel offers (a partial sandbox is said on the run),
+        # "strict" ends a run in error unless the whole sandbox applies, "off" runs test code unconfined.
+        "SANDBOX": env.get("SANDBOX", "auto").strip().lower() or "auto",
         # Accounts: the first admin (created when no account exists; a random password is printed by
         # `make run` and written to DATA_DIR/initial_admin_password when ADMIN_PASSWORD is unset).
         "ADMIN_USERNAME": env.get("ADMIN_USERNAME", "admin"),
