@@ -84,6 +84,9 @@ class RunRow(Base):
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     log_size: Mapped[int] = mapped_column(default=0)
+    # How the run's code was confined (set when it starts): "landlock+pidns", "landlock", "pidns", "off", ...
+    sandbox_mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sandbox_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)

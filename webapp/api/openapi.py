@@ -197,6 +197,12 @@ def schemas() -> dict[str, Schema]:
             "error": string(nullable=True), "created_at": timestamp(), "started_at": timestamp(nullable=True),
             "finished_at": timestamp(nullable=True),
             "duration": number(nullable=True, minimum=0, description="seconds"),
+            "sandbox": obj({
+                "mode": string(nullable=True, examples=["landlock+pidns"], description=(
+                    "How the test code was confined: landlock+pidns (all of it), landlock or pidns (part: the "
+                    "detail says what is missing), off (SANDBOX=off: unconfined), unavailable (the run ended "
+                    "in error). null until the run starts.")),
+                "detail": string(nullable=True, description="What was blocked and what is missing, in words.")}),
         }),
         "RunInput": obj({
             "username": string(nullable=True, maxLength=USERNAME_MAX, description=(

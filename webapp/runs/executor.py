@@ -23,7 +23,7 @@ from ..domain.runs import LogCap, RunState, outcome, parse_junit
 from ..extensions import db, queues
 from ..models import RunLogChunk, RunRow
 from ..events import services as events
-from . import dispatch, testfiles
+from . import dispatch, sandbox, testfiles
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,6 @@ def scrubbed_environment(run_dir: Path) -> dict[str, str]:
         # and loading them costs seconds per run
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
-
-
-# pytest is started through this bootstrap, which sets the resource limits in the child itself: a
-# preexec_fn would make subprocess fork the whole worker and run Python there (~12 ms a run, measured)
-# instead of a cheap vfork.
-_BOOT = (
-    "import resource, runpy, sys\n"
-    "cpu, GiB = int(sys.argv.pop(1)), 1024 ** 3\n"
-    "resource.setrlimit(resource.RLIMIT_AS, (GiB, GiB))\n"
-    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))\n"
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024 ** 2, 512 * 1024 ** 2))\n"
-    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-    "runpy.run_module('pytest', run_name='__main__', alter_sys=True)\n"
-)
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 0.5) -> None:
@@ -212,14 +198,24 @@ def _run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock)
     # importlib mode: two uploaded files with the same name in different directories can run together
     # i.e. python -m pytest ...; the report's path is relative to the run directory: no server paths in the log
     args = ["-v", "-rA", "-p", "no:cacheprovider", "--import-mode=importlib", f"--junitxml={junit.name}", *files]
-    command = [sys.executable, "-c", _BOOT, str(int(config["RUN_TIMEOUT_SECONDS"]) + 10), *args]
-    make_session = current_app.extensions["db"]
     timeout = config["RUN_TIMEOUT_SECONDS"]
+    try:
+        confinement = sandbox.plan(config["SANDBOX"], config["DATA_DIR"], run_dir, int(timeout) + 10)
+    except sandbox.SandboxUnavailable as exc:
+        return {"state": RunState.ERROR.value, "error": f"sandbox unavailable: {exc}",
+                "sandbox_mode": "unavailable", "sandbox_detail": str(exc)}
+    make_session = current_app.extensions["db"]
+    with make_session() as session:
+        session.execute(sql_update(RunRow).where(RunRow.id == run_id).values(
+            sandbox_mode=confinement.mode, sandbox_detail=confinement.detail))
+        session.commit()
     writer = LogWriter(make_session, run_id, start=log_start)
     writer.start()
+    writer.write(f"# sandbox: {confinement.mode} - {confinement.detail}\n")
     writer.write(f"$ {' '.join(['pytest', *args])}\n")
-    proc = subprocess.Popen(command, cwd=run_dir, env=scrubbed_environment(run_dir), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(confinement.command(args), cwd=run_dir, env=scrubbed_environment(run_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     watchdog = Watchdog(proc, run_id, token, lock, make_session, timeout,
                         renew_every=config["ENV_LOCK_TTL_SECONDS"] / 3)
     watchdog.start()
@@ -241,6 +237,8 @@ def _run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock)
                            cancelled=watchdog.reason == "cancelled")
     if watchdog.reason == "lost":
         state, error = RunState.ERROR, "lost the environment lock"
+    elif exit_code == sandbox.SANDBOX_FAILED and watchdog.reason is None:
+        state, error = RunState.ERROR, "sandbox unavailable: it could not be applied (the log says which step failed)"
     xml = junit.read_text(errors="replace") if junit.exists() else None
     tests, summary = parse_junit(xml or "")
     return {"state": state.value, "error": error, "exit_code": exit_code, "junit_xml": xml,

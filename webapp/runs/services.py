@@ -147,6 +147,7 @@ def as_json(row: RunRow, positions: dict[int, int] | None = None) -> dict:
         "exit_code": row.exit_code, "summary": row.summary or dict(EMPTY_SUMMARY), "tests": row.tests or [],
         "error": row.error, "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at), "duration": duration(row),
+        "sandbox": {"mode": row.sandbox_mode, "detail": row.sandbox_detail},
     }
 
 
