@@ -5,6 +5,10 @@
 stdout, and stops it with SIGTERM like Ctrl-C would. ``Http`` is a tiny urllib client that
 remembers every body it received, so a test can check that a secret never came back.
 
+Secret settings (``SECRET_KEY``, ``REDIS_URL``, …) of the test run's own environment are not passed on; give one as a
+keyword (``allinone(SECRET_KEY=...)``) to start the process with it. ``exposed_secrets`` finds secrets in the
+environment or command line of the processes it started.
+
 Accounts: the process is started with ``ADMIN_PASSWORD`` (unless told otherwise), so its first admin is
 ``ADMIN``/``ADMIN_PASSWORD``. ``Http.as_admin(url)`` (or ``instance.http()``) trades that password for an API token
 (HTTP Basic on ``POST /api/v1/tokens``) sent on every ``/api/`` call, and signs in through the /login form for the
@@ -342,6 +346,23 @@ def sign_in(page, username: str = ADMIN, password: str = ADMIN_PASSWORD, next_pa
         page.get_by_role("button", name="Sign in").click()
     path = urllib.parse.urlsplit(page.url).path
     assert not path.startswith("/login"), f"signing in as {username} failed: still on {page.url}"
+
+
+def exposed_secrets(instance: AllInOne, values) -> tuple[list[str], int]:
+    """Which of ``values`` show in /proc/<pid>/environ or /proc/<pid>/cmdline of a process below the runner
+    (both readable by any process of the user, test code included): ``(findings, processes read)``."""
+    findings, read = [], 0
+    for proc in instance.descendants():
+        try:
+            parts = {part: Path(f"/proc/{proc.pid}/{part}").read_bytes() for part in ("environ", "cmdline")}
+        except OSError:
+            continue  # it just ended
+        read += 1
+        command = parts["cmdline"].replace(b"\0", b" ")[:80].decode(errors="replace")
+        for part, data in parts.items():
+            findings += [f"/proc/{proc.pid}/{part} ({command}) holds {value[:6]}..."
+                         for value in values if value and value.encode() in data]
+    return findings, read
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):

@@ -4,6 +4,8 @@ sends a bearer token (HTTP Basic on POST /api/v1/tokens first), every page a sig
 DATA_DIR without ADMIN_PASSWORD the first admin's generated password is printed once."""
 from __future__ import annotations
 
+import json
+import os
 import re
 import stat
 import time
@@ -11,8 +13,13 @@ import urllib.parse
 
 import psutil
 import pytest
+import redis
+from cryptography.fernet import Fernet
 
-from e2e import ADMIN, ADMIN_PASSWORD, Http, allinone, basic_auth, gone, wait_for  # noqa: F401  (allinone: a fixture)
+from e2e import (ADMIN, ADMIN_PASSWORD, Http, allinone, basic_auth, exposed_secrets, gone,  # noqa: F401
+                 wait_for)  # (allinone: a fixture)
+from webapp import config as settings
+from webapp.allinone import mask_url
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +46,19 @@ def _name(proc: psutil.Process) -> str:
         return ""
 
 
+# Secret settings given to `make run` in its environment: they must reach the app (SECRET_KEY/CREDENTIALS_KEY
+# are not generated into DATA_DIR, the admin signs in with ADMIN_PASSWORD), but no child's environment.
+GIVEN_SECRETS = {"SECRET_KEY": "e2e-given-Secret-Key-0f3c9a", "CREDENTIALS_KEY": Fernet.generate_key().decode(),
+                 "NOTIFY_WEBHOOK_SECRET": "e2e-given-Webhook-Secret-77d1"}
+
+
+def _redis_socket(proc: psutil.Process) -> str:
+    [path] = {c.laddr for c in proc.net_connections(kind="unix") if c.laddr and c.laddr.endswith("redis.sock")}
+    return path
+
+
 def test_a_whole_migration_over_http_then_sigterm_stops_every_process(allinone):
-    server = allinone(workers=2, MIGRATION_DURATION_SECONDS=1)
+    server = allinone(workers=2, MIGRATION_DURATION_SECONDS=1, **GIVEN_SECRETS)
     anonymous = Http(server.url)
     ping = anonymous.get("/ping")
     assert ping.status == 200 and ping.json()["status"] == "ok"
@@ -120,6 +138,38 @@ def test_a_whole_migration_over_http_then_sigterm_stops_every_process(allinone):
     pids = {p.pid for p in everything}
     assert len(pids) >= 1 + 3 + 2, [(p.pid, _cmdline(p)) for p in everything]
 
+    # --- no secret in any child's /proc/<pid>/environ or cmdline; Redis wants its password -------
+    data_dir = server.data_dir
+    assert not (data_dir / "secret_key").exists() and not (data_dir / "credentials_key").exists(), \
+        "the given SECRET_KEY/CREDENTIALS_KEY did not reach the children (they generated their own)"
+    password_file = data_dir / "redis_password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600, oct(password_file.stat().st_mode)
+    assert stat.S_IMODE((data_dir / "redis" / "redis.conf").stat().st_mode) == 0o600
+    redis_password = password_file.read_text().strip()
+    assert len(redis_password) >= 32
+    secrets = [*GIVEN_SECRETS.values(), ADMIN_PASSWORD, redis_password]
+    findings, read = exposed_secrets(server, secrets)
+    assert read >= len(pids) - 1 and findings == [], findings
+    [redis_server] = [p for p in kids if "redis-server" in _name(p) + _cmdline(p)]
+    sock = _redis_socket(redis_server)
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(unix_socket_path=sock, socket_timeout=2).ping()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(unix_socket_path=sock, password="not-" + redis_password, socket_timeout=2).ping()
+    assert redis.Redis(unix_socket_path=sock, password=redis_password, socket_timeout=2).ping()
+    # The app's children hold the secrets memfd (close-on-exec once read, so test code cannot inherit it);
+    # redis-server does not.
+    for proc in everything:
+        fds = {int(fd): os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{proc.pid}/fd")}
+        memfds = [fd for fd, target in fds.items() if target.startswith("/memfd:cutover-secrets")]
+        if proc.pid == redis_server.pid:
+            assert memfds == [], fds
+            continue
+        assert len(memfds) == 1, (proc.pid, _cmdline(proc), fds)
+        if proc.pid != gunicorn.pid:  # the master never loads the app, its workers (forks) do
+            flags = int(re.search(r"flags:\s*(\d+)", open(f"/proc/{proc.pid}/fdinfo/{memfds[0]}").read()).group(1), 8)
+            assert flags & os.O_CLOEXEC, (proc.pid, _cmdline(proc), oct(flags))
+
     stopping = time.monotonic()
     code = server.stop(timeout=20)
     assert code == 0, f"exit code {code}\n{server.stderr_tail()}"
@@ -141,11 +191,11 @@ def test_a_restart_on_the_same_data_dir_keeps_the_data_and_the_secrets_are_priva
     assert first.stop() == 0
     assert first.leftovers() == []
 
-    for name in ("secret_key", "credentials_key"):
+    for name in ("secret_key", "credentials_key", "redis_password", "redis/redis.conf"):
         path = data_dir / name
         assert path.is_file(), f"{name} was not generated into DATA_DIR"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{name} has mode {oct(path.stat().st_mode)}"
-    keys = {name: (data_dir / name).read_text() for name in ("secret_key", "credentials_key")}
+    keys = {name: (data_dir / name).read_text() for name in ("secret_key", "credentials_key", "redis_password")}
 
     second = allinone(data_dir=data_dir)
     http = Http(second.url, token=token)  # the token of the first start still works
@@ -201,3 +251,44 @@ def test_a_fresh_data_dir_without_admin_password_prints_the_generated_one_once(a
     assert all(p == password for p in printed), f"a new password was printed on the second start: {printed}"
     assert Http(second.url).get_token(ADMIN, password)
     assert second.stop() == 0
+
+
+def test_config_load_reads_the_secrets_inherited_in_a_memfd(tmp_path, monkeypatch):
+    """What each child of the all-in-one does: config.load() takes the secret settings from the fd named by
+    CUTOVER_SECRETS_FD (over the environment, under a test's overrides), any number of times."""
+    fd = settings.write_secrets_fd({"SECRET_KEY": "from-fd", "REDIS_URL": "unix://:fd%40pw@/x/redis.sock",
+                                    "ADMIN_PASSWORD": "fd-Admin-pw"})
+    try:
+        with pytest.raises(PermissionError):
+            os.write(fd, b"x")  # sealed
+        monkeypatch.setattr(settings, "_inherited", {})
+        monkeypatch.setenv("DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("SECRET_KEY", "from-env")
+        monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+        monkeypatch.delenv("CREDENTIALS_KEY", raising=False)
+        monkeypatch.setenv(settings.SECRETS_FD_ENV, str(fd))
+        os.set_inheritable(fd, True)  # as a child gets it through pass_fds
+        loaded = settings.load()
+        assert (loaded["SECRET_KEY"], loaded["ADMIN_PASSWORD"]) == ("from-fd", "fd-Admin-pw")
+        assert redis.connection.parse_url(loaded["REDIS_URL"])["password"] == "fd@pw"
+        assert loaded["DATABASE_URL"] == "sqlite:///from-env.db"  # not in the fd: the environment's
+        assert loaded["CREDENTIALS_KEY"] == (tmp_path / "credentials_key").read_text().strip()  # generated
+        assert not os.get_inheritable(fd), "a process it executes would inherit the secrets"
+        monkeypatch.setattr(settings, "_inherited", {})  # a second reader (another worker): pread from 0
+        assert settings.load({"SECRET_KEY": "override"})["SECRET_KEY"] == "override"
+        assert settings.load()["REDIS_URL"] == loaded["REDIS_URL"]
+        with open(tmp_path / "other", "w") as other:  # a number that names something else fails clearly
+            monkeypatch.setattr(settings, "_inherited", {})
+            monkeypatch.setenv(settings.SECRETS_FD_ENV, str(other.fileno()))
+            with pytest.raises(RuntimeError, match=settings.SECRETS_FD_ENV):
+                settings.load()
+        assert "SECRET_KEY" in settings.SECRET_SETTINGS and json.loads(os.pread(fd, 4096, 0))["SECRET_KEY"] == "from-fd"
+    finally:
+        os.close(fd)
+
+
+def test_a_password_in_a_redis_url_is_masked_in_logs():
+    assert mask_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert mask_url("unix://:s3cret@/var/redis.sock") == "unix://:***@/var/redis.sock"
+    assert mask_url("unix:///var/redis.sock?db=1&password=s3cret") == "unix:///var/redis.sock?db=1&password=***"
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

@@ -5,10 +5,17 @@
 * ``DATA_DIR`` (default ``./var``): SQLite database, secrets and the embedded Redis' data.
 * ``PORT`` (default 5000): the web server listens on 127.0.0.1 only.
 * ``WORKERS`` (default 2): number of RQ worker processes.
-* ``REDIS_URL`` (optional): use this Redis instead of starting an embedded one.
+* ``REDIS_URL`` (optional): use this Redis instead of starting an embedded one. The embedded one
+  requires a password, generated once into ``DATA_DIR/redis_password`` and given to redis-server in
+  ``DATA_DIR/redis/redis.conf`` (both 0600), never on its command line.
 
-Everything else is passed through to the child processes. Each child runs in its own
-process group, so that Ctrl-C reaches only this supervisor, which then stops the children
+No secret reaches a child's environment or command line (both are readable by every process of
+the user, test code included): the secret settings (``webapp.config.SECRET_SETTINGS``: the ones
+set in our environment and the embedded Redis' URL with its password) are removed from the
+children's environment and handed over in an inherited memfd named by ``CUTOVER_SECRETS_FD``,
+which ``webapp.config.load()`` reads; SECRET_KEY and CREDENTIALS_KEY generated into DATA_DIR are
+read from there. Everything else is passed through to the child processes. Each child runs in its
+own process group, so that Ctrl-C reaches only this supervisor, which then stops the children
 in order (web server and workers first, Redis last).
 
 No process is left behind: this supervisor is a Linux "child subreaper", so processes
@@ -23,6 +30,7 @@ import collections
 import ctypes
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -30,13 +38,14 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import IO, Callable, NamedTuple
 
 import redis
 
-from webapp.config import ensure_secrets
+from webapp.config import SECRET_SETTINGS, SECRETS_FD_ENV, _secret_file, ensure_secrets, write_secrets_fd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -58,6 +67,30 @@ class StartupError(Exception):
 def log(message: str) -> None:
     """Print a status line of the supervisor (stderr, so stdout keeps the one URL line)."""
     print(f"[cutover] {message}", file=sys.stderr, flush=True)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``, for logs."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostinfo = netloc.rpartition("@")
+            netloc = f"{userinfo.partition(':')[0]}:***@{hostinfo}"
+        query = urllib.parse.urlencode(
+            [(k, "***" if k.lower() == "password" else v)
+             for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+        return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+                + (f"#{parts.fragment}" if parts.fragment else ""))
+    except ValueError:
+        return "(a REDIS_URL that cannot be parsed)"
+
+
+def redis_config_value(value: str) -> str:
+    """``value`` as one double-quoted argument of a redis.conf line (anything unusual as \\xHH)."""
+    return '"' + "".join(
+        chr(b) if 0x20 < b < 0x7F and b not in (0x22, 0x5C) else f"\\x{b:02x}" for b in value.encode()
+    ) + '"'
 
 
 def _env_int(name: str, default: int, minimum: int) -> int:
@@ -177,17 +210,19 @@ def find_redis_server() -> str:
 class Child:
     """One supervised process, started in its own process group (session)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path,
+                 pass_fds: tuple[int, ...] = ()) -> None:
         self.name = name
         self.argv = argv
         self.env = env
         self.cwd = cwd
+        self.pass_fds = pass_fds  # inherited by every start (the secrets memfd)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         """Start (or restart) the process."""
         self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, env=self.env,
+            self.argv, cwd=self.cwd, env=self.env, pass_fds=self.pass_fds,
             start_new_session=True, preexec_fn=_die_with_parent(),
         )
 
@@ -208,7 +243,9 @@ class Supervisor:
         self.port = _env_int("PORT", 5000, 1)
         self.worker_count = _env_int("WORKERS", 2, 0)
         self.redis_url = os.environ.get("REDIS_URL", "").strip()
-        self.env: dict[str, str] = {}
+        self.env: dict[str, str] = {}  # the children's environment, without any secret
+        self.secrets: dict[str, str] = {}  # secret settings for the children, handed over in a memfd
+        self._secrets_fd: int | None = None
         self.redis: Child | None = None
         self.web: Child | None = None
         self.workers: list[Child] = []
@@ -234,15 +271,28 @@ class Supervisor:
     # ---- start-up ------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create DATA_DIR, take its lock, and build the children's environment."""
+        """Create DATA_DIR, take its lock, generate the secrets it keeps, and build the children's
+        environment: ours without the secret settings, which go to ``self.secrets`` instead."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        self.env = dict(os.environ)
-        self.env.update(ensure_secrets(self.data_dir))
+        # Generated into DATA_DIR now, before the children start (they read them from there).
+        ensure_secrets(self.data_dir)
+        self.secrets = {k: os.environ[k] for k in SECRET_SETTINGS if os.environ.get(k)}
+        if self.redis_url:
+            self.secrets["REDIS_URL"] = self.redis_url
+        self.env = {k: v for k, v in os.environ.items() if k not in SECRET_SETTINGS and k != SECRETS_FD_ENV}
         self.env["DATA_DIR"] = str(self.data_dir)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
-        if self.redis_url:
-            self.env["REDIS_URL"] = self.redis_url
+
+    def hand_over_secrets(self) -> None:
+        """Write ``self.secrets`` into a memfd that the app's children inherit (the redis URL is known now)."""
+        self._secrets_fd = write_secrets_fd(self.secrets)
+
+    def _app_child(self, name: str, argv: list[str]) -> Child:
+        """A child that runs the app: it inherits the secrets memfd, named by CUTOVER_SECRETS_FD."""
+        assert self._secrets_fd is not None, "hand_over_secrets() first"
+        env = {**self.env, SECRETS_FD_ENV: str(self._secrets_fd)}
+        return Child(name, argv, env, REPO_ROOT, pass_fds=(self._secrets_fd,))
 
     def _lock_data_dir(self) -> None:
         """Refuse to run twice on one DATA_DIR (two Redis servers on one AOF would clash)."""
@@ -265,7 +315,7 @@ class Supervisor:
     def start_redis(self) -> None:
         """Start the embedded Redis (AOF persistence in DATA_DIR/redis) and wait for PING."""
         if self.redis_url:
-            log(f"using Redis at {self.redis_url}")
+            log(f"using Redis at {mask_url(self.redis_url)}")
             return
         binary = find_redis_server()
         redis_dir = self.data_dir / "redis"
@@ -274,8 +324,11 @@ class Supervisor:
         if sock.exists() or sock.is_symlink():
             sock.unlink()  # stale: the DATA_DIR lock says no other Redis uses it
         logfile = redis_dir / "redis.log"
+        password = _secret_file(self.data_dir, "redis_password", lambda: secrets.token_urlsafe(32))
+        conf = self._write_redis_config(redis_dir, password)
         argv = [
-            binary, "--port", "0",
+            binary, str(conf),  # the config file first; it holds the password (a command line is public)
+            "--port", "0",
             "--unixsocket", str(sock), "--unixsocketperm", "700",
             "--dir", str(redis_dir),
             "--appendonly", "yes", "--appendfsync", "everysec",
@@ -286,12 +339,27 @@ class Supervisor:
         self.redis = Child("redis-server", argv, self.env, REPO_ROOT)
         self.redis.start()
         log(f"started redis-server (pid {self.redis.pid}), data in {redis_dir}")
-        self._wait_for_redis(sock, logfile)
-        self.redis_url = f"unix://{sock}"
-        self.env["REDIS_URL"] = self.redis_url
+        self._wait_for_redis(sock, logfile, password)
+        self.redis_url = f"unix://:{urllib.parse.quote(password, safe='')}@{urllib.parse.quote(str(sock))}"
+        self.secrets["REDIS_URL"] = self.redis_url
 
-    def _wait_for_redis(self, sock: Path, logfile: Path) -> None:
-        """Wait until Redis answers PING on ``sock``."""
+    @staticmethod
+    def _write_redis_config(redis_dir: Path, password: str) -> Path:
+        """DATA_DIR/redis/redis.conf (0600, rewritten at each start) with ``requirepass``."""
+        conf = redis_dir / "redis.conf"
+        fd, tmp = tempfile.mkstemp(dir=redis_dir, prefix=".redis.conf.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write("# Written by webapp.allinone at each start; the password is DATA_DIR/redis_password.\n")
+                fh.write(f"requirepass {redis_config_value(password)}\n")
+            os.replace(tmp, conf)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return conf
+
+    def _wait_for_redis(self, sock: Path, logfile: Path, password: str) -> None:
+        """Wait until Redis answers PING on ``sock`` (authenticated with ``password``)."""
         assert self.redis is not None
         deadline = time.monotonic() + REDIS_START_TIMEOUT
         while time.monotonic() < deadline and not self.stop_requested:
@@ -301,7 +369,7 @@ class Supervisor:
                     f"redis-server exited with code {code}; see {logfile}:\n{_tail(logfile)}"
                 )
             if sock.exists():
-                client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1)
+                client = redis.Redis(unix_socket_path=str(sock), password=password, socket_timeout=1)
                 try:
                     if client.ping():
                         return
@@ -319,10 +387,9 @@ class Supervisor:
     def init_database(self) -> None:
         """Run create_app() once in a subprocess: the schema is upgraded and the first admin exists before the children start."""
         log("initialising the database")
-        result = subprocess.run(
-            [sys.executable, "-c", "from webapp import create_app; create_app()"],
-            cwd=REPO_ROOT, env=self.env,
-        )
+        child = self._app_child("database initialisation",
+                                [sys.executable, "-c", "from webapp import create_app; create_app()"])
+        result = subprocess.run(child.argv, cwd=child.cwd, env=child.env, pass_fds=child.pass_fds)
         if result.returncode != 0:
             raise StartupError(
                 f"database initialisation (create_app()) failed with exit code {result.returncode}"
@@ -331,7 +398,7 @@ class Supervisor:
     def start_workers(self) -> None:
         """Start WORKERS RQ worker processes (worker.py in the repository root)."""
         for number in range(1, self.worker_count + 1):
-            worker = Child(f"worker {number}", [sys.executable, "worker.py"], self.env, REPO_ROOT)
+            worker = self._app_child(f"worker {number}", [sys.executable, "worker.py"])
             worker.start()
             log(f"started {worker.name} (pid {worker.pid})")
             self.workers.append(worker)
@@ -347,7 +414,7 @@ class Supervisor:
             "--no-control-socket",  # else every gunicorn shares ~/.gunicorn/gunicorn.ctl
             "wsgi:app",
         ]
-        self.web = Child("gunicorn", argv, self.env, REPO_ROOT)
+        self.web = self._app_child("gunicorn", argv)  # its workers are forks: the master keeps the fd
         self.web.start()
         log(f"started gunicorn (pid {self.web.pid}) on 127.0.0.1:{self.port}")
 
@@ -479,6 +546,9 @@ class Supervisor:
         self._stop([self.redis] if self.redis is not None else [], spare=None)
         if self._socket_tmpdir:
             shutil.rmtree(self._socket_tmpdir, ignore_errors=True)
+        if self._secrets_fd is not None:
+            os.close(self._secrets_fd)
+            self._secrets_fd = None
         if self._lock_file is not None:
             self._lock_file.close()
 
@@ -490,7 +560,7 @@ class Supervisor:
             return f"Sign in as {admin} with password {password} (also in {password_file}; change it on /account)"
         if password_file.exists():
             return f"Sign in at http://127.0.0.1:{self.port}/login (the first admin's password is in {password_file})"
-        if self.env.get("ADMIN_PASSWORD"):
+        if self.secrets.get("ADMIN_PASSWORD"):
             return f"Sign in at http://127.0.0.1:{self.port}/login as {admin} with the ADMIN_PASSWORD you set"
         return f"Sign in at http://127.0.0.1:{self.port}/login with your account"
 
@@ -502,6 +572,7 @@ class Supervisor:
         try:
             self.prepare()
             self.start_redis()
+            self.hand_over_secrets()
             first_password = self.data_dir / "initial_admin_password"
             had_password_file = first_password.exists()
             if not self.stop_requested:

@@ -1,11 +1,24 @@
 """Settings, read from the environment once, when the app or a worker starts."""
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Mapping
 
 from cryptography.fernet import Fernet
+
+# Settings that are secrets (or may hold one, like a URL with a password). The all-in-one supervisor
+# never puts them into its children's environment (/proc/<pid>/environ is readable by every process of
+# the same user, test code included): it hands them over in an inherited memfd instead, see
+# inherited_secrets().
+SECRET_SETTINGS = ("SECRET_KEY", "CREDENTIALS_KEY", "DATABASE_URL", "REDIS_URL", "NOTIFY_WEBHOOK_SECRET",
+                   "ADMIN_PASSWORD")
+# Names the inherited file descriptor that holds the secret settings as a JSON object (the number is no secret).
+SECRETS_FD_ENV = "CUTOVER_SECRETS_FD"
+SECRETS_MEMFD_NAME = "cutover-secrets"
 
 
 def _secret_file(data_dir: Path, name: str, make) -> str:
@@ -31,25 +44,90 @@ def _secret_file(data_dir: Path, name: str, make) -> str:
     return value
 
 
-def ensure_secrets(data_dir: str | os.PathLike) -> dict[str, str]:
-    """SECRET_KEY and CREDENTIALS_KEY from the environment, else generated once into DATA_DIR."""
+def ensure_secrets(data_dir: str | os.PathLike, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """SECRET_KEY and CREDENTIALS_KEY from ``env`` (default: the environment), else generated once into DATA_DIR."""
     data_dir = Path(data_dir)
+    env = os.environ if env is None else env
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY")
+        "SECRET_KEY": env.get("SECRET_KEY")
         or _secret_file(data_dir, "secret_key", lambda: secrets.token_urlsafe(48)),
-        "CREDENTIALS_KEY": os.environ.get("CREDENTIALS_KEY")
+        "CREDENTIALS_KEY": env.get("CREDENTIALS_KEY")
         or _secret_file(data_dir, "credentials_key", lambda: Fernet.generate_key().decode()),
     }
 
 
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+def write_secrets_fd(values: Mapping[str, str]) -> int:
+    """A new memfd holding ``values`` (secret settings) as JSON, sealed against change, for children to
+    inherit (``pass_fds``) and read with inherited_secrets(). The caller owns (and closes) the fd."""
+    unknown = set(values) - set(SECRET_SETTINGS)
+    if unknown:
+        raise ValueError(f"not secret settings: {sorted(unknown)}")
+    fd = os.memfd_create(SECRETS_MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        data = json.dumps(dict(values)).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+_inherited: dict[tuple[int, str], dict[str, str]] = {}  # (pid, fd) -> its secrets, read once per process
+
+
+def inherited_secrets() -> dict[str, str]:
+    """The secret settings handed over by the all-in-one supervisor in the file descriptor named by
+    CUTOVER_SECRETS_FD ({} when it is unset). Read with pread from offset 0, so that every create_app() of
+    the process and every forked gunicorn worker can read it; the fd is then made close-on-exec, so that
+    nothing this process executes (test code) inherits it."""
+    raw = os.environ.get(SECRETS_FD_ENV, "").strip()
+    if not raw:
+        return {}
+    key = (os.getpid(), raw)
+    if key not in _inherited:
+        _inherited[key] = _read_secrets_fd(raw)
+    return dict(_inherited[key])
+
+
+def _read_secrets_fd(raw: str) -> dict[str, str]:
+    problem = f"{SECRETS_FD_ENV}={raw} does not name the secrets file the all-in-one supervisor passes on"
+    try:
+        fd = int(raw)
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except (ValueError, OSError):
+        raise RuntimeError(problem) from None
+    if not target.startswith(f"/memfd:{SECRETS_MEMFD_NAME}"):
+        raise RuntimeError(f"{problem} (it is {target})")
+    size = os.fstat(fd).st_size
+    data = b""
+    while len(data) < size:
+        chunk = os.pread(fd, size - len(data), len(data))
+        if not chunk:
+            break
+        data += chunk
+    try:
+        values = json.loads(data)
+    except ValueError:
+        raise RuntimeError(f"{problem} (not JSON)") from None
+    if not isinstance(values, dict):
+        raise RuntimeError(f"{problem} (not a JSON object)")
+    os.set_inheritable(fd, False)
+    return {k: str(v) for k, v in values.items() if k in SECRET_SETTINGS}
 
 
 def load(overrides: dict | None = None) -> dict:
-    """The whole configuration: ``overrides`` (tests), then environment variables, then defaults."""
+    """The whole configuration: ``overrides`` (tests), then the secrets inherited from the all-in-one
+    supervisor (inherited_secrets()), then environment variables, then defaults."""
     overrides = dict(overrides or {})
-    env = os.environ
+    env = {**os.environ, **inherited_secrets()}
+
+    def _float(name: str, default: float) -> float:
+        return float(env.get(name, default))
+
     data_dir = Path(overrides.get("DATA_DIR") or env.get("DATA_DIR", "var")).resolve()
     config = {
         "DATA_DIR": str(data_dir),
@@ -89,5 +167,5 @@ def load(overrides: dict | None = None) -> dict:
     }
     config.update(overrides)
     if not (config.get("SECRET_KEY") and config.get("CREDENTIALS_KEY")):
-        config.update({k: v for k, v in ensure_secrets(data_dir).items() if not config.get(k)})
+        config.update({k: v for k, v in ensure_secrets(data_dir, env).items() if not config.get(k)})
     return config
