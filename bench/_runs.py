@@ -301,7 +301,7 @@ class Bare:
     (hypothesis, schemathesis, anyio, ...) cost most of a second per start and no run ever loads them, so a baseline
     that loaded them would flatter the app. ``kind="autoload"`` is the literal ``python -m pytest`` with them."""
 
-    KINDS = ("bare", "executor", "autoload")
+    KINDS = ("bare", "executor", "unconfined", "autoload")
 
     def __init__(self, workdir: Path, files: dict[str, str]):
         self.dir = Path(workdir)
@@ -317,16 +317,17 @@ class Bare:
             env = dict(os.environ)
             env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
             return [sys.executable, "-m", "pytest", name], env, None
-        if kind != "executor":
+        if kind not in ("executor", "unconfined"):
             raise ValueError(kind)
-        # What the executor spawns (webapp/runs/executor.py _run_pytest): its flags, scrubbed environment and
-        # resource limits, by hand, without the app around it.
-        from webapp.runs import executor
+        # What the executor spawns (webapp/runs/executor.py _run_pytest): its flags, scrubbed environment, resource
+        # limits and sandbox (SANDBOX=auto; "unconfined": SANDBOX=off), by hand, without the app around it.
+        from webapp.runs import executor, sandbox
 
         (self.dir / "tmp").mkdir(exist_ok=True)
-        limits = executor._limits(610) if hasattr(executor, "_limits") else None
-        return ([sys.executable, "-m", "pytest", "-v", "-rA", "-p", "no:cacheprovider", "--import-mode=importlib",
-                 f"--junitxml={self.dir / 'junit.xml'}", name], executor.scrubbed_environment(self.dir), limits)
+        plan = sandbox.plan("auto" if kind == "executor" else "off", str(self.dir.parent / "data"), self.dir, 610)
+        return (plan.command(["-v", "-rA", "-p", "no:cacheprovider", "--import-mode=importlib",
+                              f"--junitxml={self.dir / 'junit.xml'}", name]), executor.scrubbed_environment(self.dir),
+                None)
 
     def run(self, name: str, kind: str = "bare") -> dict:
         """Wall time of the subprocess, and (if the file stamps itself) spawn -> process start and -> import."""

@@ -16,8 +16,9 @@ into ./started.txt) is uploaded through the API.
 
 ``--count`` pairs, interleaved (run then bare, bare then run, ...) so that load elsewhere on the machine weighs on
 both alike; each pair gives a ratio run / bare and the figure is their median. A third, diagnostic command is
-measured in every pair too: the executor's exact pytest command (flags, scrubbed environment, rlimits) by hand, so
-that what pytest's flags cost is told apart from what the app adds; and a fourth: the same run through the app
+measured in every pair too: the executor's exact pytest command (flags, scrubbed environment, rlimits, sandbox) by
+hand, so that what pytest's flags cost is told apart from what the app adds, and the same with SANDBOX=off, so that
+the sandbox's own cost per run (unshare's namespaces, Landlock, capabilities) is measured in the same pairs; and a fourth: the same run through the app
 whose final state is read from the SQLite file every 5 ms instead of through the API, to tell what serving the
 client's polls costs (``--literal`` adds the literal ``python -m pytest`` with the venv's plugins autoloaded). Target: median ratio <= 1.10.
 Reports only: exits 0 either way.
@@ -45,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--poll-ms", type=float, default=5.0, help="API polling interval (default 5 ms)")
     p.add_argument("--target", type=float, default=1.10, help="target median ratio run / bare (default 1.10)")
     p.add_argument("--timeout", type=float, default=120.0, help="give up on one run after this many seconds")
+    p.add_argument("--sandbox", default="auto", choices=("auto", "strict", "off"),
+                   help="the workers' SANDBOX setting (default auto: what this kernel offers)")
     p.add_argument("--literal", action="store_true",
                    help="also time the literal `python -m pytest` with the venv's pytest plugins autoloaded")
     return p.parse_args()
@@ -70,17 +73,17 @@ def one_run(api: r.Api, path: str, environment_id: int, poll: float, timeout: fl
         polls += 1
     wall = time.perf_counter() - t0
     return {"wall": wall, "id": run["id"], "state": run["state"], "start": start, "observed": start + wall,
-            "create": created, "polls": polls}
+            "create": created, "polls": polls, "sandbox": run.get("sandbox") or {}}
 
 
 def main() -> int:
     args = parse_args()
-    with r.stack("cutover-bench-overhead-", workers=args.workers) as s:
+    with r.stack("cutover-bench-overhead-", workers=args.workers, SANDBOX=args.sandbox) as s:
         api = s.api()
         path = api.upload("bench", "test_trivial.py", r.TRIVIAL)
         bare = r.Bare(s.tmp / "bare", {"test_trivial.py": r.TRIVIAL})
         poll = args.poll_ms / 1000
-        runs, bares, execs, literal, quiet = [], [], [], [], []
+        runs, bares, execs, unconfined, literal, quiet = [], [], [], [], [], []
         app_procs = [s.gunicorn, *s.workers]
         load_before = r.load_line()
 
@@ -96,6 +99,7 @@ def main() -> int:
             steps = [lambda: measured_run(environment_id, runs),
                      lambda: bares.append(bare.run("test_trivial.py")),
                      lambda: execs.append(bare.run("test_trivial.py", "executor")),
+                     lambda: unconfined.append(bare.run("test_trivial.py", "unconfined")),
                      lambda: measured_run(environment_id, quiet, stack=s)]
             if args.literal:
                 steps.append(lambda: literal.append(bare.run("test_trivial.py", "autoload")))
@@ -105,7 +109,7 @@ def main() -> int:
                 marks.append((r.tree_cpu(app_procs), None))
                 step()
             if i < args.warmup:
-                bares.pop(), execs.pop(), quiet.pop()
+                bares.pop(), execs.pop(), unconfined.pop(), quiet.pop()
                 if args.literal:
                     literal.pop()
         time.sleep(0.5)  # the last run's worker is done
@@ -121,11 +125,14 @@ def main() -> int:
         run_ms = [x["wall"] * 1000 for x in runs]
         bare_ms = [x["wall"] * 1000 for x in bares]
         exec_ms = [x["wall"] * 1000 for x in execs]
+        unconfined_ms = [x["wall"] * 1000 for x in unconfined]
         not_ok = [x for x in runs if x["state"] != "success"]
         c.print_table(["end to end (ms)", "n", "p50", "p95", "max", "median / bare"], [
             r.stats_row("bare `python -m pytest test_trivial.py` (baseline)", bare_ms, ["1.00"]),
-            r.stats_row("the executor's pytest command by hand (diagnostic)", exec_ms,
+            r.stats_row("the executor's pytest command by hand, sandboxed (diagnostic)", exec_ms,
                         [f"{r.median(e / b for e, b in zip(exec_ms, bare_ms)):.2f}"]),
+            r.stats_row("  the same, SANDBOX=off (diagnostic)", unconfined_ms,
+                        [f"{r.median(e / b for e, b in zip(unconfined_ms, bare_ms)):.2f}"]),
             *([r.stats_row("literal `python -m pytest`, venv plugins autoloaded (diagnostic)",
                            [x["wall"] * 1000 for x in literal],
                            [f"{r.median(x['wall'] / b['wall'] for x, b in zip(literal, bares)):.2f}"])]
@@ -206,6 +213,10 @@ def main() -> int:
                  f"polling is served by gunicorn; app CPU = gunicorn + workers + their children - the run's pytest up to "
                  f"atexit - the bare median after atexit)")
         print(f"  polls per run: median {r.median(x['polls'] for x in runs):.0f}; {len(not_ok)} run(s) did not succeed")
+        cost = r.median(e - u for e, u in zip(exec_ms, unconfined_ms))
+        print(f"  sandbox: runs {runs[0].get('sandbox', {}).get('mode') if runs else '?'} (workers' SANDBOX="
+              f"{args.sandbox}); its cost per run, by hand = median(sandboxed - SANDBOX=off) = {cost:.1f} ms "
+              f"({r.median(e / u for e, u in zip(exec_ms, unconfined_ms)):.3f}x)")
         met = ratio <= args.target and not not_ok and args.count >= 10
         print("  " + r.pytest_plugins_line())
         print(f"\nratio = median over pairs of run / bare = {ratio:.3f} (ratio of medians "

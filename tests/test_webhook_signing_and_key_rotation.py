@@ -161,6 +161,26 @@ def test_credentials_key_rotation(config):
     assert stored_passwords(restart(config, key_b)) == expected  # the failed run changed nothing
 
 
+def test_an_action_that_needs_a_password_stored_under_a_dropped_key_says_so_without_a_500(config):
+    with_a = restart(config, Fernet.generate_key().decode())
+    admin = client_as(with_a, ADMIN)
+    workload = make_workload(admin)
+    migration = make_migration(admin, workload["id"])
+    with_a.extensions["db"].kw["bind"].dispose()
+    admin = client_as(restart(config, Fernet.generate_key().decode()), ADMIN)  # the old key dropped too early
+    assert admin.get(f"/migrations/{migration['id']}").status_code == 200  # showing needs no password
+    ran = admin.post(f"/api/v1/migrations/{migration['id']}/run")
+    assert ran.status_code == 503 and ran.json["error"]["code"] == "secret_unreadable", ran.json
+    assert "CREDENTIALS_KEY" in ran.json["error"]["message"]
+    edited = admin.patch(f"/api/v1/workloads/{workload['id']}", json={"credentials": {"username": "other"}})
+    assert edited.status_code == 503 and edited.json["error"]["code"] == "secret_unreadable", edited.json
+    page = admin.post(f"/migrations/{migration['id']}/run")
+    assert page.status_code == 503 and "A stored secret cannot be read" in page.get_data(as_text=True)
+    assert "Traceback" not in page.get_data(as_text=True)
+    assert admin.get(f"/api/v1/migrations/{migration['id']}").json["state"] == "not_started"  # nothing changed
+    assert admin.get(f"/api/v1/workloads/{workload['id']}").json["credentials"]["username"] == "admin"
+
+
 def test_rotate_with_nothing_stored_reports_zero(app):
     result = app.test_cli_runner().invoke(args=["rotate-credentials"])
     assert result.exit_code == 0 and "Re-encrypted 0 stored secrets" in result.output

@@ -102,6 +102,14 @@ def register_error_handlers(app: Flask) -> None:
         return _api_error(ApiError(422, "validation_error",
                                    "A value is too long or contains characters that cannot be stored."))
 
+    from .extensions import VaultKeyError
+
+    @app.errorhandler(VaultKeyError)
+    def _unreadable_secret(exc: VaultKeyError):  # the operator's key setting, not the user's input
+        log.error("%s on %s %s", exc, request.method, request.path)
+        return _api_error(ApiError(503, "secret_unreadable", f"{exc} Ask the operator: the stored passwords need "
+                                                             "the key they were encrypted with."))
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if _is_api():
