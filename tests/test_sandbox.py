@@ -38,8 +38,9 @@ def run_to_end(client, work, path: str) -> dict:
 def forced(monkeypatch):
     """``forced(landlock=False, pidns=False)``: the worker's probe finds only what it is told to."""
 
+    real = sandbox.probe()
+
     def force(landlock: bool = True, pidns: bool = True) -> None:
-        real = sandbox.probe()
         monkeypatch.setattr(sandbox, "probe", lambda: Probe(
             real.landlock_abi if landlock else 0, None if landlock else "no Landlock (forced by the test)",
             real.namespace_prefix if pidns else None, None if pidns else "no PID namespace (forced by the test)",
@@ -96,6 +97,10 @@ def test_the_modes(tmp_path, forced):
     assert ("/proc", "ro") not in partial.boot["rules"]  # without its own /proc, /proc stays closed
     with pytest.raises(sandbox.SandboxUnavailable, match="SANDBOX=strict and no PID namespace"):
         sandbox.plan("strict", str(tmp_path), run_dir, 60)
+    forced(landlock=False)
+    namespaces_only = sandbox.plan("auto", str(tmp_path), run_dir, 60)
+    assert namespaces_only.mode == "pidns" and namespaces_only.prefix and namespaces_only.boot["landlock_abi"] == 0
+    assert "Missing: no Landlock (forced by the test)" in namespaces_only.detail
     forced(landlock=False, pidns=False)
     with pytest.raises(sandbox.SandboxUnavailable, match="no Landlock .*; no PID namespace"):
         sandbox.plan("auto", str(tmp_path), run_dir, 60)
@@ -167,3 +172,92 @@ def test_a_partial_sandbox_still_denies_the_hostile_test_file(client, work, forc
     assert f"DENIED read /proc/{os.getpid()}/environ: PermissionError" in log
     assert f"DENIED kill -TERM {os.getpid()}: PermissionError" in log
     assert "ALLOWED loopback server and client" in log and "ALLOWED " + "read" not in log
+
+
+# ---- the other accounts: a root worker dropping to nobody, and a worker that is not root -----------------------
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # reachable by nobody (this venv's interpreter may sit under a private /root)
+PROBE = '''import os
+print("uid", os.getuid(), "gid", os.getgid())
+print("capeff", next(l for l in open("/proc/self/status") if l.startswith("CapEff")).split()[1])
+for path in DECOYS:
+    try:
+        open(path).read()
+        print("ALLOWED read", path)
+    except OSError as exc:
+        print("DENIED read", path, type(exc).__name__)
+open("mine.txt", "w").write("ok")
+print("wrote own file")
+'''
+
+
+def _world_readable_decoy() -> tuple[Path, Path]:
+    """A 0755 directory outside every allowed path with a 0644 file: only the sandbox keeps nobody out of it."""
+    base = Path(tempfile.mkdtemp(prefix="cutover-decoy-"))
+    base.chmod(0o755)
+    (base / "secret.txt").write_text("decoy\n")
+    (base / "secret.txt").chmod(0o644)
+    run_dir = base / "run"
+    run_dir.mkdir()
+    run_dir.chmod(0o755)
+    return base, run_dir
+
+
+def _boot(run_dir: Path, decoys: list[str], **plan) -> dict:
+    (run_dir / "sandbox_probe.py").write_text(f"DECOYS = {decoys!r}\n" + PROBE)
+    return {"cpu_seconds": 30, "no_new_privs": True, "drop_capabilities": True, "module": "sandbox_probe",
+            "landlock_abi": sandbox.probe().landlock_abi,
+            "rules": [*sandbox.read_only_rules("/nonexistent-data-dir"), (str(run_dir), "rw"), ("/proc", "ro")],
+            **plan}
+
+
+needs_both = pytest.mark.skipif(not (os.access(SYSTEM_PYTHON, os.X_OK) and sandbox.probe().landlock_abi
+                                     and sandbox.probe().namespace_prefix and os.geteuid() == 0),
+                                reason="needs root, Landlock, namespaces and /usr/bin/python3")
+
+
+@needs_both
+def test_a_root_worker_drops_the_run_to_nobody_without_capabilities():
+    import json
+    import pwd
+    import subprocess
+
+    base, run_dir = _world_readable_decoy()
+    try:
+        nobody = pwd.getpwnam("nobody")
+        boot = _boot(run_dir, [str(base / "secret.txt"), "/etc/shadow"], uid=nobody.pw_uid, gid=nobody.pw_gid)
+        sandbox.chown_tree(run_dir, nobody.pw_uid, nobody.pw_gid)
+        done = subprocess.run([*sandbox.probe().namespace_prefix, SYSTEM_PYTHON, "-c", sandbox.BOOT, json.dumps(boot)],
+                              cwd=run_dir, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert f"uid {nobody.pw_uid} gid {nobody.pw_gid}" in done.stdout and "capeff 0000000000000000" in done.stdout
+        assert f"DENIED read {base / 'secret.txt'} PermissionError" in done.stdout
+        assert "DENIED read /etc/shadow PermissionError" in done.stdout and "wrote own file" in done.stdout
+    finally:
+        shutil.rmtree(base)
+
+
+@needs_both
+def test_a_worker_that_is_not_root_gets_the_namespaces_through_a_user_namespace():
+    import json
+    import subprocess
+
+    setpriv = shutil.which("setpriv")
+    prefix, why = sandbox.namespace_prefix(root=False)
+    if setpriv is None or prefix is None:
+        pytest.skip(f"no setpriv or no unprivileged user namespaces here: {why}")
+    assert "--user" in prefix and "--map-root-user" in prefix
+    base, run_dir = _world_readable_decoy()
+    try:
+        boot = _boot(run_dir, [str(base / "secret.txt")])
+        sandbox.chown_tree(run_dir, 65534, 65534)
+        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        done = subprocess.run([*as_nobody, *prefix, SYSTEM_PYTHON, "-c", sandbox.BOOT, json.dumps(boot)],
+                              cwd=run_dir, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "uid 0 gid 0" in done.stdout  # root only inside its user namespace ...
+        assert "capeff 0000000000000000" in done.stdout  # ... and without a capability even there
+        assert f"DENIED read {base / 'secret.txt'} PermissionError" in done.stdout and "wrote own file" in done.stdout
+        assert (run_dir / "mine.txt").stat().st_uid == 65534  # nobody outside
+    finally:
+        shutil.rmtree(base)

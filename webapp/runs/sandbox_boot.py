@@ -133,8 +133,9 @@ def main(argv: list) -> None:
     if plan.get("drop_capabilities"):
         drop_capabilities()
     os.closerange(3, 1 << 16)  # no descriptor of the worker's reaches test code
-    sys.argv = ["pytest", *args]
-    runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+    module = plan.get("module", "pytest")  # another module only in the sandbox's own tests
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
