@@ -1,18 +1,27 @@
-"""Helpers shared by the benchmarks: a private redis-server, child processes, seeding, figures.
+"""Helpers shared by every benchmark: a private stack (redis-server, gunicorn, ``python worker.py``), one HTTP
+client, signing in, load generation, SQL timing through SQLAlchemy's own events, figures and tables, seeding.
 
-Module-level imports are standard library only: RQ work horses import this module to run ``noop``
-(the bare-job baseline of ``bench/migrations.py``), and that import must cost next to nothing.
+Module-level imports are standard library only: RQ work horses import this module to run ``noop`` (the bare-job
+baseline of ``bench/migrations.py`` and ``bench/events.py``), and that import must cost next to nothing.
 """
 from __future__ import annotations
 
+import http.client
+import itertools
+import json
 import math
 import os
 import secrets
 import signal
 import socket
+import sqlite3
+import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -20,6 +29,8 @@ from typing import Callable, Iterable, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+NOOP = "bench._common.noop"
 
 
 # --- the bare RQ job ----------------------------------------------------------------------------------
@@ -54,6 +65,19 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
+def epoch(value) -> float | None:
+    """A datetime (aware, or naive UTC as SQLite returns it) or its ISO 8601 text as seconds since the epoch."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+# --- figures --------------------------------------------------------------------------------------------
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100), linear interpolation between closest ranks."""
     if not values:
@@ -62,6 +86,33 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(ordered) - 1) * q / 100.0
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def median(values) -> float:
+    """The median, NaN left out (NaN if nothing is left)."""
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def ms_stats(values: Iterable[float]) -> dict:
+    """n, p50, p95, p99, min and max of ``values`` (NaN left out)."""
+    values = [v for v in values if v == v]
+    if not values:
+        return dict.fromkeys(("p50", "p95", "p99", "min", "max"), float("nan")) | {"n": 0}
+    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
+            "p99": percentile(values, 99), "min": min(values), "max": max(values)}
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    """``value`` with ``digits`` decimals; "-" for NaN."""
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def stats_row(label: str, values: Iterable[float], extra: Sequence | None = None,
+              keys: Sequence[str] = ("p50", "p95", "max"), blank: bool = False) -> list:
+    """``[label, n, <keys>..., *extra]``, one decimal; ``blank``: "-" instead of "nan"."""
+    s = ms_stats(values)
+    return [label, s["n"], *(fmt(s[k]) if blank else f"{s[k]:.1f}" for k in keys), *(extra or [])]
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str | None = None) -> None:
@@ -80,11 +131,31 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title:
         print(line(r))
 
 
+def print_profile(profiler, order: str, title: str, restrict: str | None = None, n: int = 12) -> None:
+    """The ``n`` top lines of a cProfile ``profiler`` sorted by ``order`` (optionally only paths matching
+    ``restrict``), under ``title``."""
+    import io
+    import pstats
+
+    out = io.StringIO()
+    view = pstats.Stats(profiler, stream=out).sort_stats(order)
+    view.print_stats(*((restrict,) if restrict else ()), n)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
+    print(title)
+    for ln in lines[start:start + n + 1]:
+        print("   " + ln)
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def load_line(cpus: bool = True) -> str:
+    return f"load average {os.getloadavg()[0]:.2f}" + (f" on {os.cpu_count()} CPUs" if cpus else "")
 
 
 # --- a private environment ----------------------------------------------------------------------------
@@ -229,21 +300,18 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 def start_gunicorn(settings: Settings, log_path: Path, workers: int = 1, threads: int = 4,
                    app_spec: str = "wsgi:app") -> tuple[subprocess.Popen, int]:
     """``gunicorn --workers 1 --threads 4 -b 127.0.0.1:<port> wsgi:app``; returns once /ping answers 200."""
-    import http.client
-
     port = free_port()
     proc = start_process([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
                           "-b", f"127.0.0.1:{port}", app_spec], settings.env(), log_path)
 
     def answers():
+        client = Client(port, timeout=2)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ping")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            return ok
+            return client.request("GET", "/ping")[0] == 200
         except OSError:
             return False
+        finally:
+            client.close()
 
     try:
         wait_until(answers, timeout=60, interval=0.1, message="gunicorn to answer /ping", alive=[proc])
@@ -255,7 +323,7 @@ def start_gunicorn(settings: Settings, log_path: Path, workers: int = 1, threads
 
 
 def start_workers(settings: Settings, count: int, log_dir: Path, argv: list[str] | None = None,
-                  env_for=None) -> list[subprocess.Popen]:
+                  env_for=None, name: str = "worker") -> list[subprocess.Popen]:
     """``python worker.py`` × count (forking RQ workers), cwd = repo root; returns once all are registered.
     ``argv`` replaces the command, ``env_for(i)`` adds variables for worker i."""
     import redis
@@ -264,7 +332,7 @@ def start_workers(settings: Settings, count: int, log_dir: Path, argv: list[str]
     connection = redis.Redis.from_url(settings.redis_url)
     before = Worker.count(connection=connection)
     procs = [start_process(argv or [sys.executable, "worker.py"], {**settings.env(), **(env_for(i) if env_for else {})},
-                           log_dir / f"worker-{i}.log")
+                           log_dir / f"{name}-{i}.log")
              for i in range(count)]
     try:
         wait_until(lambda: Worker.count(connection=connection) >= before + count, timeout=60, interval=0.05,
@@ -272,9 +340,217 @@ def start_workers(settings: Settings, count: int, log_dir: Path, argv: list[str]
     except Exception:
         for i, proc in enumerate(procs):
             stop_process(proc)
-            print(tail(log_dir / f"worker-{i}.log"), file=sys.stderr)
+            print(tail(log_dir / f"{name}-{i}.log"), file=sys.stderr)
         raise
     return procs
+
+
+def compile_bench() -> None:
+    """Write bench/__pycache__ for the modules the work horses import for ``noop``: with PYTHONDONTWRITEBYTECODE
+    set (as it is in some environments) every horse would otherwise compile bench._common from source (~5-10 ms)
+    and so slow the bare-job baseline down."""
+    import py_compile
+
+    for module in (ROOT / "bench" / "__init__.py", Path(__file__)):
+        py_compile.compile(str(module), doraise=True)
+
+
+# --- the stack ------------------------------------------------------------------------------------------
+
+class Stack:
+    """A running private stack: ``tmp`` (logs), ``settings``, ``app`` (in this process, tables created),
+    ``redis`` (a client), gunicorn on ``port`` (or None), ``workers``, the admin's API ``token``."""
+
+    def __init__(self, tmp: Path, settings: Settings, app, port: int | None = None, gunicorn=None,
+                 workers: list | None = None, token: str | None = None):
+        from redis import Redis
+
+        self.tmp, self.settings, self.app, self.port, self.gunicorn = tmp, settings, app, port, gunicorn
+        self.workers, self.token = workers or [], token
+        self.redis = Redis.from_url(settings.redis_url)
+
+    @property
+    def procs(self) -> list:
+        return [p for p in (self.gunicorn, *self.workers) if p is not None]
+
+    @property
+    def db_path(self) -> str:
+        return self.settings.database_url[len("sqlite:///"):]
+
+    def queue(self, name: str = "default"):
+        from rq import Queue
+
+        return Queue(name, connection=self.redis)
+
+    def api(self, **kw) -> "Client":
+        """A keep-alive client of gunicorn, signed in with the admin's token."""
+        return Client(self.port, self.token, username=self.settings.admin_username, **kw)
+
+    def query(self, sql: str, params=()) -> list:
+        """``sql`` on a fresh SQLite connection (as a separate client would; the app's engine uses NullPool)."""
+        con = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def print_logs(self, lines: int = 20) -> None:
+        for log in sorted(self.tmp.glob("*.log")):
+            print(f"--- {log.name}\n{tail(log, lines)}", file=sys.stderr)
+
+
+@contextmanager
+def stack(prefix: str, workers: int = 2, threads: int = 4, gunicorn: bool = True, cls=Stack, **extra):
+    """redis-server + temporary DATA_DIR (``extra``: more settings) + the app in this process (it creates the
+    tables, once, rather than gunicorn and the workers racing to it) + gunicorn (1 worker × ``threads``) +
+    ``python worker.py`` × ``workers``; everything is stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
+        tmp = Path(tmpdir)
+        redis_server = RedisServer(tmp / "redis").start()
+        s = None
+        try:
+            from webapp import create_app
+
+            settings = Settings(tmp / "data", redis_server.url, **extra)
+            app = create_app(settings.config())
+            app.extensions["db"].kw["bind"].dispose()
+            s = cls(tmp, settings, app)
+            if gunicorn:
+                s.gunicorn, s.port = start_gunicorn(settings, tmp / "gunicorn.log", threads=threads)
+            s.workers = start_workers(settings, workers, tmp) if workers else []
+            if gunicorn:
+                s.token = api_token(s.port, settings, name=prefix.strip("-"))
+            yield s
+        except BaseException:
+            for log in sorted(tmp.glob("*.log")):
+                print(f"--- {log.name}\n{tail(log, 25)}", file=sys.stderr)
+            raise
+        finally:
+            for proc in reversed(s.procs if s else []):
+                stop_process(proc)
+            redis_server.stop()
+
+
+# --- HTTP -------------------------------------------------------------------------------------------------
+
+RETRIED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class Client:
+    """One keep-alive HTTP connection to 127.0.0.1:``port`` (http.client). A connection the server closed while
+    idle is reopened and the request sent again, once (it never reached the app); ``elapsed`` is the time of the
+    attempt that was answered. ``/api/`` paths get ``Authorization: Bearer <token>``, other paths but /ping the
+    ``cookie`` of a signed-in browser; ``username``: the token's account."""
+
+    def __init__(self, port: int, token: str | None = None, cookie: str | None = None,
+                 username: str = ADMIN_USERNAME, accept: str = "application/json", timeout: float = 60):
+        self.port, self.token, self.cookie, self.username, self.accept = port, token, cookie, username, accept
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.reconnects, self.elapsed, self.response = 0, 0.0, None
+
+    def auth(self, path: str) -> dict:
+        if path.startswith("/api/"):
+            return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {"Cookie": self.cookie} if self.cookie and path != "/ping" else {}
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+                ) -> tuple[int, bytes]:
+        """(status, body) of one request, the body read in full; ``headers`` replace the defaults."""
+        headers = {"Accept": self.accept, **self.auth(path), **(headers or {})}
+        for attempt in range(2):
+            try:
+                t0 = time.perf_counter()
+                self.conn.request(method, path, body=body, headers=headers)
+                self.response = self.conn.getresponse()
+                data = self.response.read()
+                self.elapsed = time.perf_counter() - t0
+                return self.response.status, data
+            except RETRIED:
+                if attempt:
+                    raise
+                self.conn.close()
+                self.reconnects += 1
+        raise AssertionError("unreachable")
+
+    def send(self, method: str, path: str, payload=None) -> tuple[int, bytes]:
+        """A request with ``payload`` as its JSON body (if not None)."""
+        if payload is None:
+            return self.request(method, path)
+        return self.request(method, path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+    def json(self, method: str, path: str, payload=None, expect: int = 200):
+        status, data = self.send(method, path, payload)
+        if status != expect:
+            raise RuntimeError(f"{method} {path}: {status} {data[:500]!r}")
+        return json.loads(data)
+
+    def get(self, path: str):
+        return self.json("GET", path)
+
+    def create_run(self, environment_id: int, files: list[str]) -> dict:
+        """A run of the token's account (a run's user is always the caller's: named here, as the API allows)."""
+        return self.json("POST", "/api/v1/runs", {"username": self.username, "environment_id": environment_id,
+                                                  "test_files": files}, expect=201)
+
+    def upload(self, directory: str, name: str, text: str) -> str:
+        """POST /api/v1/test-files (multipart); returns the file's API path (``uploads/<dir>/<name>``)."""
+        import uuid
+
+        boundary = uuid.uuid4().hex
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="directory"\r\n\r\n{directory}\r\n',
+                 f'--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n',
+                 f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                 f'Content-Type: text/x-python\r\n\r\n{text}\r\n', f"--{boundary}--\r\n"]
+        status, data = self.request("POST", "/api/v1/test-files", "".join(parts).encode(),
+                                    {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if status != 201:
+            raise RuntimeError(f"upload {name}: {status} {data[:500]!r}")
+        return json.loads(data)["path"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --- load -------------------------------------------------------------------------------------------------
+
+def drive(count: int, threads: int, call, setup=None, rate: float | None = None,
+          start_at: float | None = None) -> tuple[list[tuple], float]:
+    """``count`` calls ``call(state, i)`` from ``threads`` threads (``state = setup()`` per thread, closed at the
+    end if it has ``close``): as fast as they return or, with ``rate``, call i at ``start_at + i / rate``
+    (perf_counter clock). Returns ([(i, wall start, ms, ms behind schedule, result)] by i, seconds for all)."""
+    counter, lock, results, errors = itertools.count(), threading.Lock(), [], []
+    start_at = time.perf_counter() if start_at is None else start_at
+
+    def run():
+        state = setup() if setup else None
+        try:
+            while True:
+                with lock:
+                    i = next(counter)
+                if i >= count:
+                    return
+                due = start_at + i / rate if rate else None
+                if due is not None and due > time.perf_counter():
+                    time.sleep(due - time.perf_counter())
+                start, t0 = time.time(), time.perf_counter()
+                result = call(state, i)
+                results.append((i, start, (time.perf_counter() - t0) * 1000,
+                                (t0 - due) * 1000 if due is not None else 0.0, result))
+        except Exception as exc:  # raised below, in the caller's thread
+            errors.append(exc)
+        finally:
+            if hasattr(state, "close"):
+                state.close()
+
+    pool = [threading.Thread(target=run) for _ in range(max(1, min(threads, count)))]
+    t0 = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    return sorted(results, key=lambda r: r[0]), time.perf_counter() - t0
 
 
 # --- RQ ------------------------------------------------------------------------------------------------------
@@ -302,6 +578,159 @@ class Ended:
         return not self.pending
 
 
+def bare_jobs(queue, count: int, timeout: float, interval: float = 0.01) -> dict:
+    """``count`` no-op jobs enqueued one by one from this thread; waits until all ended. Rate from the first
+    enqueue to the last RQ ``ended_at`` (to the poll that saw them all, if RQ lost a job's times)."""
+    from rq.job import Job
+
+    start, t0 = time.time(), time.perf_counter()
+    ids = [queue.enqueue(NOOP, result_ttl=3600, failure_ttl=3600).id for _ in range(count)]
+    enqueue_s = time.perf_counter() - t0
+    ended = Ended(queue, ids)
+    wait_until(ended.all, timeout=timeout, interval=interval, message=f"{count} bare jobs")
+    polled = time.perf_counter() - t0
+    jobs = [j for j in Job.fetch_many(ids, connection=queue.connection) if j]
+    ends = [epoch(j.ended_at) for j in jobs if j.ended_at]
+    elapsed = (max(ends) - start) if len(ends) == count else polled
+    return {"elapsed": elapsed, "count": count, "enqueue": enqueue_s, "rate": count / elapsed,
+            "failed": ended.failed, "jobs": jobs, "start": start}
+
+
+def rq_phases(jobs) -> dict:
+    """Median ms of RQ's own timestamps: started->ended (in the worker) and enqueued->started (queue wait)."""
+    return {"in_horse": median((epoch(j.ended_at) - epoch(j.started_at)) * 1000
+                               for j in jobs if j.started_at and j.ended_at),
+            "wait": median((epoch(j.started_at) - epoch(j.enqueued_at)) * 1000
+                           for j in jobs if j.started_at and j.enqueued_at)}
+
+
+def redis_commands(connection) -> tuple[int, float]:
+    """(commands, their server-side ms) Redis has run so far (INFO commandstats, INFO itself left out)."""
+    stats = connection.info("commandstats")
+    rows = [v for k, v in stats.items() if k != "cmdstat_info"]
+    return sum(v["calls"] for v in rows), sum(v["usec"] for v in rows) / 1000
+
+
+# --- SQL timing ------------------------------------------------------------------------------------------------
+
+class SqlTimer:
+    """SQLAlchemy's own events on ``engine`` (and the ORM Session's), nothing patched: each statement's time
+    (BEGIN apart), commits, new DBAPI connections and, per transaction, the BEGIN IMMEDIATE wait, the lock held
+    (BEGIN end -> commit or rollback end, or the pool's reset on check-in) and the COMMIT time (the engine's
+    commit event -> the Session's after_commit). ``keep``: also every (statement, parameters, ms), BEGIN included,
+    in ``captured``. Use as a context manager (listeners removed on exit)."""
+
+    def __init__(self, engine, keep: bool = False):
+        from sqlalchemy.orm import Session
+
+        self.engine, self.keep, self.local, self.guard = engine, keep, threading.local(), threading.Lock()
+        self.captured: list[list] = []
+        self.reset()
+        self.listeners = [(engine, "before_cursor_execute", self._before), (engine, "after_cursor_execute", self._after),
+                          (engine, "commit", self._commit), (engine.pool, "connect", self._connect),
+                          (engine.pool, "checkin", self._checkin),
+                          (Session, "after_commit", self._ended), (Session, "after_rollback", self._ended)]
+
+    def reset(self) -> None:
+        self.stats = {"begin_ms": [], "hold_ms": [], "commit_ms": [], "sql_ms": 0.0, "statements": 0,
+                      "commits": 0, "connects": 0}
+        self.captured.clear()
+
+    def __enter__(self) -> "SqlTimer":
+        from sqlalchemy import event
+
+        for target, name, fn in self.listeners:
+            event.listen(target, name, fn)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from sqlalchemy import event
+
+        for target, name, fn in self.listeners:
+            if event.contains(target, name, fn):
+                event.remove(target, name, fn)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self.local.t0 = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        now = time.perf_counter()
+        ms = (now - self.local.t0) * 1000
+        with self.guard:
+            if self.keep:
+                self.captured.append([statement, parameters, ms])
+            if statement.startswith("BEGIN"):
+                self.stats["begin_ms"].append(ms)
+                self.local.held = now
+            else:
+                self.stats["sql_ms"] += ms
+                self.stats["statements"] += 1
+
+    def _commit(self, conn):
+        self.local.commit = time.perf_counter()
+        with self.guard:
+            self.stats["commits"] += 1
+
+    def _connect(self, *_):
+        with self.guard:
+            self.stats["connects"] += 1
+
+    def _checkin(self, *_):  # a transaction ended by the pool's reset-on-return rollback (a read, closed)
+        now, held = time.perf_counter(), getattr(self.local, "held", None)
+        self.local.held = None
+        if held is not None:
+            with self.guard:
+                self.stats["hold_ms"].append((now - held) * 1000)
+
+    def _ended(self, session):
+        now = time.perf_counter()
+        commit, held = getattr(self.local, "commit", None), getattr(self.local, "held", None)
+        self.local.commit = self.local.held = None
+        with self.guard:
+            if commit is not None:
+                self.stats["commit_ms"].append((now - commit) * 1000)
+            if held is not None:
+                self.stats["hold_ms"].append((now - held) * 1000)
+
+
+def _timed_app(label: str):
+    """The app as wsgi.py/worker.py build it, its SQL timed (SqlTimer) and dumped every second and at exit into
+    $BENCH_STATS_DIR/<label>-<pid>.json."""
+    import atexit
+
+    from webapp import create_app
+
+    app = create_app()
+    timer = SqlTimer(app.extensions["db"].kw["bind"]).__enter__()
+    out = Path(os.environ["BENCH_STATS_DIR"]) / f"{label}-{os.getpid()}.json"
+
+    def dump():
+        with timer.guard:
+            text = json.dumps({"label": label, "pid": os.getpid(), **timer.stats})
+        out.write_text(text)
+
+    def every_second():
+        while True:
+            time.sleep(1)
+            dump()
+
+    threading.Thread(target=every_second, daemon=True).start()
+    atexit.register(dump)
+    return app
+
+
+def timed_wsgi_app():
+    """``gunicorn 'bench._common:timed_wsgi_app()'``: the app of wsgi.py with its SQL timed."""
+    return _timed_app("gunicorn")
+
+
+def timed_worker() -> None:
+    """``python -c 'from bench._common import timed_worker; timed_worker()'``: worker.py with its SQL timed."""
+    from webapp.workers import start_worker
+
+    start_worker(_timed_app("worker"))
+
+
 # --- signing in ---------------------------------------------------------------------------------------------
 
 def basic_auth(username: str, password: str) -> str:
@@ -313,20 +742,16 @@ def basic_auth(username: str, password: str) -> str:
 
 def api_token(port: int, settings: Settings, name: str = "bench", role: str | None = None) -> str:
     """A new API token of the admin: ``POST /api/v1/tokens`` with HTTP Basic (one argon2 check), shown once."""
-    import http.client
-    import json
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    client = Client(port)
     try:
-        conn.request("POST", "/api/v1/tokens", body=json.dumps({"name": name, **({"role": role} if role else {})}),
-                     headers={"Content-Type": "application/json", "Accept": "application/json",
-                              "Authorization": basic_auth(settings.admin_username, settings.admin_password)})
-        response = conn.getresponse()
-        body = response.read()
+        status, body = client.request(
+            "POST", "/api/v1/tokens", json.dumps({"name": name, **({"role": role} if role else {})}).encode(),
+            {"Content-Type": "application/json",
+             "Authorization": basic_auth(settings.admin_username, settings.admin_password)})
     finally:
-        conn.close()
-    if response.status != 201:
-        raise RuntimeError(f"POST /api/v1/tokens: {response.status} {body[:300]!r}")
+        client.close()
+    if status != 201:
+        raise RuntimeError(f"POST /api/v1/tokens: {status} {body[:300]!r}")
     return json.loads(body)["token"]
 
 
@@ -341,7 +766,6 @@ def app_token(app, settings: Settings, name: str = "bench") -> str:
 
 def web_session(port: int, settings: Settings) -> str:
     """A ``Cookie`` header value of a browser signed in as the admin through the /login form (CSRF token and all)."""
-    import http.client
     import re
     from http.cookies import SimpleCookie
     from urllib.parse import urlencode
@@ -353,31 +777,27 @@ def web_session(port: int, settings: Settings) -> str:
             for name, morsel in SimpleCookie(header).items():
                 jar[name] = morsel.value
 
-    def cookie() -> str:
-        return "; ".join(f"{k}={v}" for k, v in jar.items())
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    client = Client(port, accept="*/*")
     try:
-        conn.request("GET", "/login")
-        response = conn.getresponse()
-        page = response.read().decode(errors="replace")
-        keep(response)
+        status, page = client.request("GET", "/login")
+        keep(client.response)
+        page = page.decode(errors="replace")
         found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or \
             re.search(r'value="([^"]+)"[^>]*name="csrf_token"', page)
-        if response.status != 200 or not found:
-            raise RuntimeError(f"GET /login: {response.status}, no csrf_token in the form")
+        if status != 200 or not found:
+            raise RuntimeError(f"GET /login: {status}, no csrf_token in the form")
         form = urlencode({"csrf_token": found.group(1), "username": settings.admin_username,
                           "password": settings.admin_password, "save": "Sign in"})
-        conn.request("POST", "/login", body=form, headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie()})
-        response = conn.getresponse()
-        response.read()
-        keep(response)
-        if response.status != 303 or "/login" in (response.getheader("Location") or "/login"):
-            raise RuntimeError(f"POST /login: {response.status} {response.getheader('Location')!r} (not signed in)")
+        status, _ = client.request("POST", "/login", form.encode(), {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+        keep(client.response)
+        location = client.response.getheader("Location")
+        if status != 303 or "/login" in (location or "/login"):
+            raise RuntimeError(f"POST /login: {status} {location!r} (not signed in)")
     finally:
-        conn.close()
-    return cookie()
+        client.close()
+    return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
 def token_lookup_us(app, token: str, n: int = 300) -> dict[str, float]:
@@ -413,50 +833,68 @@ def token_probes(method: str, path: str, body: bytes | None, token: str) -> list
 
 
 def measure_interleaved(port: int, probes: list[tuple[str, str, str, bytes | None, dict, int | None]],
-                        rounds: int, warmup: int = 5) -> dict[str, dict]:
-    """One keep-alive connection; ``probes`` = ``(label, method, path, body, headers, expected status)``.
-    ``warmup`` unmeasured requests of each, then ``rounds`` rounds of one request of each in a shuffled order
-    (load elsewhere on the machine hits every probe alike). Per label: times in ms, p50, p95, statuses."""
-    import http.client
+                        rounds: int, warmup: int = 5, seed: int = 7) -> dict[str, dict]:
+    """One keep-alive connection (a ``Client`` without token or cookie); ``probes`` = ``(label, method, path, body, headers, expected
+    status)`` (``headers`` as sent, nothing added but ``Accept`` if missing). ``warmup`` unmeasured requests of
+    each, then ``rounds`` rounds of one request of each in a shuffled order (load elsewhere on the machine hits
+    every probe alike). Per label: times in ms, p50, p95, max, statuses, size of the last body, and the
+    connection's reconnects."""
     import random
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def once(method, path, body, headers):
-        nonlocal conn
-        for attempt in range(2):
-            try:
-                t0 = time.perf_counter()
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                return (time.perf_counter() - t0) * 1000, response.status
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                if attempt:
-                    raise
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        raise AssertionError("unreachable")
-
-    try:
-        for probe in probes:
-            for _ in range(warmup):
-                once(*probe[1:5])
-        out = {p[0]: {"times": [], "statuses": set(), "expect": p[5]} for p in probes}
-        order, shuffle = list(probes), random.Random(7).shuffle
-        for _ in range(rounds):
-            shuffle(order)
-            for label, method, path, body, headers, _ in order:
-                ms, status = once(method, path, body, headers)
-                out[label]["times"].append(ms)
-                out[label]["statuses"].add(status)
-    finally:
-        conn.close()
+    client = Client(port)
+    for probe in probes:
+        for _ in range(warmup):
+            client.request(*probe[1:5])
+    out = {p[0]: {"times": [], "statuses": set(), "expect": p[5], "bytes": 0} for p in probes}
+    order, shuffle = list(probes), random.Random(seed).shuffle
+    for _ in range(rounds):
+        shuffle(order)
+        for label, method, path, body, headers, _ in order:
+            status, data = client.request(method, path, body, headers)
+            sample = out[label]
+            sample["times"].append(client.elapsed * 1000)
+            sample["statuses"].add(status)
+            sample["bytes"] = len(data)
+    client.close()
     for label, r in out.items():
-        r.update(p50=percentile(r["times"], 50), p95=percentile(r["times"], 95))
+        r.update(p50=percentile(r["times"], 50), p95=percentile(r["times"], 95), max=max(r["times"], default=0.0),
+                 reconnects=client.reconnects)
         if r["expect"] is not None and r["statuses"] != {r["expect"]}:
             raise RuntimeError(f"{label}: answered {sorted(r['statuses'])}, expected {r['expect']}")
     return out
+
+
+def token_check(port: int, app, token: str, method: str, path: str, body: bytes | None, bearer_status: int,
+                rounds: int, warmup: int = 5) -> dict:
+    """``GET /ping`` and ``method path`` without a token, with an unknown token and with ``token``, interleaved
+    (``measure_interleaved``), plus ``authenticate_token`` in this process. The differences: "lookup" = unknown -
+    none (the token check alone), "bearer" = bearer - none, "bearer_ping" = bearer - ping (p50, p95 each)."""
+    probes = [("GET /ping (no auth)", "GET", "/ping", None, {"Accept": "*/*"}, 200)]
+    probes += [(label, method, path, body, headers, expect or bearer_status)
+               for label, headers, expect in token_probes(method, path, body, token)]
+    load0 = os.getloadavg()[0]
+    samples = measure_interleaved(port, probes, rounds, warmup)
+    ping, none, unknown, bearer = (samples[p[0]] for p in probes)
+    return {"rounds": rounds, "rows": [(p[0], samples[p[0]]) for p in probes], "load": (load0, os.getloadavg()[0]),
+            "lookup": (unknown["p50"] - none["p50"], unknown["p95"] - none["p95"]),
+            "bearer": (bearer["p50"] - none["p50"], bearer["p95"] - none["p95"]),
+            "bearer_ping": (bearer["p50"] - ping["p50"], bearer["p95"] - ping["p95"]),
+            "inproc": token_lookup_us(app, token)}
+
+
+def token_rows(t: dict) -> list[list]:
+    """The table rows of ``token_check``'s probes: label, p50 ms, p95 ms, statuses."""
+    return [[label, f"{r['p50']:.2f}", f"{r['p95']:.2f}", ",".join(map(str, sorted(r["statuses"])))]
+            for label, r in t["rows"]]
+
+
+def diff_row(label: str, pair: tuple[float, float]) -> list:
+    return [label, f"{pair[0]:+.2f}", f"{pair[1]:+.2f}", ""]
+
+
+def inproc_row(t: dict) -> list:
+    return ["authenticate_token in this process (no HTTP)", f"{t['inproc']['p50'] / 1000:.2f}",
+            f"{t['inproc']['p95'] / 1000:.2f}", f"n={t['inproc']['n']}"]
 
 
 # --- seeding ------------------------------------------------------------------------------------------------
@@ -604,21 +1042,3 @@ def _stored(engine, datetime_column, json_column) -> dict[str, Callable]:
 
 if __name__ == "__main__":  # `make bench` runs every bench/*.py: this one is a library, not a benchmark
     print("bench/_common.py holds shared helpers; run bench/lists.py or bench/migrations.py")
-
-
-def timestamp(value) -> float | None:
-    """A database datetime (aware, or naive UTC as SQLite returns it) as epoch seconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        from datetime import timezone
-
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
-
-
-def iso_timestamp(text: str | None) -> float | None:
-    """An ISO 8601 time from the API as epoch seconds."""
-    from datetime import datetime
-
-    return timestamp(datetime.fromisoformat(text)) if text else None

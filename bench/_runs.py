@@ -1,24 +1,15 @@
-"""Helpers shared by the test-run benchmarks (handover, overhead, throughput, logtail).
+"""Helpers of the test-run benchmarks (handover, overhead, throughput, logtail), on top of ``bench._common``.
 
-A whole private stack (redis-server, temporary DATA_DIR, gunicorn, ``python worker.py`` × N), a keep-alive JSON
-client for the API, the test files the benchmarks upload, bare-pytest baselines and the runs table read straight
-from SQLite. Module-level imports are standard library (and ``bench._common``) only.
+The test files the benchmarks upload (they stamp their own start and end), the runs table read straight from
+SQLite, bare-pytest baselines and the CPU of a process tree. Module-level imports are standard library (and
+``bench._common``) only.
 """
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import sqlite3
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import _common as c
@@ -84,161 +75,47 @@ def test_ticks(capsys):
 '''
 
 
-# --- time -----------------------------------------------------------------------------------------------------
-
-def epoch(value: str | None) -> float | None:
-    """A stored (naive UTC) or API (ISO, +00:00) time as seconds since the epoch."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
-
-
-def ms_stats(values: list[float]) -> dict:
-    values = [v for v in values if v == v]  # drop NaN
-    if not values:
-        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "max": float("nan"), "min": float("nan")}
-    return {"n": len(values), "p50": c.percentile(values, 50), "p95": c.percentile(values, 95), "max": max(values),
-            "min": min(values)}
-
-
-def stats_row(label: str, values: list[float], extra: list | None = None) -> list:
-    s = ms_stats(values)
-    return [label, s["n"], f"{s['p50']:.1f}", f"{s['p95']:.1f}", f"{s['max']:.1f}", *(extra or [])]
-
-
-def median(values) -> float:
-    values = [v for v in values if v == v]
-    return statistics.median(values) if values else float("nan")
-
-
-# --- the API ----------------------------------------------------------------------------------------------------
-
-class Api:
-    """One keep-alive HTTP connection to gunicorn; reconnects (and retries once) if the server closed it.
-    Every call sends ``Authorization: Bearer <token>``; ``username``: the token's account (a run's user)."""
-
-    def __init__(self, port: int, token: str | None = None, username: str = c.ADMIN_USERNAME):
-        self.port, self.token, self.username = port, token, username
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.reconnects = 0
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        for attempt in range(2):
-            try:
-                auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-                self.conn.request(method, path, body=body, headers={"Accept": "application/json", **auth, **(headers or {})})
-                response = self.conn.getresponse()
-                data = response.read()
-                return response.status, data
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                if attempt:
-                    raise
-                self.conn.close()
-                self.reconnects += 1
-        raise AssertionError("unreachable")
-
-    def json(self, method: str, path: str, payload=None, expect: int = 200):
-        body = None if payload is None else json.dumps(payload).encode()
-        status, data = self.request(method, path, body, {"Content-Type": "application/json"} if body else None)
-        if status != expect:
-            raise RuntimeError(f"{method} {path}: {status} {data[:500]!r}")
-        return json.loads(data)
-
-    def get(self, path: str):
-        return self.json("GET", path)
-
-    def create_run(self, environment_id: int, files: list[str]) -> dict:
-        """A run of the token's account (a run's user is always the caller's: named here, as the API allows)."""
-        return self.json("POST", "/api/v1/runs", {"username": self.username, "environment_id": environment_id,
-                                                  "test_files": files}, expect=201)
-
-    def upload(self, directory: str, name: str, text: str) -> str:
-        """POST /api/v1/test-files (multipart); returns the file's API path (``uploads/<dir>/<name>``)."""
-        boundary = uuid.uuid4().hex
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="directory"\r\n\r\n{directory}\r\n',
-                 f'--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n',
-                 f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-                 f'Content-Type: text/x-python\r\n\r\n{text}\r\n', f"--{boundary}--\r\n"]
-        status, data = self.request("POST", "/api/v1/test-files", "".join(parts).encode(),
-                                    {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        if status != 201:
-            raise RuntimeError(f"upload {name}: {status} {data[:500]!r}")
-        return json.loads(data)["path"]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 # --- the stack ----------------------------------------------------------------------------------------------------
 
-@dataclass
-class Stack:
-    tmp: Path
-    settings: c.Settings
-    port: int
-    workers: list = field(default_factory=list)
-    gunicorn: object = None
-    token: str | None = None  # the admin's API token (HTTP Basic on POST /api/v1/tokens once the stack is up)
-
-    @property
-    def db_path(self) -> str:
-        return self.settings.database_url[len("sqlite:///"):]
+class RunStack(c.Stack):
+    """``bench._common.Stack`` plus the runs table, read on a fresh read-only connection per call."""
 
     @property
     def runs_dir(self) -> Path:
         return self.settings.data_dir / "runs"
 
-    def api(self) -> Api:
-        return Api(self.port, self.token, self.settings.admin_username)
+    def _in(self, ids: list[int], sql: str, extra=()) -> list:
+        """``sql`` (with ``{marks}`` for the ids) over ``ids`` in chunks of 500."""
+        found = []
+        for lo in range(0, len(ids), 500):
+            part = ids[lo:lo + 500]
+            found += self.query(sql.format(marks=",".join("?" * len(part))), [*part, *extra])
+        return found
 
     def rows(self, ids: list[int]) -> dict[int, dict]:
-        """The runs as stored, times as epoch seconds (a fresh read-only SQLite connection, as lists.py does)."""
-        if not ids:
-            return {}
-        con = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            con.row_factory = sqlite3.Row
-            found = {}
-            for lo in range(0, len(ids), 500):
-                part = ids[lo:lo + 500]
-                for r in con.execute(
-                        f"SELECT id, environment_id, state, error, exit_code, job_id, created_at, dispatched_at, "
-                        f"started_at, finished_at, log_size FROM runs WHERE id IN ({','.join('?' * len(part))})",
-                        part):
-                    row = dict(r)
-                    for key in ("created_at", "dispatched_at", "started_at", "finished_at"):
-                        row[key] = epoch(row[key])
-                    found[row["id"]] = row
-            return found
-        finally:
-            con.close()
+        """The runs as stored, times as epoch seconds."""
+        keys = ("id", "environment_id", "state", "error", "exit_code", "job_id", "created_at", "dispatched_at",
+                "started_at", "finished_at", "log_size")
+        found = {}
+        for values in self._in(ids, f"SELECT {', '.join(keys)} FROM runs WHERE id IN ({{marks}})"):
+            row = dict(zip(keys, values))
+            for key in ("created_at", "dispatched_at", "started_at", "finished_at"):
+                row[key] = c.epoch(row[key])
+            found[row["id"]] = row
+        return found
 
     def state(self, run_id: int) -> str | None:
-        con = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            row = con.execute("SELECT state FROM runs WHERE id = ?", (run_id,)).fetchone()
-            return row[0] if row else None
-        finally:
-            con.close()
+        found = self.query("SELECT state FROM runs WHERE id = ?", (run_id,))
+        return found[0][0] if found else None
 
     def final_count(self, ids: list[int]) -> int:
-        con = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            total = 0
-            for lo in range(0, len(ids), 500):
-                part = ids[lo:lo + 500]
-                total += con.execute(f"SELECT count(*) FROM runs WHERE id IN ({','.join('?' * len(part))}) AND state IN "
-                                     f"({','.join('?' * len(FINAL))})", [*part, *FINAL]).fetchone()[0]
-            return total
-        finally:
-            con.close()
+        marks = ",".join("?" * len(FINAL))
+        return sum(n for (n,) in self._in(ids, f"SELECT count(*) FROM runs WHERE id IN ({{marks}}) AND state IN "
+                                               f"({marks})", FINAL))
 
     def wait_final(self, ids: list[int], timeout: float, interval: float = 0.05) -> None:
         c.wait_until(lambda: self.final_count(ids) >= len(ids), timeout=timeout, interval=interval,
-                     message=f"{len(ids)} runs to end", alive=[self.gunicorn, *self.workers])
+                     message=f"{len(ids)} runs to end", alive=self.procs)
 
     def stamp(self, run_id: int) -> tuple[float, float]:
         """(module import time, pytest process start) written by the test file into the run's directory."""
@@ -248,37 +125,10 @@ class Stack:
         """(pytest's exit time, its CPU seconds), written by the test file at interpreter exit."""
         return read_stamp(self.runs_dir / str(run_id), "ended.txt")
 
-    def print_logs(self, lines: int = 20) -> None:
-        for log in sorted(self.tmp.glob("*.log")):
-            print(f"--- {log.name}\n{c.tail(log, lines)}", file=sys.stderr)
 
-
-@contextmanager
 def stack(prefix: str, workers: int = 2, threads: int = 4, **extra):
-    """redis-server + temporary DATA_DIR + gunicorn (1 worker × ``threads``) + ``python worker.py`` × ``workers``."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
-        tmp = Path(tmpdir)
-        redis_server = c.RedisServer(tmp / "redis").start()
-        procs = []
-        try:
-            settings = c.Settings(tmp / "data", redis_server.url, **extra)
-            # Tables and the 100 environments once, here, rather than by gunicorn and the workers racing to it.
-            from webapp import create_app
-
-            app = create_app(settings.config())
-            app.extensions["db"].kw["bind"].dispose()
-            gunicorn, port = c.start_gunicorn(settings, tmp / "gunicorn.log", threads=threads)
-            procs.append(gunicorn)
-            procs += c.start_workers(settings, workers, tmp)
-            yield Stack(tmp, settings, port, procs[1:], gunicorn, c.api_token(port, settings, name=prefix.strip("-")))
-        except BaseException:
-            for log in sorted(tmp.glob("*.log")):
-                print(f"--- {log.name}\n{c.tail(log, 25)}", file=sys.stderr)
-            raise
-        finally:
-            for proc in procs:
-                c.stop_process(proc)
-            redis_server.stop()
+    """``bench._common.stack`` (gunicorn, ``workers`` × worker.py, the admin's token) as a ``RunStack``."""
+    return c.stack(prefix, workers=workers, threads=threads, cls=RunStack, **extra)
 
 
 # --- bare pytest ----------------------------------------------------------------------------------------------
@@ -349,10 +199,6 @@ class Bare:
         return {"wall": wall, "spawn": spawn, "exit": proc.returncode, "to_import": imported - spawn,
                 "to_proc": started - spawn, "import": imported, "proc_start": started, "ended": ended, "cpu": cpu,
                 "cpu_total": cpu_total, "cpu_after_atexit": cpu_total - cpu}
-
-
-def load_line(cpus: bool = True) -> str:
-    return f"load average {os.getloadavg()[0]:.2f}" + (f" on {os.cpu_count()} CPUs" if cpus else "")
 
 
 def tree_cpu(procs) -> float:

@@ -68,13 +68,13 @@ def main() -> int:
         bare_block(bare, 1, {"bare": [], "executor": []})
         bare_block(bare, args.bare // 2, baselines)
 
-        load_before = r.load_line()
+        load_before = c.load_line()
         t0 = time.perf_counter()
         head = api.create_run(args.environment, [one_second])["id"]
         ids = [api.create_run(args.environment, [trivial])["id"] for _ in range(args.count)]
         create_s = time.perf_counter() - t0
         s.wait_final([head, *ids], args.timeout)
-        load_after = r.load_line(cpus=False)
+        load_after = c.load_line(cpus=False)
         bare_block(bare, args.bare - args.bare // 2, baselines)
 
         rows = s.rows([head, *ids])
@@ -102,8 +102,8 @@ def main() -> int:
             to_claim.append((nxt["started_at"] - nxt["dispatched_at"]) * 1000)
             job = jobs.get(nxt["job_id"])
             if job is not None and job.enqueued_at and job.started_at:
-                in_queue.append((r.epoch(job.started_at.isoformat()) - r.epoch(job.enqueued_at.isoformat())) * 1000)
-                rq_to_claim.append((nxt["started_at"] - r.epoch(job.started_at.isoformat())) * 1000)
+                in_queue.append((c.epoch(job.started_at) - c.epoch(job.enqueued_at)) * 1000)
+                rq_to_claim.append((nxt["started_at"] - c.epoch(job.started_at)) * 1000)
             to_proc.append((proc_start - nxt["started_at"]) * 1000)
             proc_to_import.append((imported - proc_start) * 1000)
             to_import.append((imported - end) * 1000)
@@ -114,33 +114,33 @@ def main() -> int:
 
         headers = ["interval (ms)", "n", "p50", "p95", "max"]
         c.print_table(headers, [
-            r.stats_row("handover: prev finished_at -> next started_at  [target]", handover),
-            r.stats_row("  of which finished_at -> dispatched_at (release, dispatch query, claim commit)", to_dispatch),
-            r.stats_row("  of which dispatched_at -> started_at (RQ enqueue, a worker takes it, run claim)", to_claim),
-            r.stats_row("    of which the job waits in the RQ queue (enqueued_at -> RQ started_at)", in_queue),
-            r.stats_row("    of which RQ started_at -> the run's started_at", rq_to_claim),
-            r.stats_row("next started_at -> pytest process start (/proc, 10 ms ticks)", to_proc),
-            r.stats_row("pytest process start -> test module import (pytest start-up)", proc_to_import),
-            r.stats_row("prev finished_at -> next pytest process start (ours: all before pytest runs)", end_to_proc),
-            r.stats_row("prev finished_at -> next test module import (all of the above)", to_import),
-            r.stats_row("baseline: bare `python -m pytest`, spawn -> process start", bare_proc),
-            r.stats_row("baseline: bare `python -m pytest`, spawn -> test module import", bare_import),
-            r.stats_row("baseline: the executor's command by hand, spawn -> module import", exec_import),
+            c.stats_row("handover: prev finished_at -> next started_at  [target]", handover),
+            c.stats_row("  of which finished_at -> dispatched_at (release, dispatch query, claim commit)", to_dispatch),
+            c.stats_row("  of which dispatched_at -> started_at (RQ enqueue, a worker takes it, run claim)", to_claim),
+            c.stats_row("    of which the job waits in the RQ queue (enqueued_at -> RQ started_at)", in_queue),
+            c.stats_row("    of which RQ started_at -> the run's started_at", rq_to_claim),
+            c.stats_row("next started_at -> pytest process start (/proc, 10 ms ticks)", to_proc),
+            c.stats_row("pytest process start -> test module import (pytest start-up)", proc_to_import),
+            c.stats_row("prev finished_at -> next pytest process start (ours: all before pytest runs)", end_to_proc),
+            c.stats_row("prev finished_at -> next test module import (all of the above)", to_import),
+            c.stats_row("baseline: bare `python -m pytest`, spawn -> process start", bare_proc),
+            c.stats_row("baseline: bare `python -m pytest`, spawn -> test module import", bare_import),
+            c.stats_row("baseline: the executor's command by hand, spawn -> module import", exec_import),
         ], title=f"Handover on one environment: a 1 s run then {args.count} trivial runs queued behind it, "
                  f"{args.workers} workers ({load_before} -> {load_after}); {len(handover)} handovers")
         print(f"  {args.count + 1} runs created through the API in {create_s:.2f} s; {late} run(s) were created after "
               f"the run before them had ended (not counted); {len(not_ok)} run(s) did not succeed.")
         for row in not_ok[:5]:
             print(f"    run {row['id']}: {row['state']} {row['error']!r}")
-        print(f"  finished_at -> module import (median {r.median(to_import):.1f} ms) = ours up to the pytest process "
-              f"(median {r.median(end_to_proc):.1f} ms, p95 {r.ms_stats(end_to_proc)['p95']:.1f}) + pytest's own start-up "
-              f"in the run (median {r.median(proc_to_import):.1f} ms;\n  a bare pytest's, measured before and after the "
-              f"queue: {r.median(bare_import):.1f} ms, with the executor's flags {r.median(exec_import):.1f} ms).")
-        p95 = r.ms_stats(handover)["p95"]
+        print(f"  finished_at -> module import (median {c.median(to_import):.1f} ms) = ours up to the pytest process "
+              f"(median {c.median(end_to_proc):.1f} ms, p95 {c.ms_stats(end_to_proc)['p95']:.1f}) + pytest's own start-up "
+              f"in the run (median {c.median(proc_to_import):.1f} ms;\n  a bare pytest's, measured before and after the "
+              f"queue: {c.median(bare_import):.1f} ms, with the executor's flags {c.median(exec_import):.1f} ms).")
+        p95 = c.ms_stats(handover)["p95"]
         met = p95 <= args.target_ms and not not_ok
         print("  " + r.pytest_plugins_line())
         print(f"\nratio = handover p95 / bare pytest spawn->import p95 = {p95:.1f} / "
-              f"{r.ms_stats(bare_import)['p95']:.1f} = {p95 / r.ms_stats(bare_import)['p95']:.2f}")
+              f"{c.ms_stats(bare_import)['p95']:.1f} = {p95 / c.ms_stats(bare_import)['p95']:.2f}")
         print(f"Target: p95 of finished_at -> started_at <= {args.target_ms:g} ms: {'MET' if met else 'MISSED'} "
               f"(p95 {p95:.1f} ms)")
         api.close()

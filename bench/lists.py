@@ -23,10 +23,8 @@ Target: p95 <= 50 ms at 100 k rows. When it is missed, the script explains where
 from __future__ import annotations
 
 import argparse
-import http.client
 import math
 import os
-import random
 import re
 import sqlite3
 import statistics
@@ -65,67 +63,16 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-# --- HTTP ------------------------------------------------------------------------------------------------
+def measure(port: int, token: str, cookie: str, paths: list[str], requests: int, warmup: int) -> dict[str, dict]:
+    """``bench._common.measure_interleaved`` of a GET of each path, signed in: ``/api/`` paths with the bearer
+    token, pages with the session cookie, ``/ping`` with neither; every status kept (the table shows them)."""
+    def headers(path: str) -> dict:
+        if path.startswith("/api/"):
+            return {"Accept": "*/*", "Authorization": f"Bearer {token}"}
+        return {"Accept": "*/*", **({"Cookie": cookie} if path != "/ping" else {})}
 
-class Client:
-    """One keep-alive connection; reconnects (untimed retry) if the server closed it. ``/api/`` paths get
-    ``Authorization: Bearer <token>``, pages the signed-in session's ``Cookie`` (``/ping`` neither)."""
-
-    def __init__(self, port: int, token: str | None = None, cookie: str | None = None):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.reconnects = 0
-        self.token, self.cookie = token, cookie
-
-    def headers(self, path: str) -> dict:
-        headers = {"Accept": "*/*"}
-        if path.startswith("/api/") and self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        elif path != "/ping" and not path.startswith("/api/") and self.cookie:
-            headers["Cookie"] = self.cookie
-        return headers
-
-    def get(self, path: str) -> tuple[float, int, int]:
-        """(seconds, status, body bytes) of one GET, body read in full."""
-        for attempt in range(2):
-            try:
-                t0 = time.perf_counter()
-                self.conn.request("GET", path, headers=self.headers(path))
-                response = self.conn.getresponse()
-                body = response.read()
-                elapsed = time.perf_counter() - t0
-                return elapsed, response.status, len(body)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                if attempt:
-                    raise
-                self.conn.close()
-                self.reconnects += 1
-        raise AssertionError("unreachable")
-
-    def measure(self, paths: list[str], requests: int, warmup: int) -> dict[str, dict]:
-        """``warmup`` unmeasured GETs of each path, then ``requests`` rounds of one GET per path, in a shuffled
-        order each round: a passing load spike on the machine then hits every path alike, not just one."""
-        for path in paths:
-            for _ in range(warmup):
-                self.get(path)
-        samples = {p: {"times": [], "statuses": set(), "bytes": 0} for p in paths}
-        order = list(paths)
-        shuffle = random.Random(42).shuffle
-        for _ in range(requests):
-            shuffle(order)
-            for path in order:
-                elapsed, status, size = self.get(path)
-                sample = samples[path]
-                sample["times"].append(elapsed * 1000)
-                sample["statuses"].add(status)
-                sample["bytes"] = size
-        for sample in samples.values():
-            times = sample["times"]
-            sample.update(p50=c.percentile(times, 50), p95=c.percentile(times, 95), max=max(times))
-        return samples
-
-    def close(self):
-        self.conn.close()
+    return c.measure_interleaved(port, [(path, "GET", path, None, headers(path), None) for path in paths],
+                                 requests, warmup, seed=42)
 
 
 # --- diagnosis ---------------------------------------------------------------------------------------------
@@ -133,28 +80,16 @@ class Client:
 def diagnose(app, targets: list[tuple[str, str]], token: str, cookie: str, runs: int = 15) -> None:
     """Where the time of each (label, path) goes, measured in-process: SQL per statement vs. the rest,
     then EXPLAIN QUERY PLAN of the count and page queries."""
-    from sqlalchemy import event
-
     engine = app.extensions["db"].kw["bind"]
     db_path = engine.url.database
-    captured: list[list] = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_t0"] = time.perf_counter()
-
-    def after(conn, cursor, statement, parameters, context, executemany):
-        captured.append([statement, parameters, (time.perf_counter() - conn.info.pop("bench_t0")) * 1000])
-
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
     rows, plans = [], {}
-    try:
+    with c.SqlTimer(engine, keep=True) as timer:  # every statement, BEGIN included
         client = app.test_client(use_cookies=False)  # keeps the Cookie header given per request
         for label, path in targets:
             totals, parts = [], {"count": [], "page": [], "other": []}
             examples = {}
             for i in range(runs + 2):
-                captured.clear()
+                timer.reset()
                 t0 = time.perf_counter()
                 response = client.get(path, headers={"Authorization": f"Bearer {token}"} if path.startswith("/api/")
                                       else {"Cookie": cookie})
@@ -164,7 +99,7 @@ def diagnose(app, targets: list[tuple[str, str]], token: str, cookie: str, runs:
                     continue  # warm-up
                 totals.append(total)
                 sums = {"count": 0.0, "page": 0.0, "other": 0.0}
-                for statement, params, ms in captured:
+                for statement, params, ms in timer.captured:
                     kind = ("count" if "count(" in statement.lower() else
                             "page" if " LIMIT " in statement.upper() else "other")
                     sums[kind] += ms
@@ -178,9 +113,6 @@ def diagnose(app, targets: list[tuple[str, str]], token: str, cookie: str, runs:
             for kind in ("count", "page"):
                 if kind in examples:
                     plans.setdefault((label, kind, path), examples[kind])
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-        event.remove(engine, "after_cursor_execute", after)
     c.print_table(["in-process request (median of %d)" % runs, "total ms", "count SQL", "page SQL", "other SQL",
                    "Python (ORM, JSON/Jinja, connect)"], rows, title="Diagnosis: where the time goes")
 
@@ -273,25 +205,10 @@ def what_if(db_path: str, pages: list) -> None:
 TOKEN_PATH = "/api/v1/workloads?per_page=1"
 
 
-def measure_token_check(port: int, token: str, args) -> dict:
-    probes = [("GET /ping (no auth)", "GET", "/ping", None, {"Accept": "*/*"}, 200)]
-    probes += [(label, "GET", TOKEN_PATH, None, headers, expect if expect else 200)
-               for label, headers, expect in c.token_probes("GET", TOKEN_PATH, None, token)]
-    samples = c.measure_interleaved(port, probes, args.token_requests, args.warmup)
-    ping, none, unknown, bearer = (samples[p[0]] for p in probes)
-    return {"rounds": args.token_requests, "rows": [(p[0], samples[p[0]]) for p in probes],
-            "bearer_minus_ping": (bearer["p50"] - ping["p50"], bearer["p95"] - ping["p95"]),
-            "unknown_minus_none": (unknown["p50"] - none["p50"], unknown["p95"] - none["p95"])}
-
-
 def print_token_check(t: dict, size: int) -> None:
-    rows = [[label, f"{r['p50']:.2f}", f"{r['p95']:.2f}", ",".join(map(str, sorted(r["statuses"])))]
-            for label, r in t["rows"]]
-    d1, d2 = t["bearer_minus_ping"], t["unknown_minus_none"]
-    rows += [["= bearer token - ping (token check + a 1-row list)", f"{d1[0]:+.2f}", f"{d1[1]:+.2f}", ""],
-             ["= unknown token - no token (the token check alone)", f"{d2[0]:+.2f}", f"{d2[1]:+.2f}", ""],
-             ["authenticate_token in this process (no HTTP)", f"{t['inproc']['p50'] / 1000:.2f}",
-              f"{t['inproc']['p95'] / 1000:.2f}", f"n={t['inproc']['n']}"]]
+    rows = c.token_rows(t) + [c.diff_row("= bearer token - ping (token check + a 1-row list)", t["bearer_ping"]),
+                              c.diff_row("= unknown token - no token (the token check alone)", t["lookup"]),
+                              c.inproc_row(t)]
     c.print_table(["token check", "p50 ms", "p95 ms", "status"], rows,
                   title=f"Token check at {size:,} rows ({t['rounds']} interleaved rounds, one keep-alive connection; "
                         f"load average {t['load'][0]:.2f} -> {t['load'][1]:.2f} on {os.cpu_count()} CPUs)")
@@ -322,17 +239,15 @@ def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
     token_check = None
     try:
         token, cookie = c.api_token(port, settings, name="bench-lists"), c.web_session(port, settings)
-        client = Client(port, token, cookie)
         targets = [(label, which, template.format(page=page, per_page=args.per_page))
                    for label, template in LISTS for which, page in pages]
-        samples = client.measure(["/ping"] + [path for _, _, path in targets], args.requests, args.warmup)
+        samples = measure(port, token, cookie, ["/ping"] + [path for _, _, path in targets], args.requests,
+                          args.warmup)
         ping = samples["/ping"]
         results = [(label, which, path, samples[path]) for label, which, path in targets]
-        client.close()
         if args.token_requests > 0:
-            load_t = os.getloadavg()[0]
-            token_check = measure_token_check(port, token, args)
-            token_check.update(load=(load_t, os.getloadavg()[0]), inproc=c.token_lookup_us(app, token))
+            token_check = c.token_check(port, app, token, "GET", TOKEN_PATH, None, 200, args.token_requests,
+                                        args.warmup)
     finally:
         c.stop_process(proc)
 
@@ -350,7 +265,7 @@ def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
     c.print_table(["list", "page", "p50 ms", "p95 ms", "max ms", "p95 / ping p95", "KiB", "status",
                    f"p95<={args.target_ms:g}ms"], rows,
                   title=f"Latency at {size:,} rows ({args.requests} requests each after {args.warmup} warm-up, interleaved; "
-                        f"gunicorn 1 worker x 4 threads, keep-alive, reconnects: {client.reconnects}; "
+                        f"gunicorn 1 worker x 4 threads, keep-alive, reconnects: {ping['reconnects']}; "
                         f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
 
     if token_check is not None:
@@ -388,10 +303,10 @@ def main() -> int:
               f"= {r['p95'] / s['ping_p95']:.1f}x ping p95 ({s['ping_p95']:.1f} ms){scope}")
         if s["token_check"]:
             t = s["token_check"]
-            print(f"  {'':>9}       token check per request: {t['unknown_minus_none'][0]:+.2f} ms p50 / "
-                  f"{t['unknown_minus_none'][1]:+.2f} ms p95 over HTTP (unknown token - no token), "
+            print(f"  {'':>9}       token check per request: {t['lookup'][0]:+.2f} ms p50 / "
+                  f"{t['lookup'][1]:+.2f} ms p95 over HTTP (unknown token - no token), "
                   f"{t['inproc']['p50'] / 1000:.2f} ms p50 in process; GET {TOKEN_PATH} with the token - GET /ping: "
-                  f"{t['bearer_minus_ping'][0]:+.2f} ms p50 / {t['bearer_minus_ping'][1]:+.2f} ms p95")
+                  f"{t['bearer_ping'][0]:+.2f} ms p50 / {t['bearer_ping'][1]:+.2f} ms p95")
     if TARGET_SIZE not in args.sizes:
         print(f"  (the target is defined at {TARGET_SIZE:,} rows, which this run did not include)")
     return 0

@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def tail_run(api: r.Api, path: str, environment_id: int, poll: float, timeout: float) -> dict:
+def tail_run(api: c.Client, path: str, environment_id: int, poll: float, timeout: float) -> dict:
     run = api.create_run(environment_id, [path])
     log_path = f"/api/v1/runs/{run['id']}/log?offset="
     offset, buffer, seen = 0, "", {}
@@ -115,27 +115,27 @@ def main() -> int:
                 api.get("/ping")
                 pings.append((time.perf_counter() - t0) * 1000)
 
-        load_before = r.load_line()
+        load_before = c.load_line()
         for i in range(args.runs):
             steps = [lambda: runs.append(tail_run(api, path, 1, args.poll_ms / 1000, args.timeout)),
                      lambda: (bares.append(bare_tail(bare.dir)), ping_block())]
             for step in (steps if i % 2 else steps[::-1]):
                 step()
-        load_after = r.load_line(cpus=False)
+        load_after = c.load_line(cpus=False)
 
         latency = [v for x in runs for v in x["latency"]]
         bare_latency = [v for x in bares for v in x["latency"]]
         requests = [v for x in runs for v in x["request_ms"]]
         missing = sum(expected - x["lines"] for x in runs)
         not_ok = [x for x in runs if x["state"] != "success"]
-        app = r.ms_stats(latency)
-        floor = r.ms_stats(bare_latency)
+        app = c.ms_stats(latency)
+        floor = c.ms_stats(bare_latency)
         c.print_table(["latency (ms)", "n", "p50", "p95", "max", "p95 - bare p95"], [
-            r.stats_row("bare pytest -s, stdout pipe read here (baseline)", bare_latency, ["0.0"]),
-            r.stats_row("GET /ping on the same server, no run going (HTTP floor)", pings, ["-"]),
-            r.stats_row(f"printed -> served by GET .../log (poll every {args.poll_ms:g} ms)", latency,
+            c.stats_row("bare pytest -s, stdout pipe read here (baseline)", bare_latency, ["0.0"]),
+            c.stats_row("GET /ping on the same server, no run going (HTTP floor)", pings, ["-"]),
+            c.stats_row(f"printed -> served by GET .../log (poll every {args.poll_ms:g} ms)", latency,
                         [f"{app['p95'] - floor['p95']:.1f}"]),
-            r.stats_row("  one GET .../log request while the run goes (client side)", requests, ["-"]),
+            c.stats_row("  one GET .../log request while the run goes (client side)", requests, ["-"]),
         ], title=f"Log tail: {args.runs} run(s) printing a line every {args.interval * 1000:g} ms for "
                  f"{args.seconds:g} s, {args.workers} workers ({load_before} -> {load_after})")
         print(f"  lines seen: {sum(x['lines'] for x in runs)} of {expected * args.runs} ({missing} missing); "

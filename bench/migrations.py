@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import os
-import pstats
-import py_compile
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,9 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import _common as c  # noqa: E402
-
-NOOP = "bench._common.noop"
-
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,23 +77,6 @@ def create_records(app, count: int, first_ip: int) -> list[int]:
 
 # --- the two measurements -------------------------------------------------------------------------------------
 
-def bare_jobs(queue, count: int, timeout: float) -> dict:
-    """Enqueue ``count`` no-op jobs; wait until all ended. Rate from the first enqueue to the last job end."""
-    from rq.job import Job
-
-    start_wall, t0 = time.time(), time.perf_counter()
-    jobs = [queue.enqueue(NOOP, result_ttl=3600, failure_ttl=3600) for _ in range(count)]
-    enqueue_s = time.perf_counter() - t0
-    ended = c.Ended(queue, [j.id for j in jobs])
-    c.wait_until(ended.all, timeout=timeout, interval=0.005, message=f"{count} bare jobs")
-    poll_s = time.perf_counter() - t0
-    fetched = [j for j in Job.fetch_many([j.id for j in jobs], connection=queue.connection) if j]
-    ends = [c.timestamp(j.ended_at) for j in fetched if j.ended_at]
-    elapsed = (max(ends) - start_wall) if len(ends) == count else poll_s
-    return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": count / elapsed, "failed": ended.failed,
-            "jobs": fetched, "start": start_wall}
-
-
 def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float, token: str | None = None) -> dict:
     """Run every migration; poll the database until all are final. Rate from the first run call to the last
     ``finished_at``. ``--via api`` sends ``token`` (the admin's) as ``Authorization: Bearer``."""
@@ -138,7 +114,7 @@ def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float, 
     rows = con.execute(f"SELECT id, state, error, job_id, queued_at, started_at, finished_at FROM migrations "
                        f"WHERE id IN ({marks})", ids).fetchall()
     con.close()
-    ends = [c.iso_timestamp(r[6]) for r in rows if r[6]]
+    ends = [c.epoch(r[6]) for r in rows if r[6]]
     elapsed = (max(ends) - start_wall) if len(ends) == len(ids) else poll_s
     errors = [r for r in rows if r[1] != "success"]
     return {"elapsed": elapsed, "enqueue": enqueue_s, "rate": len(ids) / elapsed, "errors": errors, "rows": rows,
@@ -168,28 +144,20 @@ def combine(parts: list[dict], count: int) -> dict:
 
 # --- where the time goes -----------------------------------------------------------------------------------------
 
-def _job_phases(jobs) -> dict:
-    """Median ms of RQ's own timestamps: enqueued→started (queue wait + fork), started→ended (in the horse)."""
-    run = [(c.timestamp(j.ended_at) - c.timestamp(j.started_at)) * 1000 for j in jobs if j.started_at and j.ended_at]
-    wait = [(c.timestamp(j.started_at) - c.timestamp(j.enqueued_at)) * 1000 for j in jobs if j.started_at and j.enqueued_at]
-    return {"in_horse": statistics.median(run) if run else float("nan"),
-            "wait": statistics.median(wait) if wait else float("nan")}
-
-
 def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, count: int) -> None:
     """Per-job figures from RQ and the database, then one migration job body profiled in-process."""
     from rq.job import Job
 
     mig_jobs = [j for j in Job.fetch_many([r[3] for r in mig["rows"]], connection=redis_conn) if j]
-    b, m = _job_phases(bare["jobs"]), _job_phases(mig_jobs)
-    body = [(c.iso_timestamp(r[6]) - c.iso_timestamp(r[5])) * 1000 for r in mig["rows"] if r[5] and r[6]]
+    b, m = c.rq_phases(bare["jobs"]), c.rq_phases(mig_jobs)
+    body = [(c.epoch(r[6]) - c.epoch(r[5])) * 1000 for r in mig["rows"] if r[5] and r[6]]
     by_job = {j.id: j for j in mig_jobs}
     claim, tail_ms = [], []  # RQ started -> DB started_at; DB finished_at -> RQ ended
     for r in mig["rows"]:
         job = by_job.get(r[3])
         if job and job.started_at and job.ended_at and r[5] and r[6]:
-            claim.append((c.iso_timestamp(r[5]) - c.timestamp(job.started_at)) * 1000)
-            tail_ms.append((c.timestamp(job.ended_at) - c.iso_timestamp(r[6])) * 1000)
+            claim.append((c.epoch(r[5]) - c.epoch(job.started_at)) * 1000)
+            tail_ms.append((c.epoch(job.ended_at) - c.epoch(r[6])) * 1000)
 
     def med(values):
         return f"{statistics.median(values):.1f}" if values else "-"
@@ -210,8 +178,6 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
           "  RQ bookkeeping and Redis round trips are common to both.")
 
     # One migration job body, in-process, profiled (no fork): SQL statements and their time, plus the hot spots.
-    from sqlalchemy import event
-
     from webapp.migrations import services as migrations
 
     probe_ids = create_records(app, 3 * PROBE_EACH + 1, first_ip=count + 1000)
@@ -240,29 +206,9 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
                       title="Fork cost: the same job body cold-forked, warm-forked and in-process")
     except (IndexError, ValueError, KeyError):
         print(f"(fork probe failed: {probe.returncode}\n{probe.stderr[-2000:]})")
-    engine = app.extensions["db"].kw["bind"]
-    stats = {"statements": 0, "sql_ms": 0.0, "connects": 0, "commits": 0}
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_t0"] = time.perf_counter()
-
-    def after(conn, cursor, statement, parameters, context, executemany):
-        stats["statements"] += 1
-        stats["sql_ms"] += (time.perf_counter() - conn.info.pop("bench_t0")) * 1000
-
-    def on_connect(*_):
-        stats["connects"] += 1
-
-    def on_commit(*_):
-        stats["commits"] += 1
-
-    listeners = [(engine, "before_cursor_execute", before), (engine, "after_cursor_execute", after),
-                 (engine.pool, "connect", on_connect), (engine, "commit", on_commit)]
-    for target, name, fn in listeners:
-        event.listen(target, name, fn)
     profiler = cProfile.Profile()
     totals = []
-    try:
+    with c.SqlTimer(app.extensions["db"].kw["bind"]) as timer:
         for mid in extra:
             t0 = time.perf_counter()
             profiler.enable()
@@ -271,21 +217,14 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
             profiler.disable()
             totals.append((time.perf_counter() - t0) * 1000)
             assert result == "success", result
-    finally:
-        for target, name, fn in listeners:
-            event.remove(target, name, fn)
+    stats = {**timer.stats, "statements": timer.stats["statements"] + len(timer.stats["begin_ms"]),  # BEGIN too
+             "sql_ms": timer.stats["sql_ms"] + sum(timer.stats["begin_ms"])}
     n = len(extra)
     print(f"\nOne migration job body in-process (services.execute, no fork, median of {n}): "
           f"{statistics.median(totals):.1f} ms; per job {stats['statements'] / n:.0f} SQL statements "
           f"({stats['sql_ms'] / n:.1f} ms in SQLite), {stats['commits'] / n:.0f} commits, "
           f"{stats['connects'] / n:.0f} new SQLite connections (NullPool)")
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
-    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
-    start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
-    print("  hottest functions (own time, all runs):")
-    for ln in lines[start:start + 13]:
-        print("   " + ln)
+    c.print_profile(profiler, "tottime", "  hottest functions (own time, all runs):")
 
 
 PROBE_EACH = 15
@@ -358,98 +297,74 @@ def fork_probe(argv: list[str]) -> None:
 
 def main() -> int:
     args = parse_args()
-    from redis import Redis
-    from rq import Queue
+    with c.stack("cutover-bench-migrations-", workers=0, gunicorn=False, MIGRATION_DURATION_SECONDS=0) as s:
+        app, settings, queue = s.app, s.settings, s.queue()
+        t0 = time.perf_counter()
+        warm_ids = create_records(app, args.warmup, first_ip=1)
+        ids = create_records(app, args.count, first_ip=args.warmup + 1)
+        print(f"Created {args.count + args.warmup} workloads and migrations through the services "
+              f"in {time.perf_counter() - t0:.1f} s (not timed).")
+        c.compile_bench()  # the work horses import bench._common for every bare job
+        if args.warm_workers:
+            # What-if for the recommended fix: each worker runs one migration job body in its own process
+            # before it starts forking, so every work horse inherits warm SQLAlchemy/crypto state.
+            warm_parent_ids = create_records(app, args.workers, first_ip=args.count + args.warmup + 1)
+            with app.app_context():
+                from webapp.migrations import services as migrations
 
-    from webapp import create_app
+                for mid in warm_parent_ids:
+                    migrations.run(mid)
+            queue.empty()
+            s.workers = c.start_workers(settings, args.workers, s.tmp, argv=[sys.executable, "-c", WARM_WORKER],
+                                        env_for=lambda i: {"BENCH_WARM_MIGRATION_ID": str(warm_parent_ids[i])})
+        else:
+            s.workers = c.start_workers(settings, args.workers, s.tmp)
+        load = os.getloadavg()[0]
+        token = c.app_token(app, settings, name="bench-migrations") if args.via == "api" else None
 
-    with tempfile.TemporaryDirectory(prefix="cutover-bench-migrations-") as tmpdir:
-        tmp = Path(tmpdir)
-        redis_server = c.RedisServer(tmp / "redis").start()
-        procs = []
-        try:
-            settings = c.Settings(tmp / "data", redis_server.url, MIGRATION_DURATION_SECONDS=0)
-            app = create_app(settings.config())
-            db_path = app.extensions["db"].kw["bind"].url.database
-            t0 = time.perf_counter()
-            warm_ids = create_records(app, args.warmup, first_ip=1)
-            ids = create_records(app, args.count, first_ip=args.warmup + 1)
-            print(f"Created {args.count + args.warmup} workloads and migrations through the services "
-                  f"in {time.perf_counter() - t0:.1f} s (not timed).")
+        if args.warmup:  # forks, imports and first connections happen here, not in the timed runs
+            c.bare_jobs(queue, args.warmup, args.timeout, interval=0.005)
+            run_migrations(app, warm_ids, args.via, s.db_path, args.timeout, token)
+        # Alternating blocks (bare, migrations, migrations, bare, ...): a change of load on the machine during
+        # the run then weighs on both figures alike instead of on whichever ran second.
+        rounds = max(1, min(args.rounds, args.count))
+        blocks = [ids[r * len(ids) // rounds:(r + 1) * len(ids) // rounds] for r in range(rounds)]
+        bare_parts, mig_parts = [], []
+        for r, block in enumerate(blocks):
+            steps = [lambda: bare_parts.append(c.bare_jobs(queue, len(block), args.timeout, interval=0.005)),
+                     lambda: mig_parts.append(run_migrations(app, block, args.via, s.db_path, args.timeout, token))]
+            for step in (steps if r % 2 == 0 else steps[::-1]):
+                step()
+        bare, mig = combine(bare_parts, args.count), combine(mig_parts, args.count)
 
-            # The work horses import bench._common for every bare job. With PYTHONDONTWRITEBYTECODE set (as it is
-            # in some environments) nothing would write its .pyc, and every horse would compile the module from
-            # source (~5-10 ms) and so slow the baseline down; compile it once here (bench/__pycache__, ignored).
-            for module in (c.ROOT / "bench" / "__init__.py", Path(c.__file__)):
-                py_compile.compile(str(module), doraise=True)
-            redis_conn = Redis.from_url(redis_server.url)
-            queue = Queue("default", connection=redis_conn)
-            if args.warm_workers:
-                # What-if for the recommended fix: each worker runs one migration job body in its own process
-                # before it starts forking, so every work horse inherits warm SQLAlchemy/crypto state.
-                warm_parent_ids = create_records(app, args.workers, first_ip=args.count + args.warmup + 1)
-                with app.app_context():
-                    from webapp.migrations import services as migrations
+        ratio = mig["rate"] / bare["rate"]
+        c.print_table(
+            ["run", "jobs", "seconds", "per second", "enqueue phase s", "not ok"],
+            [["bare no-op RQ jobs (baseline)", args.count, f"{bare['elapsed']:.2f}", f"{bare['rate']:.1f}",
+              f"{bare['enqueue']:.2f}", bare["failed"]],
+             [f"migrations (run via {args.via})", args.count, f"{mig['elapsed']:.2f}", f"{mig['rate']:.1f}",
+              f"{mig['enqueue']:.2f}", len(mig["errors"])]],
+            title=f"Throughput: {args.workers} workers "
+                  f"({'warmed before forking: --warm-workers' if args.warm_workers else 'python worker.py'}), "
+                  f"MIGRATION_DURATION_SECONDS=0, "
+                  f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        for row in mig["errors"][:5]:
+            print(f"  migration {row[0]} ended {row[1]}: {row[2]}")
+            print_job_failure(s.redis, row[3])
+        print("  per block (jobs/s, bare | migrations | ratio): " + "; ".join(
+            f"{b['rate']:.1f} | {m['rate']:.1f} | {m['rate'] / b['rate']:.2f}" for b, m in zip(bare_parts, mig_parts)))
+        met = ratio >= args.target and not mig["errors"]
+        print(f"\nratio = migration rate / bare rate = {mig['rate']:.1f} / {bare['rate']:.1f} = {ratio:.2f}")
+        print(f"Target: ratio >= {args.target:g}: {'MET' if met else 'MISSED'}"
+              + ("" if not mig["errors"] else f" ({len(mig['errors'])} migration(s) did not succeed)"))
 
-                    for mid in warm_parent_ids:
-                        migrations.run(mid)
-                queue.empty()
-                procs = c.start_workers(settings, args.workers, tmp, argv=[sys.executable, "-c", WARM_WORKER],
-                    env_for=lambda i: {"BENCH_WARM_MIGRATION_ID": str(warm_parent_ids[i])})
-            else:
-                procs = c.start_workers(settings, args.workers, tmp)
-            load = os.getloadavg()[0]
-            token = c.app_token(app, settings, name="bench-migrations") if args.via == "api" else None
-
-            if args.warmup:  # forks, imports and first connections happen here, not in the timed runs
-                bare_jobs(queue, args.warmup, args.timeout)
-                run_migrations(app, warm_ids, args.via, db_path, args.timeout, token)
-            # Alternating blocks (bare, migrations, migrations, bare, ...): a change of load on the machine during
-            # the run then weighs on both figures alike instead of on whichever ran second.
-            rounds = max(1, min(args.rounds, args.count))
-            blocks = [ids[r * len(ids) // rounds:(r + 1) * len(ids) // rounds] for r in range(rounds)]
-            bare_parts, mig_parts = [], []
-            for r, block in enumerate(blocks):
-                steps = [lambda: bare_parts.append(bare_jobs(queue, len(block), args.timeout)),
-                         lambda: mig_parts.append(run_migrations(app, block, args.via, db_path, args.timeout,
-                                                                 token))]
-                for step in (steps if r % 2 == 0 else steps[::-1]):
-                    step()
-            bare, mig = combine(bare_parts, args.count), combine(mig_parts, args.count)
-
-            ratio = mig["rate"] / bare["rate"]
-            c.print_table(
-                ["run", "jobs", "seconds", "per second", "enqueue phase s", "not ok"],
-                [["bare no-op RQ jobs (baseline)", args.count, f"{bare['elapsed']:.2f}", f"{bare['rate']:.1f}",
-                  f"{bare['enqueue']:.2f}", bare["failed"]],
-                 [f"migrations (run via {args.via})", args.count, f"{mig['elapsed']:.2f}", f"{mig['rate']:.1f}",
-                  f"{mig['enqueue']:.2f}", len(mig["errors"])]],
-                title=f"Throughput: {args.workers} workers "
-                      f"({'warmed before forking: --warm-workers' if args.warm_workers else 'python worker.py'}), "
-                      f"MIGRATION_DURATION_SECONDS=0, "
-                      f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-            for r in mig["errors"][:5]:
-                print(f"  migration {r[0]} ended {r[1]}: {r[2]}")
-                print_job_failure(redis_conn, r[3])
-            print("  per block (jobs/s, bare | migrations | ratio): " + "; ".join(
-                f"{b['rate']:.1f} | {m['rate']:.1f} | {m['rate'] / b['rate']:.2f}" for b, m in zip(bare_parts, mig_parts)))
-            met = ratio >= args.target and not mig["errors"]
-            print(f"\nratio = migration rate / bare rate = {mig['rate']:.1f} / {bare['rate']:.1f} = {ratio:.2f}")
-            print(f"Target: ratio >= {args.target:g}: {'MET' if met else 'MISSED'}"
-                  + ("" if not mig["errors"] else f" ({len(mig['errors'])} migration(s) did not succeed)"))
-
-            for proc in procs:
-                c.stop_process(proc)
-            procs = []
-            if not met or args.profile:
-                try:
-                    explain(app, settings, redis_conn, bare, mig, args.workers, args.count)
-                except Exception as exc:  # the diagnosis must never hide the figures
-                    print(f"(profiling failed: {exc!r})")
-        finally:
-            for proc in procs:
-                c.stop_process(proc)
-            redis_server.stop()
+        for proc in s.workers:
+            c.stop_process(proc)
+        if not met or args.profile:
+            try:
+                explain(app, settings, s.redis, bare, mig, args.workers, args.count)
+            except Exception as exc:  # the diagnosis must never hide the figures
+                print(f"(profiling failed: {exc!r})")
     return 0
 
 

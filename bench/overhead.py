@@ -53,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def one_run(api: r.Api, path: str, environment_id: int, poll: float, timeout: float, stack: r.Stack | None = None
+def one_run(api: c.Client, path: str, environment_id: int, poll: float, timeout: float, stack: r.RunStack | None = None
             ) -> dict:
     """Create a run and poll it until final; wall time from before the POST to the response showing it final.
     With ``stack``: poll the database file directly instead of the API (diagnostic: no HTTP polling load)."""
@@ -85,11 +85,11 @@ def main() -> int:
         poll = args.poll_ms / 1000
         runs, bares, execs, unconfined, literal, quiet = [], [], [], [], [], []
         app_procs = [s.gunicorn, *s.workers]
-        load_before = r.load_line()
+        load_before = c.load_line()
 
         marks = []  # (app CPU so far, the run measured next or None), at the start of every step
 
-        def measured_run(environment_id: int, into: list, stack: r.Stack | None = None) -> None:
+        def measured_run(environment_id: int, into: list, stack: r.RunStack | None = None) -> None:
             run = one_run(api, path, environment_id, poll, args.timeout, stack=stack)
             into.append(run)
             marks[-1] = (marks[-1][0], run)
@@ -118,29 +118,29 @@ def main() -> int:
             if run is not None:  # the app's CPU from this run's POST to the start of the next step
                 run["app_cpu"] = cpu1 - cpu0
         del runs[:args.warmup]
-        load_after = r.load_line(cpus=False)
+        load_after = c.load_line(cpus=False)
 
         ratios = [run["wall"] / b["wall"] for run, b in zip(runs, bares)]
-        ratio = r.median(ratios)
+        ratio = c.median(ratios)
         run_ms = [x["wall"] * 1000 for x in runs]
         bare_ms = [x["wall"] * 1000 for x in bares]
         exec_ms = [x["wall"] * 1000 for x in execs]
         unconfined_ms = [x["wall"] * 1000 for x in unconfined]
         not_ok = [x for x in runs if x["state"] != "success"]
         c.print_table(["end to end (ms)", "n", "p50", "p95", "max", "median / bare"], [
-            r.stats_row("bare `python -m pytest test_trivial.py` (baseline)", bare_ms, ["1.00"]),
-            r.stats_row("the executor's pytest command by hand, sandboxed (diagnostic)", exec_ms,
-                        [f"{r.median(e / b for e, b in zip(exec_ms, bare_ms)):.2f}"]),
-            r.stats_row("  the same, SANDBOX=off (diagnostic)", unconfined_ms,
-                        [f"{r.median(e / b for e, b in zip(unconfined_ms, bare_ms)):.2f}"]),
-            *([r.stats_row("literal `python -m pytest`, venv plugins autoloaded (diagnostic)",
+            c.stats_row("bare `python -m pytest test_trivial.py` (baseline)", bare_ms, ["1.00"]),
+            c.stats_row("the executor's pytest command by hand, sandboxed (diagnostic)", exec_ms,
+                        [f"{c.median(e / b for e, b in zip(exec_ms, bare_ms)):.2f}"]),
+            c.stats_row("  the same, SANDBOX=off (diagnostic)", unconfined_ms,
+                        [f"{c.median(e / b for e, b in zip(unconfined_ms, bare_ms)):.2f}"]),
+            *([c.stats_row("literal `python -m pytest`, venv plugins autoloaded (diagnostic)",
                            [x["wall"] * 1000 for x in literal],
-                           [f"{r.median(x['wall'] / b['wall'] for x, b in zip(literal, bares)):.2f}"])]
+                           [f"{c.median(x['wall'] / b['wall'] for x, b in zip(literal, bares)):.2f}"])]
               if literal else []),
-            r.stats_row(f"a run, its state read from the DB file every {args.poll_ms:g} ms (diagnostic: no HTTP polls)",
+            c.stats_row(f"a run, its state read from the DB file every {args.poll_ms:g} ms (diagnostic: no HTTP polls)",
                         [x["wall"] * 1000 for x in quiet],
-                        [f"{r.median(x['wall'] / b['wall'] for x, b in zip(quiet, bares)):.2f}"]),
-            r.stats_row(f"a run: POST /api/v1/runs -> final state seen (poll {args.poll_ms:g} ms)", run_ms,
+                        [f"{c.median(x['wall'] / b['wall'] for x, b in zip(quiet, bares)):.2f}"]),
+            c.stats_row(f"a run: POST /api/v1/runs -> final state seen (poll {args.poll_ms:g} ms)", run_ms,
                         [f"{ratio:.2f}"]),
         ], title=f"One-test run through the app vs bare pytest, {args.count} interleaved pairs, {args.workers} "
                  f"workers ({load_before} -> {load_after})")
@@ -161,7 +161,7 @@ def main() -> int:
             phases["exit"].append((row["finished_at"] - s.ended(x["id"])[0]) * 1000)
         # pytest's CPU after its atexit stamp (interpreter shutdown) is charged to the worker that reaps it: take the
         # bare runs' median of it off the app's share.
-        shutdown_cpu = r.median(b["cpu_after_atexit"] for b in bares)
+        shutdown_cpu = c.median(b["cpu_after_atexit"] for b in bares)
         pytest_cpu, app_cpu, pytest_wall = [], [], []
         for x in runs:
             ended, cpu = s.ended(x["id"])
@@ -179,48 +179,48 @@ def main() -> int:
         bare_rest = [(b["wall"] - b["to_proc"]) * 1000 for b in bares]
         exec_rest = [(b["wall"] - b["to_proc"]) * 1000 for b in execs]
         c.print_table(["phase of a run (ms)", "n", "p50", "p95", "max"], [
-            r.stats_row("the POST request, client side (create + dispatch + enqueue)", phases["post"]),
-            r.stats_row("  POST sent -> created_at", phases["create"]),
-            r.stats_row("  created_at -> dispatched_at", phases["dispatch"]),
-            r.stats_row("dispatched_at -> started_at (RQ enqueue/dequeue, fork, claim)", phases["claim"]),
-            r.stats_row("started_at -> pytest process start (run dir, Popen; /proc 10 ms ticks)", phases["spawn"]),
-            r.stats_row("pytest process start -> finished_at (pytest, log drain, junit)", phases["pytest"]),
-            r.stats_row("  of which pytest atexit -> finished_at (interpreter exit, log drain, junit)", phases["exit"]),
-            r.stats_row("finished_at -> final state seen by the client (polling)", phases["seen"]),
-            r.stats_row("bare: spawn -> process start", bare_spawn),
-            r.stats_row("bare: process start -> exit", bare_rest),
-            r.stats_row("  of which pytest atexit -> subprocess returned (interpreter exit)",
+            c.stats_row("the POST request, client side (create + dispatch + enqueue)", phases["post"]),
+            c.stats_row("  POST sent -> created_at", phases["create"]),
+            c.stats_row("  created_at -> dispatched_at", phases["dispatch"]),
+            c.stats_row("dispatched_at -> started_at (RQ enqueue/dequeue, fork, claim)", phases["claim"]),
+            c.stats_row("started_at -> pytest process start (run dir, Popen; /proc 10 ms ticks)", phases["spawn"]),
+            c.stats_row("pytest process start -> finished_at (pytest, log drain, junit)", phases["pytest"]),
+            c.stats_row("  of which pytest atexit -> finished_at (interpreter exit, log drain, junit)", phases["exit"]),
+            c.stats_row("finished_at -> final state seen by the client (polling)", phases["seen"]),
+            c.stats_row("bare: spawn -> process start", bare_spawn),
+            c.stats_row("bare: process start -> exit", bare_rest),
+            c.stats_row("  of which pytest atexit -> subprocess returned (interpreter exit)",
                         [(b["spawn"] + b["wall"] - b["ended"]) * 1000 for b in bares]),
-            r.stats_row("executor's command by hand: process start -> exit", exec_rest),
+            c.stats_row("executor's command by hand: process start -> exit", exec_rest),
         ], title="Where the time goes (a run's stored times; pytest process start from the module's /proc stamp)")
         c.print_table(["pytest process: wall and CPU (ms)", "n", "p50", "p95", "max"], [
-            r.stats_row("in a run: process start -> exit (wall)", pytest_wall),
-            r.stats_row("bare: process start -> exit (wall)", [(b["ended"] - b["proc_start"]) * 1000 for b in bares]),
-            r.stats_row("executor's command by hand: process start -> exit (wall)",
+            c.stats_row("in a run: process start -> exit (wall)", pytest_wall),
+            c.stats_row("bare: process start -> exit (wall)", [(b["ended"] - b["proc_start"]) * 1000 for b in bares]),
+            c.stats_row("executor's command by hand: process start -> exit (wall)",
                         [(b["ended"] - b["proc_start"]) * 1000 for b in execs]),
-            r.stats_row("in a run: pytest CPU (user + system) up to its atexit", pytest_cpu),
-            r.stats_row("bare: pytest CPU up to its atexit", [b["cpu"] * 1000 for b in bares]),
-            r.stats_row("bare: pytest CPU after its atexit (interpreter shutdown)",
+            c.stats_row("in a run: pytest CPU (user + system) up to its atexit", pytest_cpu),
+            c.stats_row("bare: pytest CPU up to its atexit", [b["cpu"] * 1000 for b in bares]),
+            c.stats_row("bare: pytest CPU after its atexit (interpreter shutdown)",
                         [b["cpu_after_atexit"] * 1000 for b in bares]),
-            r.stats_row("executor's command by hand: pytest CPU up to its atexit", [b["cpu"] * 1000 for b in execs]),
-            *([r.stats_row("literal `python -m pytest`, plugins autoloaded: pytest CPU",
+            c.stats_row("executor's command by hand: pytest CPU up to its atexit", [b["cpu"] * 1000 for b in execs]),
+            *([c.stats_row("literal `python -m pytest`, plugins autoloaded: pytest CPU",
                            [b["cpu"] * 1000 for b in literal])] if literal else []),
-            r.stats_row("a run without HTTP polling: process start -> exit (wall)", quiet_wall),
-            r.stats_row("a run without HTTP polling: pytest CPU up to its atexit", quiet_cpu),
-            r.stats_row("app CPU per run besides pytest (gunicorn + workers), HTTP-polled runs", app_cpu),
-            r.stats_row("app CPU per run besides pytest, runs without HTTP polling", quiet_app),
+            c.stats_row("a run without HTTP polling: process start -> exit (wall)", quiet_wall),
+            c.stats_row("a run without HTTP polling: pytest CPU up to its atexit", quiet_cpu),
+            c.stats_row("app CPU per run besides pytest (gunicorn + workers), HTTP-polled runs", app_cpu),
+            c.stats_row("app CPU per run besides pytest, runs without HTTP polling", quiet_app),
         ], title=f"CPU: pytest's own, and what the app burns around it ({os.cpu_count()} CPUs; the client's "
                  f"polling is served by gunicorn; app CPU = gunicorn + workers + their children - the run's pytest up to "
                  f"atexit - the bare median after atexit)")
-        print(f"  polls per run: median {r.median(x['polls'] for x in runs):.0f}; {len(not_ok)} run(s) did not succeed")
-        cost = r.median(e - u for e, u in zip(exec_ms, unconfined_ms))
+        print(f"  polls per run: median {c.median(x['polls'] for x in runs):.0f}; {len(not_ok)} run(s) did not succeed")
+        cost = c.median(e - u for e, u in zip(exec_ms, unconfined_ms))
         print(f"  sandbox: runs {runs[0].get('sandbox', {}).get('mode') if runs else '?'} (workers' SANDBOX="
               f"{args.sandbox}); its cost per run, by hand = median(sandboxed - SANDBOX=off) = {cost:.1f} ms "
-              f"({r.median(e / u for e, u in zip(exec_ms, unconfined_ms)):.3f}x)")
+              f"({c.median(e / u for e, u in zip(exec_ms, unconfined_ms)):.3f}x)")
         met = ratio <= args.target and not not_ok and args.count >= 10
         print("  " + r.pytest_plugins_line())
         print(f"\nratio = median over pairs of run / bare = {ratio:.3f} (ratio of medians "
-              f"{r.median(run_ms) / r.median(bare_ms):.3f}; range {min(ratios):.2f}-{max(ratios):.2f})")
+              f"{c.median(run_ms) / c.median(bare_ms):.3f}; range {min(ratios):.2f}-{max(ratios):.2f})")
         print(f"Target: ratio <= {args.target:g}: {'MET' if met else 'MISSED'}"
               + ("" if args.count >= 10 else f" (only {args.count} pairs: at least 10 are needed)"))
         api.close()

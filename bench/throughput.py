@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -48,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def run_block(s: r.Stack, api: r.Api, path: str, first: int, count: int, environments: int, timeout: float) -> dict:
+def run_block(s: r.RunStack, api: c.Client, path: str, first: int, count: int, environments: int, timeout: float) -> dict:
     start = time.time()
     t0 = time.perf_counter()
     ids = [api.create_run((first + i) % environments + 1, [path])["id"] for i in range(count)]
@@ -62,27 +61,9 @@ def run_block(s: r.Stack, api: r.Api, path: str, first: int, count: int, environ
 
 def parallel_bare(bare: list[r.Bare], count: int) -> dict:
     """``count`` bare pytests, ``len(bare)`` at a time (one scratch directory per thread); rate per second."""
-    left = list(range(count))
-    lock = threading.Lock()
-    walls = []
-
-    def loop(b: r.Bare):
-        while True:
-            with lock:
-                if not left:
-                    return
-                left.pop()
-            result = b.run("test_trivial.py")
-            with lock:
-                walls.append(result["wall"])
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(b,)) for b in bare]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"elapsed": time.perf_counter() - t0, "count": count, "walls": walls}
+    free = list(bare)
+    results, elapsed = c.drive(count, len(bare), lambda b, i: b.run("test_trivial.py")["wall"], setup=free.pop)
+    return {"elapsed": elapsed, "count": count, "walls": [x[4] for x in results]}
 
 
 def main() -> int:
@@ -97,7 +78,7 @@ def main() -> int:
         bares[0].run("test_trivial.py")
         rounds = max(1, args.rounds)
         serial, parallel, blocks = [], [], []
-        load_before = r.load_line()
+        load_before = c.load_line()
 
         def bare_block(k: int) -> None:
             n_serial = args.bare * (k + 1) // (rounds + 1) - args.bare * k // (rounds + 1)
@@ -117,9 +98,9 @@ def main() -> int:
             cpu_app += r.tree_cpu(app_procs) - cpu0
             first += n
         bare_block(rounds)
-        load_after = r.load_line(cpus=False)
+        load_after = c.load_line(cpus=False)
 
-        bare_s = r.median([b["wall"] for b in serial])
+        bare_s = c.median([b["wall"] for b in serial])
         bound = args.workers / bare_s
         elapsed = sum(b["elapsed"] for b in blocks)
         rate = args.count / elapsed
@@ -151,7 +132,7 @@ def main() -> int:
     return 0
 
 
-def explain(s: r.Stack, blocks: list[dict], serial: list[dict], bare_s: float, elapsed: float, cpu_app: float,
+def explain(s: r.RunStack, blocks: list[dict], serial: list[dict], bare_s: float, elapsed: float, cpu_app: float,
             workers: int) -> None:
     """Where the workers' time goes: inside pytest, between a run's dispatch and pytest, and idle between runs."""
     from redis import Redis
@@ -170,7 +151,7 @@ def explain(s: r.Stack, blocks: list[dict], serial: list[dict], bare_s: float, e
         job = jobs.get(row["job_id"])
         if job is None or not job.started_at or not job.ended_at:
             continue
-        rq_start, rq_end = r.epoch(job.started_at.isoformat()), r.epoch(job.ended_at.isoformat())
+        rq_start, rq_end = c.epoch(job.started_at), c.epoch(job.ended_at)
         before.append((proc_start - rq_start) * 1000)
         after.append((rq_end - ended) * 1000)
         started.append((row["started_at"] - row["dispatched_at"]) * 1000)
@@ -180,17 +161,17 @@ def explain(s: r.Stack, blocks: list[dict], serial: list[dict], bare_s: float, e
         gaps += [(b["start"] - a["end"]) * 1000 for a, b in zip(jobs_of, jobs_of[1:])]
     bare_wall = [(b["ended"] - b["proc_start"]) * 1000 for b in serial]
     c.print_table(["per run (ms)", "n", "p50", "p95", "max"], [
-        r.stats_row("pytest process start -> atexit, in a run (wall)", pytest_wall),
-        r.stats_row("  the same, bare pytest alone (wall)", bare_wall),
-        r.stats_row("pytest CPU in a run", pytest_cpu),
-        r.stats_row("  the same, bare pytest alone", [b["cpu"] * 1000 for b in serial]),
-        r.stats_row("RQ job started -> pytest process start (claim, run dir, Popen)", before),
-        r.stats_row("pytest atexit -> RQ job ended (exit, log drain, junit, finish, hand-over, RQ)", after),
-        r.stats_row("dispatched_at -> started_at (queue wait for a free worker included)", started),
-        r.stats_row("a worker's idle gap: its job ended -> its next job started", gaps),
+        c.stats_row("pytest process start -> atexit, in a run (wall)", pytest_wall),
+        c.stats_row("  the same, bare pytest alone (wall)", bare_wall),
+        c.stats_row("pytest CPU in a run", pytest_cpu),
+        c.stats_row("  the same, bare pytest alone", [b["cpu"] * 1000 for b in serial]),
+        c.stats_row("RQ job started -> pytest process start (claim, run dir, Popen)", before),
+        c.stats_row("pytest atexit -> RQ job ended (exit, log drain, junit, finish, hand-over, RQ)", after),
+        c.stats_row("dispatched_at -> started_at (queue wait for a free worker included)", started),
+        c.stats_row("a worker's idle gap: its job ended -> its next job started", gaps),
     ], title="Where the time goes (RQ job times, the runs' stored times, the test module's own stamps)")
     n = len(rows)
-    shutdown = r.median(b["cpu_after_atexit"] for b in serial) * 1000
+    shutdown = c.median(b["cpu_after_atexit"] for b in serial) * 1000
     pytest_total = sum(pytest_cpu) / n + shutdown
     print(f"  CPU of gunicorn + workers + their pytests over the run blocks: {cpu_app:.1f} s = "
           f"{cpu_app / n * 1000:.0f} ms per run, of which pytest ~{pytest_total:.0f} ms (mean {sum(pytest_cpu) / n:.0f} ms "
@@ -198,7 +179,7 @@ def explain(s: r.Stack, blocks: list[dict], serial: list[dict], bare_s: float, e
           f"~{cpu_app / n * 1000 - pytest_total:.0f} ms per run; {os.cpu_count()} CPUs x {elapsed:.1f} s = "
           f"{os.cpu_count() * elapsed:.1f} CPU-s were there")
     print(f"  the bound assumes {workers} pytests back to back at the serial bare time; a run's pytest alone took "
-          f"{r.median(pytest_wall):.0f} ms wall (bare alone: {r.median(bare_wall):.0f} ms)")
+          f"{c.median(pytest_wall):.0f} ms wall (bare alone: {c.median(bare_wall):.0f} ms)")
 
 
 if __name__ == "__main__":
