@@ -355,6 +355,43 @@ def compile_bench() -> None:
         py_compile.compile(str(module), doraise=True)
 
 
+def write_lock_free(db_path: str) -> bool:
+    """True when nobody holds SQLite's write lock on ``db_path`` right now."""
+    con = sqlite3.connect(db_path, timeout=0.2, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        con.close()
+
+
+class Paused:
+    """``procs`` stopped (SIGSTOP) while no one holds SQLite's write lock, resumed (SIGCONT) on exit."""
+
+    def __init__(self, procs, db_path: str):
+        self.procs, self.db_path = procs, db_path
+
+    def __enter__(self) -> "Paused":
+        for _ in range(100):
+            for p in self.procs:
+                os.kill(p.pid, signal.SIGSTOP)
+            if write_lock_free(self.db_path):
+                return self
+            self.resume()
+            time.sleep(0.05)
+        raise RuntimeError("could not pause the processes outside a write transaction")
+
+    def resume(self) -> None:
+        for p in self.procs:
+            os.kill(p.pid, signal.SIGCONT)
+
+    def __exit__(self, *exc) -> None:
+        self.resume()
+
+
 # --- the stack ------------------------------------------------------------------------------------------
 
 class Stack:
@@ -553,6 +590,19 @@ def drive(count: int, threads: int, call, setup=None, rate: float | None = None,
     return sorted(results, key=lambda r: r[0]), time.perf_counter() - t0
 
 
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """``range(total)`` cut into ``parts`` consecutive ``(lo, hi)`` blocks whose sizes differ by one at most."""
+    return [(k * total // parts, (k + 1) * total // parts) for k in range(parts)]
+
+
+def alternate(rounds: int, *steps: Callable[[int], object]) -> None:
+    """``step(r)`` of every step in round r = 0 .. ``rounds`` - 1: in the given order in even rounds and reversed in
+    odd ones (A B, B A, A B, ...), so that load elsewhere on the machine weighs on every step alike."""
+    for r in range(rounds):
+        for step in (steps if r % 2 == 0 else steps[::-1]):
+            step(r)
+
+
 # --- RQ ------------------------------------------------------------------------------------------------------
 
 class Ended:
@@ -602,6 +652,18 @@ def rq_phases(jobs) -> dict:
                                for j in jobs if j.started_at and j.ended_at),
             "wait": median((epoch(j.started_at) - epoch(j.enqueued_at)) * 1000
                            for j in jobs if j.started_at and j.enqueued_at)}
+
+
+def job_traceback(connection, job_id: str | None, lines: int = 6) -> list[str]:
+    """The last ``lines`` lines of a failed RQ job's traceback, if RQ kept one."""
+    from rq.job import Job
+
+    try:
+        job = Job.fetch(job_id, connection=connection)
+        info = job.latest_result().exc_string if job.latest_result() else job.exc_info
+    except Exception as exc:
+        info = f"(no RQ record: {exc!r})"
+    return str(info or "").strip().splitlines()[-lines:]
 
 
 def redis_commands(connection) -> tuple[int, float]:
@@ -729,6 +791,73 @@ def timed_worker() -> None:
     from webapp.workers import start_worker
 
     start_worker(_timed_app("worker"))
+
+
+@contextmanager
+def timed_stack(s: Stack, workers: int, threads: int = 4):
+    """Another gunicorn and ``workers`` workers on ``s``'s DATA_DIR and Redis, started as ``timed_wsgi_app()`` and
+    ``timed_worker()``: each dumps its ``SqlTimer`` figures into ``<stack>.stats_dir`` every second."""
+    stats_dir = s.tmp / "stats"
+    stats_dir.mkdir(exist_ok=True)
+    s.settings.extra["BENCH_STATS_DIR"] = str(stats_dir)
+    gunicorn, port = start_gunicorn(s.settings, s.tmp / "gunicorn-timed.log", threads=threads,
+                                    app_spec="bench._common:timed_wsgi_app()")
+    t = Stack(s.tmp, s.settings, s.app, port, gunicorn, token=s.token)
+    t.stats_dir = stats_dir
+    try:
+        t.workers = start_workers(s.settings, workers, s.tmp, name="worker-timed", argv=[
+            sys.executable, "-c", "from bench._common import timed_worker; timed_worker()"])
+        yield t
+    finally:
+        for p in reversed(t.procs):
+            stop_process(p)
+
+
+def lock_stats(stats_dir: Path) -> dict[str, dict]:
+    """What every timed process has dumped so far, by file name."""
+    return {f.name: json.loads(f.read_text()) for f in sorted(stats_dir.glob("*.json"))}
+
+
+LOCK_HEADERS = ["process (instrumented)", "write txns", "BEGIN wait p50", "p95", "max", "total s", "lock held p50",
+                "p95", "COMMIT p50", "other SQL s"]
+
+
+def lock_rows(now: dict[str, dict], before: dict[str, dict]) -> list[list]:
+    """Per timed process, the write transactions between two ``lock_stats``: BEGIN IMMEDIATE wait, lock held,
+    COMMIT (ms) and the other SQL (s); the columns of ``LOCK_HEADERS``."""
+    rows = []
+    for name, x in now.items():
+        b = before.get(name, {"begin_ms": [], "hold_ms": [], "commit_ms": [], "sql_ms": 0.0})
+        begin, hold, commit = (x[k][len(b[k]):] for k in ("begin_ms", "hold_ms", "commit_ms"))
+        if begin:
+            rows.append([f"{x['label']} pid {x['pid']}", len(begin), fmt(percentile(begin, 50)),
+                         fmt(percentile(begin, 95)), fmt(max(begin)), f"{sum(begin) / 1000:.2f}",
+                         fmt(percentile(hold, 50)), fmt(percentile(hold, 95)), fmt(percentile(commit, 50)),
+                         f"{(x['sql_ms'] - b['sql_ms']) / 1000:.2f}"])
+    return rows
+
+
+def time_in_process(engine, redis, calls: dict[str, Callable[[int], object]], n: int) -> dict[str, tuple]:
+    """Each of ``calls`` ``n`` times in this process (``call(i)``), no profiler: (median ms, per call: statements
+    (BEGIN included), BEGIN ms, other SQL ms, COMMIT ms (``SqlTimer``), Redis commands and their server-side ms
+    (``redis_commands``: INFO commandstats of ``redis``, nobody else using it))."""
+    results = {}
+    with SqlTimer(engine) as timer:
+        for label, call in calls.items():
+            timer.reset()
+            calls0, redis0 = redis_commands(redis)
+            totals = []
+            for i in range(n):
+                t0 = time.perf_counter()
+                call(i)
+                totals.append((time.perf_counter() - t0) * 1000)
+            calls1, redis1 = redis_commands(redis)
+            x = timer.stats
+            results[label] = (median(totals), {
+                "statements": (x["statements"] + len(x["begin_ms"])) / n, "begin": sum(x["begin_ms"]) / n,
+                "sql": x["sql_ms"] / n, "commit": sum(x["commit_ms"]) / n, "redis_calls": (calls1 - calls0) / n,
+                "redis": (redis1 - redis0) / n})
+    return results
 
 
 # --- signing in ---------------------------------------------------------------------------------------------

@@ -46,8 +46,6 @@ import argparse
 import cProfile
 import json
 import os
-import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -119,19 +117,6 @@ def wait_final(s: c.Stack, tag: str, count: int, timeout: float) -> None:
                  message=f"{count} events of {tag} to be delivered", alive=s.procs)
 
 
-def write_lock_free(db_path: str) -> bool:
-    """True when nobody holds SQLite's write lock right now."""
-    con = sqlite3.connect(db_path, timeout=0.2, isolation_level=None)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        con.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        con.close()
-
-
 def jobs_run(connection) -> int:
     """Jobs the registered workers have ended so far (RQ's own per-worker counters)."""
     from rq import Worker
@@ -195,16 +180,16 @@ def combine(parts: list[dict]) -> dict:
 
 
 def throughput(args, s: c.Stack) -> dict:
-    rounds = max(1, min(args.rounds, args.count))
-    sizes = [(r + 1) * args.count // rounds - r * args.count // rounds for r in range(rounds)]
+    sizes = [hi - lo for lo, hi in c.split(args.count, max(1, min(args.rounds, args.count)))]
     parts = {"jobs": [], "ping": [], "post422": [], "events": []}
-    for r, size in enumerate(sizes):
-        base = [lambda: parts["jobs"].append(bare_jobs(s, size, args.timeout)),
-                lambda: parts["ping"].append(bare_http(s, size, args.clients, "ping")),
-                lambda: parts["post422"].append(bare_http(s, size, args.clients, "post422"))]
-        ours = [lambda: parts["events"].append(post_events(s, size, args.clients, f"bench-a{r}", args.timeout, True))]
-        for step in (base + ours if r % 2 == 0 else ours + base):
-            step()
+
+    def baselines(r: int) -> None:
+        parts["jobs"].append(bare_jobs(s, sizes[r], args.timeout))
+        parts["ping"].append(bare_http(s, sizes[r], args.clients, "ping"))
+        parts["post422"].append(bare_http(s, sizes[r], args.clients, "post422"))
+
+    c.alternate(len(sizes), baselines, lambda r: parts["events"].append(
+        post_events(s, sizes[r], args.clients, f"bench-a{r}", args.timeout, True)))
     out = {k: combine(v) for k, v in parts.items()}
     out["per_block"] = [p["count"] / p["elapsed"] for p in parts["events"]]
     out["per_block_jobs"] = [p["count"] / p["elapsed"] for p in parts["jobs"]]
@@ -252,11 +237,8 @@ def steady_bare(s: c.Stack, rate: float, seconds: float, clients: int, timeout: 
 def latency(args, s: c.Stack) -> dict:
     half = args.duration / 2
     events, bare = [], []
-    steps = [lambda: bare.append(steady_bare(s, args.rate, half, args.clients, args.timeout)),
-             lambda: events.append(steady_events(s, args.rate, half, args.clients, f"bench-b{len(events)}",
-                                                 args.timeout))]
-    for step in steps + steps[::-1]:
-        step()
+    c.alternate(2, lambda r: bare.append(steady_bare(s, args.rate, half, args.clients, args.timeout)),
+                lambda r: events.append(steady_events(s, args.rate, half, args.clients, f"bench-b{r}", args.timeout)))
     samples = [x for e in events for x in e["samples"]]
     return {"samples": samples, "not_ok": sum(e["not_ok"] for e in events),
             "latency": c.ms_stats(x["latency"] for x in samples), "post": c.ms_stats(x["post_ms"] for x in samples),
@@ -272,17 +254,11 @@ def report(args, a: dict | None, b: dict | None, load0: float, load_a: float, lo
         ev, jobs = a["events"], a["jobs"]
         c.print_table(
             ["run", "count", "seconds", "per second", "ratio to bare jobs", "phase 1 s", "not ok"],
-            [["bare no-op RQ jobs (baseline)", jobs["count"], f"{jobs['elapsed']:.2f}", f"{jobs['rate']:.1f}",
-              "1.00", f"{jobs['phase1']:.2f}", jobs["not_ok"]],
-             ["GET /ping (baseline, HTTP only)", a["ping"]["count"], f"{a['ping']['elapsed']:.2f}",
-              f"{a['ping']['rate']:.1f}", f"{a['ping']['rate'] / jobs['rate']:.2f}",
-              f"{a['ping']['phase1']:.2f}", a["ping"]["not_ok"]],
-             ["POST /api/v1/events {} -> 422 (baseline)", a["post422"]["count"],
-              f"{a['post422']['elapsed']:.2f}", f"{a['post422']['rate']:.1f}",
-              f"{a['post422']['rate'] / jobs['rate']:.2f}", f"{a['post422']['phase1']:.2f}",
-              a["post422"]["not_ok"]],
-             ["events: POST -> processed", ev["count"], f"{ev['elapsed']:.2f}", f"{ev['rate']:.1f}",
-              f"{ev['rate'] / jobs['rate']:.2f}", f"{ev['phase1']:.2f}", ev["not_ok"]]],
+            [[label, x["count"], f"{x['elapsed']:.2f}", f"{x['rate']:.1f}", f"{x['rate'] / jobs['rate']:.2f}",
+              f"{x['phase1']:.2f}", x["not_ok"]]
+             for label, x in (("bare no-op RQ jobs (baseline)", jobs), ("GET /ping (baseline, HTTP only)", a["ping"]),
+                              ("POST /api/v1/events {} -> 422 (baseline)", a["post422"]),
+                              ("events: POST -> processed", ev))],
             title=f"(a) Throughput: {args.clients} keep-alive clients, gunicorn 1x{args.threads} threads, "
                   f"{args.workers} workers (python worker.py, in-process jobs); load average {load0:.2f} -> "
                   f"{load_a:.2f} on {os.cpu_count()} CPUs")
@@ -302,14 +278,10 @@ def report(args, a: dict | None, b: dict | None, load0: float, load_a: float, lo
         lat, job, ping = b["latency"], b["job"], b["ping"]
         c.print_table(
             ["steady run", "n", "p50 ms", "p95 ms", "p99 ms", "max ms", "p95 ratio to bare job"],
-            [["bare no-op RQ job: enqueue -> ended (baseline)", job["n"], c.fmt(job["p50"]), c.fmt(job["p95"]),
-              c.fmt(job["p99"]), c.fmt(job["max"]), "1.00"],
-             ["GET /ping round trip (baseline)", ping["n"], c.fmt(ping["p50"]), c.fmt(ping["p95"]),
-              c.fmt(ping["p99"]), c.fmt(ping["max"]), f"{ping['p95'] / job['p95']:.2f}"],
-             ["event: POST round trip", b["post"]["n"], c.fmt(b["post"]["p50"]), c.fmt(b["post"]["p95"]),
-              c.fmt(b["post"]["p99"]), c.fmt(b["post"]["max"]), f"{b['post']['p95'] / job['p95']:.2f}"],
-             ["event: POST start -> processed_at", lat["n"], c.fmt(lat["p50"]), c.fmt(lat["p95"]),
-              c.fmt(lat["p99"]), c.fmt(lat["max"]), f"{lat['p95'] / job['p95']:.2f}"]],
+            [[label, x["n"], *(c.fmt(x[k]) for k in ("p50", "p95", "p99", "max")), f"{x['p95'] / job['p95']:.2f}"]
+             for label, x in (("bare no-op RQ job: enqueue -> ended (baseline)", job),
+                              ("GET /ping round trip (baseline)", ping), ("event: POST round trip", b["post"]),
+                              ("event: POST start -> processed_at", lat))],
             title=f"(b) Latency at a steady {args.rate:g}/s for {args.duration:g} s of events "
                   f"(+ {args.duration:g} s of baselines, alternating); "
                   f"load average {load_a:.2f} -> {load_b:.2f}")
@@ -357,34 +329,10 @@ def rq_body(jobs: list, label: str) -> list:
     return [label, c.fmt(phase["in_horse"]), c.fmt(phase["wait"])]
 
 
-class Paused:
-    """``procs`` stopped (SIGSTOP) while no one holds SQLite's write lock, resumed (SIGCONT) on exit."""
-
-    def __init__(self, procs, db_path: str):
-        self.procs, self.db_path = procs, db_path
-
-    def __enter__(self):
-        for _ in range(100):
-            for p in self.procs:
-                os.kill(p.pid, signal.SIGSTOP)
-            if write_lock_free(self.db_path):
-                return self
-            self.resume()
-            time.sleep(0.05)
-        raise RuntimeError("could not pause the workers outside a write transaction")
-
-    def resume(self) -> None:
-        for p in self.procs:
-            os.kill(p.pid, signal.SIGCONT)
-
-    def __exit__(self, *exc):
-        self.resume()
-
-
 def alone(s: c.Stack, count: int, clients: int, timeout: float) -> dict:
     """The API with the workers paused (events only queued), then the workers draining that backlog alone."""
     tag = "bench-alone"
-    with Paused(s.procs, s.db_path) as paused:
+    with c.Paused(s.procs, s.db_path) as paused:
         results, post_s = c.drive(count, clients, post_event(tag), s.api)
         time.sleep(0.2)
         resumed = time.time()
@@ -396,37 +344,15 @@ def alone(s: c.Stack, count: int, clients: int, timeout: float) -> dict:
 
 
 def lock_waits(s: c.Stack, args, count: int) -> None:
-    """One throughput block through gunicorn and workers that time their SQL (``bench._common.SqlTimer``):
-    SQLite write-lock waits by side."""
-    stats_dir = s.tmp / "stats"
-    stats_dir.mkdir(exist_ok=True)
-    s.settings.extra["BENCH_STATS_DIR"] = str(stats_dir)
-    gunicorn, port = c.start_gunicorn(s.settings, s.tmp / "gunicorn-timed.log", threads=args.threads,
-                                     app_spec="bench._common:timed_wsgi_app()")
-    t = c.Stack(s.tmp, s.settings, s.app, port, gunicorn, token=s.token)
-    try:
-        t.workers = c.start_workers(s.settings, args.workers, s.tmp, name="worker-timed", argv=[
-            sys.executable, "-c", "from bench._common import timed_worker; timed_worker()"])
+    """One throughput block through gunicorn and workers that time their SQL (``c.timed_stack``): SQLite
+    write-lock waits by side."""
+    with c.timed_stack(s, args.workers, args.threads) as t:
         post_events(t, 20, args.clients, "bench-i-warm", args.timeout)
         time.sleep(1.2)  # every process has dumped its figures since the warm-up: subtracted below
-        before = {f.name: json.loads(f.read_text()) for f in stats_dir.glob("*.json")}
+        before = c.lock_stats(t.stats_dir)
         result = post_events(t, count, args.clients, "bench-i", args.timeout)
         time.sleep(1.2)  # and dumped them again after the last event
-    finally:
-        for p in reversed(t.procs):
-            c.stop_process(p)
-    rows = []
-    for f in sorted(stats_dir.glob("*.json")):
-        x = json.loads(f.read_text())
-        b = before.get(f.name, {"begin_ms": [], "hold_ms": [], "commit_ms": [], "sql_ms": 0.0})
-        begin, hold, commit = (x[k][len(b[k]):] for k in ("begin_ms", "hold_ms", "commit_ms"))
-        if begin:
-            rows.append([f"{x['label']} pid {x['pid']}", len(begin), c.fmt(c.percentile(begin, 50)),
-                         c.fmt(c.percentile(begin, 95)), c.fmt(max(begin)), f"{sum(begin) / 1000:.2f}",
-                         c.fmt(c.percentile(hold, 50)), c.fmt(c.percentile(hold, 95)),
-                         c.fmt(c.percentile(commit, 50)), f"{(x['sql_ms'] - b['sql_ms']) / 1000:.2f}"])
-    c.print_table(["process (instrumented)", "write txns", "BEGIN wait p50", "p95", "max", "total s",
-                   "lock held p50", "p95", "COMMIT p50", "other SQL s"], rows,
+    c.print_table(c.LOCK_HEADERS, c.lock_rows(c.lock_stats(t.stats_dir), before),
                   title=f"SQLite write lock: {count} events in {result['elapsed']:.2f} s "
                         f"({count / result['elapsed']:.1f}/s, instrumented), ms unless said")
     print("  BEGIN wait = time in BEGIN IMMEDIATE, i.e. waiting for another process's write transaction (SQLite's\n"
@@ -455,22 +381,8 @@ def in_process(s: c.Stack, n: int = 200) -> None:
             with app.app_context():
                 assert events.deliver(ids.pop(5)) == "processed"
 
-    results = {}
-    with c.SqlTimer(app.extensions["db"].kw["bind"]) as timer:
-        for kind in kinds:  # timed, without the profiler
-            timer.reset()
-            calls0, redis0 = c.redis_commands(s.redis)
-            totals = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                one(kind, i)
-                totals.append((time.perf_counter() - t0) * 1000)
-            calls1, redis1 = c.redis_commands(s.redis)
-            x = timer.stats
-            results[kind] = (c.median(totals), {
-                "statements": (x["statements"] + len(x["begin_ms"])) / n, "begin": sum(x["begin_ms"]) / n,
-                "sql": x["sql_ms"] / n, "commit": sum(x["commit_ms"]) / n, "redis_calls": (calls1 - calls0) / n,
-                "redis": (redis1 - redis0) / n})
+    results = c.time_in_process(app.extensions["db"].kw["bind"], s.redis,
+                                {kind: (lambda i, kind=kind: one(kind, i)) for kind in kinds}, n)
     profiler = cProfile.Profile()
     for kind in kinds:  # then profiled (cProfile slows Python down: only for the shares)
         profiler.enable()
@@ -545,9 +457,7 @@ def post_mortem(s: c.Stack) -> None:
               f"{q.failed_job_registry.count} failed, {q.finished_job_registry.count} finished")
         for job_id in q.failed_job_registry.get_job_ids()[:3]:
             job = Job.fetch(job_id, connection=s.redis)
-            result = job.latest_result()
-            info = (result.exc_string if result else job.exc_info) or ""
-            print(f"  failed job {job_id} {job.func_name}{job.args}: " + " | ".join(info.strip().splitlines()[-3:]))
+            print(f"  failed job {job_id} {job.func_name}{job.args}: " + " | ".join(c.job_traceback(s.redis, job_id, 3)))
     except Exception as exc:
         print(f"  (post-mortem query failed: {exc!r})")
     s.print_logs(3)

@@ -116,11 +116,8 @@ def main() -> int:
                 pings.append((time.perf_counter() - t0) * 1000)
 
         load_before = c.load_line()
-        for i in range(args.runs):
-            steps = [lambda: runs.append(tail_run(api, path, 1, args.poll_ms / 1000, args.timeout)),
-                     lambda: (bares.append(bare_tail(bare.dir)), ping_block())]
-            for step in (steps if i % 2 else steps[::-1]):
-                step()
+        c.alternate(args.runs, lambda r: (bares.append(bare_tail(bare.dir)), ping_block()),
+                    lambda r: runs.append(tail_run(api, path, 1, args.poll_ms / 1000, args.timeout)))
         load_after = c.load_line(cpus=False)
 
         latency = [v for x in runs for v in x["latency"]]

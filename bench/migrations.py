@@ -121,19 +121,6 @@ def run_migrations(app, ids: list[int], via: str, db_path: str, timeout: float, 
             "start": start_wall}
 
 
-def print_job_failure(connection, job_id: str | None) -> None:
-    """The last lines of a failed RQ job's traceback, if RQ kept one."""
-    from rq.job import Job
-
-    try:
-        job = Job.fetch(job_id, connection=connection)
-        info = job.latest_result().exc_string if job.latest_result() else job.exc_info
-    except Exception as exc:
-        info = f"(no RQ record: {exc!r})"
-    if info:
-        print("    RQ says: " + "\n    ".join(str(info).strip().splitlines()[-6:]))
-
-
 def combine(parts: list[dict], count: int) -> dict:
     """The blocks of one kind as one run: their times added up."""
     elapsed = sum(p["elapsed"] for p in parts)
@@ -327,14 +314,11 @@ def main() -> int:
             run_migrations(app, warm_ids, args.via, s.db_path, args.timeout, token)
         # Alternating blocks (bare, migrations, migrations, bare, ...): a change of load on the machine during
         # the run then weighs on both figures alike instead of on whichever ran second.
-        rounds = max(1, min(args.rounds, args.count))
-        blocks = [ids[r * len(ids) // rounds:(r + 1) * len(ids) // rounds] for r in range(rounds)]
+        blocks = [ids[lo:hi] for lo, hi in c.split(len(ids), max(1, min(args.rounds, args.count)))]
         bare_parts, mig_parts = [], []
-        for r, block in enumerate(blocks):
-            steps = [lambda: bare_parts.append(c.bare_jobs(queue, len(block), args.timeout, interval=0.005)),
-                     lambda: mig_parts.append(run_migrations(app, block, args.via, s.db_path, args.timeout, token))]
-            for step in (steps if r % 2 == 0 else steps[::-1]):
-                step()
+        c.alternate(len(blocks),
+                    lambda r: bare_parts.append(c.bare_jobs(queue, len(blocks[r]), args.timeout, interval=0.005)),
+                    lambda r: mig_parts.append(run_migrations(app, blocks[r], args.via, s.db_path, args.timeout, token)))
         bare, mig = combine(bare_parts, args.count), combine(mig_parts, args.count)
 
         ratio = mig["rate"] / bare["rate"]
@@ -350,7 +334,8 @@ def main() -> int:
                   f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         for row in mig["errors"][:5]:
             print(f"  migration {row[0]} ended {row[1]}: {row[2]}")
-            print_job_failure(s.redis, row[3])
+            if traceback := c.job_traceback(s.redis, row[3]):
+                print("    RQ says: " + "\n    ".join(traceback))
         print("  per block (jobs/s, bare | migrations | ratio): " + "; ".join(
             f"{b['rate']:.1f} | {m['rate']:.1f} | {m['rate'] / b['rate']:.2f}" for b, m in zip(bare_parts, mig_parts)))
         met = ratio >= args.target and not mig["errors"]
