@@ -1,5 +1,6 @@
 """Helpers shared by every benchmark: a private stack (redis-server, gunicorn, ``python worker.py``), one HTTP
-client, signing in, load generation, SQL timing through SQLAlchemy's own events, figures and tables, seeding.
+client, load generation, bare RQ jobs, signing in and the token check, figures and tables. SQL timing lives in
+``bench._sql``, bulk seeding in ``bench._seed``, the test-run helpers in ``bench._runs``.
 
 Module-level imports are standard library only: RQ work horses import this module to run ``noop`` (the bare-job
 baseline of ``bench/migrations.py`` and ``bench/events.py``), and that import must cost next to nothing.
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -673,193 +674,6 @@ def redis_commands(connection) -> tuple[int, float]:
     return sum(v["calls"] for v in rows), sum(v["usec"] for v in rows) / 1000
 
 
-# --- SQL timing ------------------------------------------------------------------------------------------------
-
-class SqlTimer:
-    """SQLAlchemy's own events on ``engine`` (and the ORM Session's), nothing patched: each statement's time
-    (BEGIN apart), commits, new DBAPI connections and, per transaction, the BEGIN IMMEDIATE wait, the lock held
-    (BEGIN end -> commit or rollback end, or the pool's reset on check-in) and the COMMIT time (the engine's
-    commit event -> the Session's after_commit). ``keep``: also every (statement, parameters, ms), BEGIN included,
-    in ``captured``. Use as a context manager (listeners removed on exit)."""
-
-    def __init__(self, engine, keep: bool = False):
-        from sqlalchemy.orm import Session
-
-        self.engine, self.keep, self.local, self.guard = engine, keep, threading.local(), threading.Lock()
-        self.captured: list[list] = []
-        self.reset()
-        self.listeners = [(engine, "before_cursor_execute", self._before), (engine, "after_cursor_execute", self._after),
-                          (engine, "commit", self._commit), (engine.pool, "connect", self._connect),
-                          (engine.pool, "checkin", self._checkin),
-                          (Session, "after_commit", self._ended), (Session, "after_rollback", self._ended)]
-
-    def reset(self) -> None:
-        self.stats = {"begin_ms": [], "hold_ms": [], "commit_ms": [], "sql_ms": 0.0, "statements": 0,
-                      "commits": 0, "connects": 0}
-        self.captured.clear()
-
-    def __enter__(self) -> "SqlTimer":
-        from sqlalchemy import event
-
-        for target, name, fn in self.listeners:
-            event.listen(target, name, fn)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        from sqlalchemy import event
-
-        for target, name, fn in self.listeners:
-            if event.contains(target, name, fn):
-                event.remove(target, name, fn)
-
-    def _before(self, conn, cursor, statement, parameters, context, executemany):
-        self.local.t0 = time.perf_counter()
-
-    def _after(self, conn, cursor, statement, parameters, context, executemany):
-        now = time.perf_counter()
-        ms = (now - self.local.t0) * 1000
-        with self.guard:
-            if self.keep:
-                self.captured.append([statement, parameters, ms])
-            if statement.startswith("BEGIN"):
-                self.stats["begin_ms"].append(ms)
-                self.local.held = now
-            else:
-                self.stats["sql_ms"] += ms
-                self.stats["statements"] += 1
-
-    def _commit(self, conn):
-        self.local.commit = time.perf_counter()
-        with self.guard:
-            self.stats["commits"] += 1
-
-    def _connect(self, *_):
-        with self.guard:
-            self.stats["connects"] += 1
-
-    def _checkin(self, *_):  # a transaction ended by the pool's reset-on-return rollback (a read, closed)
-        now, held = time.perf_counter(), getattr(self.local, "held", None)
-        self.local.held = None
-        if held is not None:
-            with self.guard:
-                self.stats["hold_ms"].append((now - held) * 1000)
-
-    def _ended(self, session):
-        now = time.perf_counter()
-        commit, held = getattr(self.local, "commit", None), getattr(self.local, "held", None)
-        self.local.commit = self.local.held = None
-        with self.guard:
-            if commit is not None:
-                self.stats["commit_ms"].append((now - commit) * 1000)
-            if held is not None:
-                self.stats["hold_ms"].append((now - held) * 1000)
-
-
-def _timed_app(label: str):
-    """The app as wsgi.py/worker.py build it, its SQL timed (SqlTimer) and dumped every second and at exit into
-    $BENCH_STATS_DIR/<label>-<pid>.json."""
-    import atexit
-
-    from webapp import create_app
-
-    app = create_app()
-    timer = SqlTimer(app.extensions["db"].kw["bind"]).__enter__()
-    out = Path(os.environ["BENCH_STATS_DIR"]) / f"{label}-{os.getpid()}.json"
-
-    def dump():
-        with timer.guard:
-            text = json.dumps({"label": label, "pid": os.getpid(), **timer.stats})
-        out.write_text(text)
-
-    def every_second():
-        while True:
-            time.sleep(1)
-            dump()
-
-    threading.Thread(target=every_second, daemon=True).start()
-    atexit.register(dump)
-    return app
-
-
-def timed_wsgi_app():
-    """``gunicorn 'bench._common:timed_wsgi_app()'``: the app of wsgi.py with its SQL timed."""
-    return _timed_app("gunicorn")
-
-
-def timed_worker() -> None:
-    """``python -c 'from bench._common import timed_worker; timed_worker()'``: worker.py with its SQL timed."""
-    from webapp.workers import start_worker
-
-    start_worker(_timed_app("worker"))
-
-
-@contextmanager
-def timed_stack(s: Stack, workers: int, threads: int = 4):
-    """Another gunicorn and ``workers`` workers on ``s``'s DATA_DIR and Redis, started as ``timed_wsgi_app()`` and
-    ``timed_worker()``: each dumps its ``SqlTimer`` figures into ``<stack>.stats_dir`` every second."""
-    stats_dir = s.tmp / "stats"
-    stats_dir.mkdir(exist_ok=True)
-    s.settings.extra["BENCH_STATS_DIR"] = str(stats_dir)
-    gunicorn, port = start_gunicorn(s.settings, s.tmp / "gunicorn-timed.log", threads=threads,
-                                    app_spec="bench._common:timed_wsgi_app()")
-    t = Stack(s.tmp, s.settings, s.app, port, gunicorn, token=s.token)
-    t.stats_dir = stats_dir
-    try:
-        t.workers = start_workers(s.settings, workers, s.tmp, name="worker-timed", argv=[
-            sys.executable, "-c", "from bench._common import timed_worker; timed_worker()"])
-        yield t
-    finally:
-        for p in reversed(t.procs):
-            stop_process(p)
-
-
-def lock_stats(stats_dir: Path) -> dict[str, dict]:
-    """What every timed process has dumped so far, by file name."""
-    return {f.name: json.loads(f.read_text()) for f in sorted(stats_dir.glob("*.json"))}
-
-
-LOCK_HEADERS = ["process (instrumented)", "write txns", "BEGIN wait p50", "p95", "max", "total s", "lock held p50",
-                "p95", "COMMIT p50", "other SQL s"]
-
-
-def lock_rows(now: dict[str, dict], before: dict[str, dict]) -> list[list]:
-    """Per timed process, the write transactions between two ``lock_stats``: BEGIN IMMEDIATE wait, lock held,
-    COMMIT (ms) and the other SQL (s); the columns of ``LOCK_HEADERS``."""
-    rows = []
-    for name, x in now.items():
-        b = before.get(name, {"begin_ms": [], "hold_ms": [], "commit_ms": [], "sql_ms": 0.0})
-        begin, hold, commit = (x[k][len(b[k]):] for k in ("begin_ms", "hold_ms", "commit_ms"))
-        if begin:
-            rows.append([f"{x['label']} pid {x['pid']}", len(begin), fmt(percentile(begin, 50)),
-                         fmt(percentile(begin, 95)), fmt(max(begin)), f"{sum(begin) / 1000:.2f}",
-                         fmt(percentile(hold, 50)), fmt(percentile(hold, 95)), fmt(percentile(commit, 50)),
-                         f"{(x['sql_ms'] - b['sql_ms']) / 1000:.2f}"])
-    return rows
-
-
-def time_in_process(engine, redis, calls: dict[str, Callable[[int], object]], n: int) -> dict[str, tuple]:
-    """Each of ``calls`` ``n`` times in this process (``call(i)``), no profiler: (median ms, per call: statements
-    (BEGIN included), BEGIN ms, other SQL ms, COMMIT ms (``SqlTimer``), Redis commands and their server-side ms
-    (``redis_commands``: INFO commandstats of ``redis``, nobody else using it))."""
-    results = {}
-    with SqlTimer(engine) as timer:
-        for label, call in calls.items():
-            timer.reset()
-            calls0, redis0 = redis_commands(redis)
-            totals = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                call(i)
-                totals.append((time.perf_counter() - t0) * 1000)
-            calls1, redis1 = redis_commands(redis)
-            x = timer.stats
-            results[label] = (median(totals), {
-                "statements": (x["statements"] + len(x["begin_ms"])) / n, "begin": sum(x["begin_ms"]) / n,
-                "sql": x["sql_ms"] / n, "commit": sum(x["commit_ms"]) / n, "redis_calls": (calls1 - calls0) / n,
-                "redis": (redis1 - redis0) / n})
-    return results
-
-
 # --- signing in ---------------------------------------------------------------------------------------------
 
 def basic_auth(username: str, password: str) -> str:
@@ -963,11 +777,11 @@ def token_probes(method: str, path: str, body: bytes | None, token: str) -> list
 
 def measure_interleaved(port: int, probes: list[tuple[str, str, str, bytes | None, dict, int | None]],
                         rounds: int, warmup: int = 5, seed: int = 7) -> dict[str, dict]:
-    """One keep-alive connection (a ``Client`` without token or cookie); ``probes`` = ``(label, method, path, body, headers, expected
-    status)`` (``headers`` as sent, nothing added but ``Accept`` if missing). ``warmup`` unmeasured requests of
-    each, then ``rounds`` rounds of one request of each in a shuffled order (load elsewhere on the machine hits
-    every probe alike). Per label: times in ms, p50, p95, max, statuses, size of the last body, and the
-    connection's reconnects."""
+    """One keep-alive connection (a ``Client`` without token or cookie); ``probes`` = ``(label, method, path, body,
+    headers, expected status)`` (``headers`` as sent, nothing added but ``Accept`` if missing). ``warmup``
+    unmeasured requests of each, then ``rounds`` rounds of one request of each in a shuffled order (load elsewhere
+    on the machine hits every probe alike). Per label: times in ms, p50, p95, max, statuses, size of the last body,
+    and the connection's reconnects."""
     import random
 
     client = Client(port)
@@ -1026,148 +840,5 @@ def inproc_row(t: dict) -> list:
             f"{t['inproc']['p95'] / 1000:.2f}", f"n={t['inproc']['n']}"]
 
 
-# --- seeding ------------------------------------------------------------------------------------------------
-
-STORAGE = [{"name": "C:\\", "size": 40}, {"name": "D:\\", "size": 100}]
-CLOUDS = ("aws", "azure", "vsphere", "vcloud")
-# The state mix of the seeded migrations, out of 20.
-STATE_MIX = ["success"] * 9 + ["not_started"] * 6 + ["error"] * 3 + ["running"] * 2
-
-
-def ip_for(i: int) -> str:
-    """A distinct IPv4 address for every i below 2**24."""
-    return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
-
-
-def _chunks(total: int, size: int):
-    for start in range(0, total, size):
-        yield start, min(total, start + size)
-
-
-def seed(engine, workloads: int, migrations: int, password_enc: str, chunk: int = 50_000) -> dict[str, float]:
-    """Bulk-insert ``workloads`` workloads and ``migrations`` migrations with SQLAlchemy Core, ``chunk`` rows per
-    transaction. Every row reuses ``password_enc`` (one real ciphertext of the app's vault).
-
-    Speed: the JSON and datetime values are turned into their stored text here, once per distinct JSON value, and
-    inserted through untyped Core columns, instead of running the column types' bind processors 1.4 million
-    times. ``_stored`` checks, against the app's own column types, that the text is exactly what they store.
-    Returns seconds per table."""
-    from sqlalchemy import column, insert, table
-
-    from webapp.models import MigrationRow, WorkloadRow
-
-    to_text = _stored(engine, WorkloadRow.__table__.c.created_at, WorkloadRow.__table__.c.storage)
-    json_text = to_text["json"]
-    when = to_text["datetime"]
-    base = datetime.now(timezone.utc) - timedelta(seconds=workloads + migrations + 10)
-    timings = {}
-
-    t0 = time.perf_counter()
-    wtable = table(WorkloadRow.__tablename__, *(column(c.name) for c in WorkloadRow.__table__.columns))
-    storage = json_text(STORAGE)
-    for lo, hi in _chunks(workloads, chunk):
-        rows = []
-        for i in range(lo, hi):
-            stamp = when(base + timedelta(seconds=i))
-            rows.append({"id": i + 1, "ip": ip_for(i + 1), "username": f"admin{i % 100}", "password_enc": password_enc,
-                         "domain": "CORP" if i % 3 else "", "storage": storage, "created_at": stamp,
-                         "updated_at": stamp})
-        with engine.begin() as conn:
-            conn.execute(insert(wtable), rows)
-    timings["workloads"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    mtable = table(MigrationRow.__tablename__, *(column(c.name) for c in MigrationRow.__table__.columns))
-    mbase = base + timedelta(seconds=workloads)
-    cache: dict[tuple, str] = {}
-
-    def cached(key, make):
-        if key not in cache:
-            cache[key] = json_text(make())
-        return cache[key]
-
-    for lo, hi in _chunks(migrations, chunk):
-        rows = []
-        for i in range(lo, hi):
-            state = STATE_MIX[i % len(STATE_MIX)]
-            both = i % 2 == 0
-            sizes = STORAGE if both else STORAGE[:1]
-            factor = {"success": 1.0, "running": 1 / 3}.get(state, 0.0)
-            source = (i % workloads) + 1
-            created = mbase + timedelta(seconds=i)
-            started = when(created + timedelta(seconds=1)) if state in ("success", "running", "error") else None
-            finished = when(created + timedelta(seconds=21)) if state in ("success", "error") else None
-            created_text = when(created)
-            rows.append({
-                "id": i + 1, "source_id": source,
-                "selected": cached(("selected", both), lambda: [v["name"] for v in sizes]),
-                "cloud_type": CLOUDS[i % 4], "cloud_username": "cloud", "cloud_password_enc": password_enc,
-                "cloud_domain": "",
-                "target_vm": (json_text({"ip": ip_for(source),
-                                         "credentials": {"username": "admin", "domain": "CORP",
-                                                         "password_enc": password_enc},
-                                         "storage": list(sizes)}) if state == "success" else None),
-                "state": state, "error": "cancelled" if state == "error" else None,
-                "progress": cached(("progress", both, factor), lambda: [
-                    {"name": v["name"], "size": v["size"], "copied": round(v["size"] * factor, 3)} for v in sizes]),
-                "cancel_requested": 0, "job_id": f"migration-{i + 1}-seed" if started else None,
-                "requested_by": None, "created_at": created_text, "updated_at": finished or created_text,
-                "queued_at": started, "started_at": started, "heartbeat_at": finished or started,
-                "finished_at": finished,
-            })
-        with engine.begin() as conn:
-            conn.execute(insert(mtable), rows)
-    timings["migrations"] = time.perf_counter() - t0
-    return timings
-
-
-def check_seed(app, workloads: int, migrations: int) -> None:
-    """Read seeded rows back through the app's ORM models: counts, types and values as the app expects them."""
-    from sqlalchemy import func, select
-
-    from webapp.extensions import db
-    from webapp.models import MigrationRow, WorkloadRow
-
-    with app.app_context():
-        session = db.session
-        counts = (session.scalar(select(func.count()).select_from(WorkloadRow)),
-                  session.scalar(select(func.count()).select_from(MigrationRow)))
-        if counts != (workloads, migrations):
-            raise RuntimeError(f"seed: expected {workloads} workloads and {migrations} migrations, found {counts}")
-        if workloads:
-            w = session.get(WorkloadRow, workloads)
-            assert w.storage == STORAGE and w.created_at.tzinfo is not None and w.ip == ip_for(workloads), w
-        if migrations:
-            m = session.get(MigrationRow, 1)
-            assert m.selected and m.progress[0]["name"] == "C:\\" and m.created_at.tzinfo is not None, m
-            assert m.state in STATE_MIX and isinstance(m.cancel_requested, bool), m
-
-
-def _stored(engine, datetime_column, json_column) -> dict[str, Callable]:
-    """Fast converters to the text SQLite stores for the app's datetime and JSON columns, checked against the
-    columns' own bind processors (so a change of column type or format fails here, not silently)."""
-    import json
-
-    dialect = engine.dialect
-
-    def typed(col, value):
-        processor = col.type.dialect_impl(dialect).bind_processor(dialect)
-        return processor(value) if processor else value
-
-    def when(value: datetime) -> str:
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-    def json_text(value) -> str:
-        return json.dumps(value)
-
-    sample_time = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
-    if typed(datetime_column, sample_time) != when(sample_time):
-        raise RuntimeError(f"seed: {datetime_column} stores {typed(datetime_column, sample_time)!r}, "
-                           f"not {when(sample_time)!r}")
-    if typed(json_column, STORAGE) != json_text(STORAGE):
-        raise RuntimeError(f"seed: {json_column} stores {typed(json_column, STORAGE)!r}")
-    return {"datetime": when, "json": json_text}
-
-
 if __name__ == "__main__":  # `make bench` runs every bench/*.py: this one is a library, not a benchmark
-    print("bench/_common.py holds shared helpers; run bench/lists.py or bench/migrations.py")
+    print("bench/_common.py holds shared helpers; run one of the bench/*.py scripts")

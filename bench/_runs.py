@@ -78,7 +78,7 @@ def test_ticks(capsys):
 # --- the stack ----------------------------------------------------------------------------------------------------
 
 class RunStack(c.Stack):
-    """``bench._common.Stack`` plus the runs table, read on a fresh read-only connection per call."""
+    """``bench._common.Stack`` plus the runs table, read on a fresh SQLite connection per call."""
 
     @property
     def runs_dir(self) -> Path:

@@ -36,7 +36,7 @@ the token check of every POST.
 Targets: (a) >= 200 events/s, (b) p95 <= 200 ms. Where the time goes is reported with --profile and whenever a
 target is missed: per-phase latencies (from RQ's own timestamps), the API and the workers each alone (the workers
 paused with SIGSTOP while events are POSTed, then resumed to drain the backlog), SQLite write-lock waits
-measured inside gunicorn and the workers (the same processes started with ``bench._common``'s SQL timing: SQLAlchemy's
+measured inside gunicorn and the workers (the same processes started with ``bench._sql``'s SQL timing: SQLAlchemy's
 own events) and one request and one job body in this process (Redis: the server's INFO commandstats). Reports only:
 exits 0.
 """
@@ -54,6 +54,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _common as c  # noqa: E402
+from bench import _sql as sql  # noqa: E402
 
 EVENTS = "/api/v1/events"
 
@@ -344,15 +345,15 @@ def alone(s: c.Stack, count: int, clients: int, timeout: float) -> dict:
 
 
 def lock_waits(s: c.Stack, args, count: int) -> None:
-    """One throughput block through gunicorn and workers that time their SQL (``c.timed_stack``): SQLite
+    """One throughput block through gunicorn and workers that time their SQL (``sql.timed_stack``): SQLite
     write-lock waits by side."""
-    with c.timed_stack(s, args.workers, args.threads) as t:
+    with sql.timed_stack(s, args.workers, args.threads) as t:
         post_events(t, 20, args.clients, "bench-i-warm", args.timeout)
         time.sleep(1.2)  # every process has dumped its figures since the warm-up: subtracted below
-        before = c.lock_stats(t.stats_dir)
+        before = sql.lock_stats(t.stats_dir)
         result = post_events(t, count, args.clients, "bench-i", args.timeout)
         time.sleep(1.2)  # and dumped them again after the last event
-    c.print_table(c.LOCK_HEADERS, c.lock_rows(c.lock_stats(t.stats_dir), before),
+    c.print_table(sql.LOCK_HEADERS, sql.lock_rows(sql.lock_stats(t.stats_dir), before),
                   title=f"SQLite write lock: {count} events in {result['elapsed']:.2f} s "
                         f"({count / result['elapsed']:.1f}/s, instrumented), ms unless said")
     print("  BEGIN wait = time in BEGIN IMMEDIATE, i.e. waiting for another process's write transaction (SQLite's\n"
@@ -381,7 +382,7 @@ def in_process(s: c.Stack, n: int = 200) -> None:
             with app.app_context():
                 assert events.deliver(ids.pop(5)) == "processed"
 
-    results = c.time_in_process(app.extensions["db"].kw["bind"], s.redis,
+    results = sql.time_in_process(app.extensions["db"].kw["bind"], s.redis,
                                 {kind: (lambda i, kind=kind: one(kind, i)) for kind in kinds}, n)
     profiler = cProfile.Profile()
     for kind in kinds:  # then profiled (cProfile slows Python down: only for the shares)
@@ -457,7 +458,8 @@ def post_mortem(s: c.Stack) -> None:
               f"{q.failed_job_registry.count} failed, {q.finished_job_registry.count} finished")
         for job_id in q.failed_job_registry.get_job_ids()[:3]:
             job = Job.fetch(job_id, connection=s.redis)
-            print(f"  failed job {job_id} {job.func_name}{job.args}: " + " | ".join(c.job_traceback(s.redis, job_id, 3)))
+            print(f"  failed job {job_id} {job.func_name}{job.args}: "
+                  + " | ".join(c.job_traceback(s.redis, job_id, 3)))
     except Exception as exc:
         print(f"  (post-mortem query failed: {exc!r})")
     s.print_logs(3)

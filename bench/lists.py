@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import _common as c  # noqa: E402
+from bench import _seed as seeding  # noqa: E402
+from bench import _sql as sql  # noqa: E402
 
 TARGET_SIZE = 100_000
 LISTS = [  # (label, path template)
@@ -83,7 +85,7 @@ def diagnose(app, targets: list[tuple[str, str]], token: str, cookie: str, runs:
     engine = app.extensions["db"].kw["bind"]
     db_path = engine.url.database
     rows, plans = [], {}
-    with c.SqlTimer(engine, keep=True) as timer:  # every statement, BEGIN included
+    with sql.SqlTimer(engine, keep=True) as timer:  # every statement, BEGIN included
         client = app.test_client(use_cookies=False)  # keeps the Cookie header given per request
         for label, path in targets:
             totals, parts = [], {"count": [], "page": [], "other": []}
@@ -226,9 +228,9 @@ def run_size(size: int, args, redis_url: str, tmp: Path) -> dict:
         password_enc = vault.encrypt("s3cret!")
     engine = app.extensions["db"].kw["bind"]
     t0 = time.perf_counter()
-    timings = c.seed(engine, size, size, password_enc)
+    timings = seeding.seed(engine, size, size, password_enc)
     seeded = time.perf_counter() - t0
-    c.check_seed(app, size, size)
+    seeding.check_seed(app, size, size)
     print(f"\n== {size:,} workloads + {size:,} migrations: seeded in {seeded:.1f} s "
           f"(workloads {timings['workloads']:.1f} s, migrations {timings['migrations']:.1f} s)")
 

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import _common as c  # noqa: E402
+from bench import _seed as seeding  # noqa: E402
+from bench import _sql as sql  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,9 +67,9 @@ def create_records(app, count: int, first_ip: int) -> list[int]:
     ids = []
     for i in range(first_ip, first_ip + count):
         with app.app_context():
-            w = workloads.create({"ip": c.ip_for(i), "credentials": {"username": "admin", "password": "s3cret!",
+            w = workloads.create({"ip": seeding.ip_for(i), "credentials": {"username": "admin", "password": "s3cret!",
                                                                       "domain": "CORP"},
-                                  "storage": c.STORAGE})
+                                  "storage": seeding.STORAGE})
             m = migrations.create({"source_id": w.id, "selected_mount_points": ["C:\\", "D:\\"],
                                    "target": {"cloud_type": "aws",
                                               "cloud_credentials": {"username": "cloud", "password": "cl0ud!"}}})
@@ -195,7 +197,7 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
         print(f"(fork probe failed: {probe.returncode}\n{probe.stderr[-2000:]})")
     profiler = cProfile.Profile()
     totals = []
-    with c.SqlTimer(app.extensions["db"].kw["bind"]) as timer:
+    with sql.SqlTimer(app.extensions["db"].kw["bind"]) as timer:
         for mid in extra:
             t0 = time.perf_counter()
             profiler.enable()
@@ -318,7 +320,8 @@ def main() -> int:
         bare_parts, mig_parts = [], []
         c.alternate(len(blocks),
                     lambda r: bare_parts.append(c.bare_jobs(queue, len(blocks[r]), args.timeout, interval=0.005)),
-                    lambda r: mig_parts.append(run_migrations(app, blocks[r], args.via, s.db_path, args.timeout, token)))
+                    lambda r: mig_parts.append(run_migrations(app, blocks[r], args.via, s.db_path, args.timeout,
+                                                              token)))
         bare, mig = combine(bare_parts, args.count), combine(mig_parts, args.count)
 
         ratio = mig["rate"] / bare["rate"]
