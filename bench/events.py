@@ -657,7 +657,7 @@ def in_process(app, n: int = 200) -> None:
     """The API handler (test client) and the job body, each in this process, profiled: SQL vs Redis vs the rest."""
     from sqlalchemy import event
 
-    from webapp.events import services as events
+    from webapp.events import jobs as event_jobs
     from webapp.extensions import queues
 
     engine = app.extensions["db"].kw["bind"]
@@ -718,14 +718,14 @@ def in_process(app, n: int = 200) -> None:
            for i in range(5)]
     for event_id in ids:
         with app.app_context():
-            events.deliver(event_id)
+            event_jobs.send_notification(event_id)
     results = {}
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
     engine.dialect.do_commit = commit
     pool.get_connection = counted_connection
     profiler = cProfile.Profile()
-    kinds = ("POST /api/v1/events (test client)", "job body: services.deliver")
+    kinds = ("POST /api/v1/events (test client)", "job body: jobs.send_notification")
 
     def one(kind: str, i: int) -> None:
         if kind == kinds[0]:
@@ -733,7 +733,7 @@ def in_process(app, n: int = 200) -> None:
             ids.append(response.get_json()["id"])
         else:
             with app.app_context():
-                assert events.deliver(ids.pop(5)) == "processed"
+                assert event_jobs.send_notification(ids.pop(5)) == "processed"
 
     try:
         for kind in kinds:  # timed, without the profiler
