@@ -14,15 +14,12 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from .db import Database
+from .domain.errors import VaultKeyError
 
 log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 db = Database()
-
-
-class VaultKeyError(RuntimeError):
-    """A stored secret cannot be read with any key of ``CREDENTIALS_KEY``."""
 
 
 def credential_keys(value: str) -> MultiFernet:

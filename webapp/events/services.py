@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import ImmutableFieldError, InvalidStateError, ValidationError
+from ..domain.errors import (Forbidden, ImmutableFieldError, InvalidStateError, InvalidTransition, NotFound,
+                             ValidationError)
 from ..domain.events import EventSource, EventStatus, check_description, check_new, check_transition, check_user_id
-from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db, enqueue, job_statuses
 from ..models import EventRow, NotificationRow
 from ..pagination import Page, paginate
@@ -138,7 +138,7 @@ def update(event_id: str, data: Any, actor) -> EventRow:
         raise ValidationError(fields)
     if edits and status is not EventStatus.PENDING:
         message = f"Only a pending event can be edited; this one is {status.value}."
-        raise Conflict("invalid_transition", message, {name: [message] for name in edits})
+        raise InvalidTransition(message, {name: [message] for name in edits})
     session = db.session
     values = dict(edits)
     if target is not status:

@@ -15,10 +15,9 @@ from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import InvalidStateError, SystemVolumeRequired
+from ..domain.errors import InvalidStateError, NotFound, SystemVolumeRequired
 from ..domain.events import EventSource
 from ..domain.migration import Credentials, Migration, MigrationState, MigrationTarget, VolumeProgress, Workload
-from ..errors import NotFound
 from ..events import services as events
 from ..extensions import cancel_job, db, enqueue, job_status, vault
 from ..models import MigrationRow, WorkloadRow

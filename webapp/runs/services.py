@@ -10,9 +10,8 @@ from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import InvalidStateError, ValidationError
+from ..domain.errors import InvalidStateError, NotFound, ValidationError
 from ..domain.runs import RunState, check_environment_id, check_test_files, check_username
-from ..errors import NotFound
 from ..extensions import cancel_job, db, queues
 from ..models import EnvironmentRow, RunLogChunk, RunRow
 from ..pagination import Page, paginate
