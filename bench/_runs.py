@@ -169,7 +169,7 @@ class Bare:
             return [sys.executable, "-m", "pytest", name], env, None
         if kind not in ("executor", "unconfined"):
             raise ValueError(kind)
-        # What the executor spawns (webapp/runs/executor.py _run_pytest): its flags, scrubbed environment, resource
+        # What the executor spawns (webapp/runs/executor.py run_pytest): its flags, scrubbed environment, resource
         # limits and sandbox (SANDBOX=auto; "unconfined": SANDBOX=off), by hand, without the app around it.
         from webapp.runs import executor, sandbox
 

@@ -363,7 +363,7 @@ def lock_waits(s: c.Stack, args, count: int) -> None:
 def in_process(s: c.Stack, n: int = 200) -> None:
     """The API handler (test client) and the job body, each in this process, timed (SQL: SQLAlchemy's events;
     Redis: the server's INFO commandstats) and then profiled: SQL vs Redis vs the rest."""
-    from webapp.events import services as events
+    from webapp.events import jobs as event_jobs
 
     app, auth = s.app, {"Authorization": f"Bearer {s.token}"}  # as the HTTP requests authenticate
     client = app.test_client()
@@ -371,8 +371,8 @@ def in_process(s: c.Stack, n: int = 200) -> None:
            for i in range(5)]
     for event_id in ids:
         with app.app_context():
-            events.deliver(event_id)
-    kinds = ("POST /api/v1/events (test client)", "job body: services.deliver")
+            event_jobs.send_notification(event_id)
+    kinds = ("POST /api/v1/events (test client)", "job body: jobs.send_notification")
 
     def one(kind: str, i: int) -> None:
         if kind == kinds[0]:
@@ -380,7 +380,7 @@ def in_process(s: c.Stack, n: int = 200) -> None:
             ids.append(response.get_json()["id"])
         else:
             with app.app_context():
-                assert events.deliver(ids.pop(5)) == "processed"
+                assert event_jobs.send_notification(ids.pop(5)) == "processed"
 
     results = sql.time_in_process(app.extensions["db"].kw["bind"], s.redis,
                                 {kind: (lambda i, kind=kind: one(kind, i)) for kind in kinds}, n)

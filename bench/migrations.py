@@ -167,6 +167,7 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
           "  RQ bookkeeping and Redis round trips are common to both.")
 
     # One migration job body, in-process, profiled (no fork): SQL statements and their time, plus the hot spots.
+    from webapp.migrations import jobs as migration_jobs
     from webapp.migrations import services as migrations
 
     probe_ids = create_records(app, 3 * PROBE_EACH + 1, first_ip=count + 1000)
@@ -185,7 +186,7 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
                            cwd=c.ROOT, env=settings.env(), capture_output=True, text=True, timeout=300)
     try:
         figures = json.loads(probe.stdout.strip().splitlines()[-1])
-        c.print_table(["one migration job body (services.execute), median of %d" % PROBE_EACH, "ms in job",
+        c.print_table(["one migration job body (jobs.run_migration), median of %d" % PROBE_EACH, "ms in job",
                        "ms fork+job+wait"],
                       [["forked from a parent that never ran a job (what RQ's work horse does)",
                         f"{figures['cold'][0]:.1f}", f"{figures['cold'][1]:.1f}"],
@@ -202,14 +203,14 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
             t0 = time.perf_counter()
             profiler.enable()
             with app.app_context():
-                result = migrations.execute(mid)
+                result = migration_jobs.run_migration(mid)
             profiler.disable()
             totals.append((time.perf_counter() - t0) * 1000)
             assert result == "success", result
     stats = {**timer.stats, "statements": timer.stats["statements"] + len(timer.stats["begin_ms"]),  # BEGIN too
              "sql_ms": timer.stats["sql_ms"] + sum(timer.stats["begin_ms"])}
     n = len(extra)
-    print(f"\nOne migration job body in-process (services.execute, no fork, median of {n}): "
+    print(f"\nOne migration job body in-process (jobs.run_migration, no fork, median of {n}): "
           f"{statistics.median(totals):.1f} ms; per job {stats['statements'] / n:.0f} SQL statements "
           f"({stats['sql_ms'] / n:.1f} ms in SQLite), {stats['commits'] / n:.0f} commits, "
           f"{stats['connects'] / n:.0f} new SQLite connections (NullPool)")
@@ -225,11 +226,11 @@ PROBE_EACH = 15
 WARM_WORKER = (
     "import os\n"
     "from webapp import create_app\n"
-    "from webapp.migrations import services\n"
+    "from webapp.migrations import jobs\n"
     "from webapp.workers import start_worker\n"
     "app = create_app()\n"
     "with app.app_context():\n"
-    "    services.execute(int(os.environ['BENCH_WARM_MIGRATION_ID']))\n"
+    "    jobs.run_migration(int(os.environ['BENCH_WARM_MIGRATION_ID']))\n"
     "start_worker(app)\n"
 )
 
@@ -241,7 +242,7 @@ def fork_probe(argv: list[str]) -> None:
 
     logging.disable(logging.CRITICAL)
     from webapp import create_app
-    from webapp.migrations import services as migrations
+    from webapp.migrations import jobs as migration_jobs
 
     app = create_app()
     ids = [int(a) for a in argv]
@@ -255,7 +256,7 @@ def fork_probe(argv: list[str]) -> None:
             t1 = time.perf_counter()
             try:
                 with app.app_context():
-                    migrations.execute(mid)
+                    migration_jobs.run_migration(mid)
             finally:
                 os.write(write, f"{(time.perf_counter() - t1) * 1000:.3f}".encode())
                 os._exit(0)
@@ -268,7 +269,7 @@ def fork_probe(argv: list[str]) -> None:
     def in_process(mid: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         with app.app_context():
-            migrations.execute(mid)
+            migration_jobs.run_migration(mid)
         return (time.perf_counter() - t0) * 1000, float("nan")
 
     def median(pairs):

@@ -15,7 +15,7 @@ from test_api_workloads import error_code
 CASES = json.loads((Path(__file__).parent / "cases" / "events.json").read_text(encoding="utf-8"))
 EVENT_KEYS = {"id", "user_id", "description", "status", "source", "link", "attempts", "last_error", "created_at",
               "processed_at"}
-SEND = "webapp.jobs.send_notification"
+SEND = "webapp.events.jobs.send_notification"  # the job function itself, by its dotted path
 
 
 # --- the case table's small language ------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_the_record_is_committed_before_it_is_queued(app, client, monkeypatch):
     from sqlalchemy import select
 
     from webapp.db import make_engine
-    from webapp.events import services
+    from webapp import extensions as services  # the queues every feature enqueues through
     from webapp.models import EventRow
 
     seen = []
@@ -244,7 +244,7 @@ def test_the_record_is_committed_before_it_is_queued(app, client, monkeypatch):
 def test_redis_refusing_the_job_still_records_a_pending_event(app, client, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from webapp.events import services
+    from webapp import extensions as services  # the queues every feature enqueues through
 
     class Down:
         def enqueue(self, *args, **kwargs):

@@ -360,7 +360,7 @@ def test_a_forbidden_change_writes_no_entry(app, as_role, role, request_):
 def test_a_change_and_its_entry_are_committed_together(app, client, world):
     """The duplicate username is found only at commit: its entry, already added, goes with the rollback."""
     from webapp.accounts import services as accounts
-    from webapp.errors import Conflict
+    from webapp.domain.errors import Conflict
 
     before = last_id(app)
     with app.test_request_context("/"):

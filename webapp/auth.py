@@ -18,7 +18,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .domain.accounts import ANONYMOUS, Principal, Role
-from .errors import ApiError, Forbidden, Unauthorized
+from .domain.errors import Forbidden, Unauthorized, UnsupportedMediaType
 
 login_manager = LoginManager()
 
@@ -173,8 +173,8 @@ def _check_body_type(accepts: str) -> None:
     if not (request.content_length or request.headers.get("Content-Type") or request.headers.get("Transfer-Encoding")):
         return  # no body at all (e.g. POST …/cancel)
     if request.mimetype != accepts:
-        raise ApiError(415, "unsupported_media_type", f"Send the body as {accepts}.",
-                       {"Content-Type": [f"Must be {accepts}, not {request.mimetype or 'missing'}."]})
+        raise UnsupportedMediaType(f"Send the body as {accepts}.",
+                                   {"Content-Type": [f"Must be {accepts}, not {request.mimetype or 'missing'}."]})
 
 
 def _to_login():

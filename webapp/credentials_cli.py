@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from .audit import services as audit
 from .db import update
-from .extensions import VaultKeyError, db, vault
+from .domain.errors import VaultKeyError
+from .extensions import db, vault
 from .models import MigrationRow, WorkloadRow
 
 

@@ -1,71 +1,73 @@
-"""Errors as users see them: one JSON body shape under /api/, friendly pages elsewhere."""
+"""Errors as users see them: one table from each exception of ``domain.errors`` to its HTTP status and error
+code, used by the API (one JSON body shape under /api/) and the pages (friendly error pages, form refusals)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Callable
 
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
-from .domain.errors import DomainError, ImmutableFieldError, InvalidStateError, SystemVolumeRequired, ValidationError
-from .domain.events import InvalidTransition
-from .domain.testfiles import UploadTooLarge
+from .domain.errors import (BadJson, Conflict, DomainError, Forbidden, ImmutableFieldError, InvalidStateError,
+                            InvalidTransition, NotFound, ReadOnly, SystemVolumeRequired, Throttled, Unauthorized,
+                            UnsupportedMediaType, UploadTooLarge, ValidationError, VaultKeyError)
 
 log = logging.getLogger(__name__)
 
+# Every class of domain.errors (a test checks): its HTTP status and error code. A Conflict names its own code
+# (duplicate_ip, duplicate_username, in_use, file_exists, ...); the class's is the table's otherwise.
+ERRORS: dict[type[DomainError], tuple[int, str]] = {
+    DomainError: (400, "bad_request"),
+    BadJson: (400, "bad_json"),
+    Unauthorized: (401, "unauthorized"),
+    Forbidden: (403, "forbidden"),
+    ReadOnly: (403, "read_only"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    InvalidStateError: (409, "invalid_state"),
+    InvalidTransition: (409, "invalid_transition"),
+    UploadTooLarge: (413, "too_large"),
+    UnsupportedMediaType: (415, "unsupported_media_type"),
+    ValidationError: (422, "validation_error"),
+    ImmutableFieldError: (422, "immutable_field"),
+    SystemVolumeRequired: (422, "system_volume_required"),
+    Throttled: (429, "too_many_attempts"),
+    VaultKeyError: (503, "secret_unreadable"),
+}
 
-class ApiError(Exception):
-    """An error with an HTTP status and a snake_case code, for the API and the pages alike."""
+# The headers a refusal of that class carries, on the API and the pages alike.
+HEADERS: dict[type[DomainError], Callable[[DomainError], dict[str, str]]] = {
+    Unauthorized: lambda exc: {"WWW-Authenticate": 'Bearer realm="cutover"'},
+    Throttled: lambda exc: {"Retry-After": str(exc.seconds)},
+}
 
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None,
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.fields = status, code, message, fields or {}
-        self.headers = headers or {}
-
-
-class NotFound(ApiError):
-    def __init__(self, what: str = "resource"):
-        super().__init__(404, "not_found", f"No such {what}.")
-
-
-class Unauthorized(ApiError):
-    def __init__(self, message: str = "Sign in first: send 'Authorization: Bearer <token>'."):
-        super().__init__(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="cutover"'})
-
-
-class Forbidden(ApiError):
-    def __init__(self, message: str = "Your role may not do this."):
-        super().__init__(403, "forbidden", message)
-
-
-class Throttled(ApiError):
-    def __init__(self, seconds: int):
-        super().__init__(429, "too_many_attempts", f"Too many failed sign-ins: try again in {seconds} s.",
-                         headers={"Retry-After": str(seconds)})
-        self.seconds = seconds
-
-
-class Conflict(ApiError):
-    def __init__(self, code: str, message: str, fields: dict | None = None):
-        super().__init__(409, code, message, fields)
+# Werkzeug's own errors (routing, body size...) under /api/: their error code by status.
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+              415: "unsupported_media_type"}
 
 
-def from_domain(exc: Exception) -> ApiError:
-    """Map a domain error onto its API error."""
-    if isinstance(exc, ImmutableFieldError):
-        return ApiError(422, "immutable_field", exc.message, exc.fields)
-    if isinstance(exc, ValidationError):
-        return ApiError(422, "validation_error", exc.message, exc.fields)
-    if isinstance(exc, SystemVolumeRequired):
-        return ApiError(422, "system_volume_required", str(exc), {"selected_mount_points": [str(exc)]})
-    if isinstance(exc, InvalidTransition):
-        return ApiError(409, "invalid_transition", str(exc), {"status": [str(exc)]})
-    if isinstance(exc, UploadTooLarge):
-        return ApiError(413, "too_large", str(exc), {"file": [str(exc)]})
-    if isinstance(exc, InvalidStateError):
-        return ApiError(409, "invalid_state", str(exc))
-    raise exc
+@dataclass(frozen=True)
+class Refusal:
+    """How a refused request is answered."""
+
+    status: int
+    code: str
+    message: str
+    fields: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
+def _nearest(table: dict, exc: DomainError):
+    return next((table[cls] for cls in type(exc).__mro__ if cls in table), None)
+
+
+def refusal(exc: DomainError) -> Refusal:
+    """The status, code, message, fields and headers of a refused request, from the table."""
+    status, code = _nearest(ERRORS, exc)
+    headers = _nearest(HEADERS, exc)
+    return Refusal(status, exc.code or code, exc.message, exc.fields, headers(exc) if headers else {})
 
 
 def _snake(name: str) -> str:
@@ -81,17 +83,17 @@ def _is_api() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        if _is_api():
-            response, status = error_body(exc.status, exc.code, exc.message, exc.fields)
-        else:
-            response, status = render_template("error.html", status=exc.status, message=exc.message), exc.status
-        return response, status, exc.headers
-
     @app.errorhandler(DomainError)
-    def _domain_error(exc: DomainError):
-        return _api_error(from_domain(exc))
+    def _refused(exc: DomainError):
+        answer = refusal(exc)
+        if answer.status >= 500:  # the operator's setting (e.g. the credentials key), not the user's input
+            log.error("%s on %s %s", exc, request.method, request.path)
+        if _is_api():
+            response, status = error_body(answer.status, answer.code, answer.message, answer.fields)
+        else:
+            response, status = render_template("error.html", status=answer.status, message=answer.message), \
+                answer.status
+        return response, status, answer.headers
 
     @app.errorhandler(DataError)
     def _unstorable(exc: DataError):
@@ -99,23 +101,13 @@ def register_error_handlers(app: Flask) -> None:
 
         db.session.rollback()
         log.warning("refused unstorable input on %s: %s", request.path, exc.orig)
-        return _api_error(ApiError(422, "validation_error",
-                                   "A value is too long or contains characters that cannot be stored."))
-
-    from .extensions import VaultKeyError
-
-    @app.errorhandler(VaultKeyError)
-    def _unreadable_secret(exc: VaultKeyError):  # the operator's key setting, not the user's input
-        log.error("%s on %s %s", exc, request.method, request.path)
-        return _api_error(ApiError(503, "secret_unreadable", f"{exc} Ask the operator: the stored passwords need "
-                                                             "the key they were encrypted with."))
+        return _refused(ValidationError(message="A value is too long or contains characters that cannot be stored."))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if _is_api():
-            codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                     415: "unsupported_media_type"}
-            response, status = error_body(exc.code, codes.get(exc.code, _snake(exc.name)), exc.description or exc.name)
+            response, status = error_body(exc.code, HTTP_CODES.get(exc.code, _snake(exc.name)),
+                                          exc.description or exc.name)
             if exc.code == 405 and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)
             return response, status

@@ -1,20 +1,25 @@
 """Extension objects. They hold no state of their own: ``init_app`` stores it on the app."""
 from __future__ import annotations
 
+import logging
+from typing import Any, Callable, Iterable
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from .db import Database
+from .domain.errors import VaultKeyError
+
+log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 db = Database()
-
-
-class VaultKeyError(RuntimeError):
-    """A stored secret cannot be read with any key of ``CREDENTIALS_KEY``."""
 
 
 def credential_keys(value: str) -> MultiFernet:
@@ -81,3 +86,59 @@ class Queues:
 
 vault = Vault()
 queues = Queues()
+
+
+# --- jobs: the one way in, the one way to read them, the one way to cancel ------------------------------
+
+def enqueue(fn: Callable[..., Any], *ids: int | str, job_id: str, queue: str = "default", **rq_options) -> Job:
+    """Queue ``fn(*ids)`` under ``job_id``. ``fn`` is the job function itself (RQ stores its dotted path);
+    its arguments are ids only: the job loads everything else, secrets included, inside the worker.
+    ``rq_options``: ``job_timeout``, ``result_ttl``, ``failure_ttl``... Raises ``RedisError``: the caller
+    knows what stays safe meanwhile."""
+    if not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in ids):
+        raise TypeError(f"a job takes ids only, not {ids!r}")
+    return queues.get(queue).enqueue(fn, *ids, job_id=job_id, **rq_options)
+
+
+def job_statuses(job_ids: Iterable[str | None]) -> list[JobStatus | None]:
+    """The RQ status of each job, in order (one round trip); None where RQ has no such job (no id, expired,
+    lost with a Redis restart) or where Redis cannot be asked now (logged: the caller's next pass asks again)."""
+    job_ids = list(job_ids)
+    wanted = [i for i in job_ids if i]
+    try:
+        try:
+            jobs = Job.fetch_many(wanted, connection=queues.redis) if wanted else []
+        except NoSuchJobError:  # a job's hash is half gone (expiring): read them one by one
+            jobs = [_fetch(i) for i in wanted]
+    except RedisError as exc:
+        log.warning("cannot read the status of %d job(s) now, Redis unavailable: %s", len(wanted), exc)
+        return [None] * len(job_ids)
+    found = dict(zip(wanted, jobs))
+    return [found[i].get_status(refresh=False) if found.get(i) else None for i in job_ids]
+
+
+def _fetch(job_id: str) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=queues.redis)
+    except NoSuchJobError:
+        return None
+
+
+def job_status(job_id: str | None) -> JobStatus | None:
+    """The RQ status of one job; None when RQ has no such job or Redis cannot be asked (see ``job_statuses``)."""
+    return job_statuses([job_id])[0]
+
+
+def cancel_job(job_id: str | None) -> bool:
+    """Take a job out of its queue, best effort (every job checks its record anyway): False when there was no
+    such job, it was cancelled already, or Redis cannot be asked now."""
+    if not job_id:
+        return False
+    try:
+        Job.fetch(job_id, connection=queues.redis).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        return False
+    except RedisError as exc:
+        log.warning("cannot cancel job %s now, Redis unavailable: %s", job_id, exc)
+        return False
+    return True

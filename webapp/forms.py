@@ -6,7 +6,10 @@ from typing import Any, Callable
 from flask_wtf import FlaskForm
 
 from .domain.errors import DomainError, ValidationError
-from .errors import ApiError, from_domain
+from .errors import refusal
+
+# Refusals a page shows beside the form or the button (the rest, e.g. 403, 404, 503, get the error page).
+SHOWN = (401, 409, 413, 422, 429)
 
 
 class ServiceForm(FlaskForm):
@@ -49,14 +52,14 @@ class ServiceForm(FlaskForm):
             return action(self.payload())
         except ValidationError as exc:
             self.show_errors(exc)
-        except (ApiError, DomainError) as exc:  # e.g. a duplicate IP (409) or a file too large (413)
-            refusal = exc if isinstance(exc, ApiError) else from_domain(exc)
-            if refusal.status not in (401, 409, 413, 422, 429):
+        except DomainError as exc:  # e.g. a duplicate IP (409) or a file too large (413)
+            refused = refusal(exc)
+            if refused.status not in SHOWN:
                 raise
-            self.show_errors(ValidationError(refusal.fields, refusal.message))
+            self.show_errors(ValidationError(refused.fields, refused.message))
             # a form answers 422 otherwise; a failed or throttled sign-in keeps its own status
-            self.refused_status = refusal.status if refusal.status in (401, 413, 429) else None
-            self.refused_headers = refusal.headers
+            self.refused_status = refused.status if refused.status in (401, 413, 429) else None
+            self.refused_headers = refused.headers
         return None
 
     def wants_save(self) -> bool:
@@ -80,6 +83,8 @@ def attempt(action: Callable[..., Any], *args) -> str | None:
     """Run a state-changing action for a page: the refusal's message, or None when it went through."""
     try:
         action(*args)
-    except DomainError as exc:
-        return str(exc)
+    except DomainError as exc:  # e.g. a migration already running (409) or without C:\\ (422)
+        if refusal(exc).status not in (409, 413, 422):
+            raise  # no such record, no right to it, an unreadable secret: the error page
+        return exc.message
     return None

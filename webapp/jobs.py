@@ -1,20 +1,15 @@
-"""RQ job functions: importable, ids in, everything else loaded inside the worker."""
+"""Old names of the RQ job functions, kept only for jobs already queued in Redis.
+
+The job functions live in each feature's ``jobs.py`` and are enqueued by the function itself
+(``extensions.enqueue``), so new jobs name ``webapp.migrations.jobs.run_migration`` and so on. Jobs queued by the
+previous release name these paths instead, and RQ imports the name a job carries when a worker takes it: after an
+upgrade such a job (waiting in the queue, or held for a retry up to a failure_ttl of 7 days) must still run.
+Nothing in the app uses these names.
+"""
 from __future__ import annotations
 
+from .events.jobs import send_notification
+from .migrations.jobs import run_migration
+from .runs.jobs import run_tests
 
-def run_migration(migration_id: int) -> str:
-    from .migrations import services
-
-    return services.execute(migration_id)
-
-
-def run_tests(run_id: int) -> str:
-    from .runs import executor
-
-    return executor.execute(run_id)
-
-
-def send_notification(event_id: str) -> str:
-    from .events import services
-
-    return services.deliver(event_id)
+__all__ = ["run_migration", "run_tests", "send_notification"]

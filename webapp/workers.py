@@ -81,18 +81,19 @@ def warm_up(app: Flask) -> None:
     from sqlalchemy import select
     from sqlalchemy.orm import configure_mappers
 
-    from . import jobs  # noqa: F401
+    from . import jobs  # noqa: F401  (the old names, for jobs queued by the previous release)
+    from .events import jobs as event_jobs  # noqa: F401
     from .extensions import db, vault
-    from .migrations import services as migrations
+    from .migrations import jobs as migration_jobs
     from .models import MigrationRow, RunRow, WorkloadRow
-    from .runs import executor  # noqa: F401
+    from .runs import jobs as run_jobs  # noqa: F401
 
     configure_mappers()
     with app.app_context():
         vault.decrypt(vault.encrypt("warm-up"))
         for model in (MigrationRow, RunRow, WorkloadRow):
             db.session.execute(select(model).limit(1)).all()
-        migrations.execute(0)  # no such migration: compiles and caches the job's first statements
+        migration_jobs.run_migration(0)  # no such migration: compiles and caches the job's first statements
         db.session.rollback()
 
 

@@ -8,8 +8,7 @@ from flask.cli import AppGroup
 
 from ..audit import services as audit
 from ..domain.accounts import Principal, Role
-from ..domain.errors import ValidationError
-from ..errors import ApiError
+from ..domain.errors import DomainError, ValidationError
 from . import bp
 from . import services as accounts
 
@@ -27,7 +26,7 @@ def _run(action):
     except ValidationError as exc:
         details = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items()) or exc.message
         raise click.ClickException(details) from None
-    except ApiError as exc:
+    except DomainError as exc:
         raise click.ClickException(exc.message) from None
 
 

@@ -21,8 +21,7 @@ from ..db import utcnow
 from ..domain.accounts import (USERNAME, Principal, Role, check_display_name, check_expiry_days, check_password,
                                check_role, check_token_name, check_token_role, check_username, looks_like_token,
                                new_token, token_hash)
-from ..domain.errors import ValidationError, check_all
-from ..errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized
+from ..domain.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized, ValidationError, check_all
 from ..extensions import db, queues
 from ..models import TokenRow, UserRow
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from ..errors import ApiError
+from ..domain.errors import BadJson
 
 
 def json_body(optional: bool = False) -> Any:
@@ -14,9 +14,9 @@ def json_body(optional: bool = False) -> Any:
         return {}
     data = request.get_json(force=True, silent=True)
     if data is None:
-        raise ApiError(400, "bad_json", "The request body must be a valid JSON document.")
+        raise BadJson("The request body must be a valid JSON document.")
     if not isinstance(data, dict):
-        raise ApiError(400, "bad_json", "The request body must be a JSON object.")
+        raise BadJson("The request body must be a JSON object.")
     return data
 
 

@@ -1,20 +1,93 @@
-"""Domain errors, a flat list."""
+"""Every error the app raises on purpose, a flat list (rq's ``exceptions.py`` idea): plain Python, no Flask.
+
+Each carries a ``message`` for people and ``fields`` (messages keyed by the dotted path of a field) for forms and
+the API. ``webapp.errors.ERRORS`` gives every class here its HTTP status and error code, one table for the API and
+the pages; a ``Conflict`` names its own code.
+"""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
 
 class DomainError(Exception):
-    """A rule of the domain was broken."""
+    """The base: a request the app refuses (a broken rule, a missing record, a refused caller...)."""
+
+    code: str | None = None  # a more precise error code than the table's, for this instance
+
+    def __init__(self, message: str = "", fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields: dict[str, list[str]] = fields or {}
+
+
+class BadJson(DomainError):
+    """The request body is not the JSON document the API expects."""
+
+
+class Unauthorized(DomainError):
+    """The caller is not signed in (or its credentials are wrong)."""
+
+    def __init__(self, message: str = "Sign in first: send 'Authorization: Bearer <token>'."):
+        super().__init__(message)
+
+
+class Forbidden(DomainError):
+    """The caller may not do this."""
+
+    def __init__(self, message: str = "Your role may not do this."):
+        super().__init__(message)
+
+
+class ReadOnly(Forbidden):
+    """Nobody may change this (e.g. the shipped sample tests)."""
+
+
+class NotFound(DomainError):
+    """No such record."""
+
+    def __init__(self, what: str = "resource"):
+        super().__init__(f"No such {what}.")
+        self.what = what
+
+
+class Conflict(DomainError):
+    """The request conflicts with what is stored; ``code`` says how (``duplicate_ip``, ``in_use``...)."""
+
+    def __init__(self, code: str, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message, fields)
+        self.code = code
+
+
+class InvalidStateError(Conflict):
+    """The operation is not allowed in the object's current state."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__("invalid_state", message, fields)
+
+
+class InvalidTransition(Conflict):
+    """A status change the event's life does not allow (or an edit its status no longer allows)."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__("invalid_transition", message, fields if fields is not None else {"status": [message]})
+
+
+class UploadTooLarge(DomainError):
+    """The uploaded file is over the size limit."""
+
+    def __init__(self, message: str):
+        super().__init__(message, {"file": [message]})
+
+
+class UnsupportedMediaType(DomainError):
+    """The request body is of a type the endpoint does not take."""
 
 
 class ValidationError(DomainError):
     """Input that breaks a rule, with messages keyed by the dotted path of the offending field."""
 
     def __init__(self, fields: dict[str, list[str]] | None = None, message: str = "Some fields are invalid."):
-        super().__init__(message)
-        self.message = message
-        self.fields: dict[str, list[str]] = fields or {}
+        super().__init__(message, fields)
 
     @classmethod
     def single(cls, path: str, message: str) -> "ValidationError":
@@ -24,6 +97,37 @@ class ValidationError(DomainError):
         """The same error with every field path placed under ``prefix``."""
         return ValidationError({f"{prefix}.{k}" if k else prefix: v for k, v in self.fields.items()}, self.message)
 
+
+class ImmutableFieldError(ValidationError):
+    """A field that may never change was given a new value."""
+
+
+class SystemVolumeRequired(DomainError):
+    """A migration must include the system volume C:\\."""
+
+    def __init__(self, message: str):
+        super().__init__(message, {"selected_mount_points": [message]})
+
+
+class Throttled(DomainError):
+    """Too many failed sign-ins: try again in ``seconds``."""
+
+    def __init__(self, seconds: int):
+        super().__init__(f"Too many failed sign-ins: try again in {seconds} s.")
+        self.seconds = seconds
+
+
+class VaultKeyError(DomainError, RuntimeError):
+    """A stored secret cannot be read with any key of ``CREDENTIALS_KEY``: the operator's setting, not the input
+    (so also a RuntimeError, as it always was). ``str()`` is the reason (as a migration's error records it);
+    ``message`` adds what to do about it."""
+
+    def __init__(self, reason: str = "A stored secret cannot be read: was CREDENTIALS_KEY changed?"):
+        super().__init__(reason)
+        self.message = f"{reason} Ask the operator: the stored passwords need the key they were encrypted with."
+
+
+# --- checking many fields at once -------------------------------------------------------------------
 
 def check_all(data: Mapping[str, Any], checks: Iterable[tuple[str, Callable[[Any], Any]]],
               only_given: bool = False) -> dict[str, Any]:
@@ -41,15 +145,3 @@ def check_all(data: Mapping[str, Any], checks: Iterable[tuple[str, Callable[[Any
     if fields:
         raise ValidationError(fields)
     return clean
-
-
-class ImmutableFieldError(ValidationError):
-    """A field that may never change was given a new value."""
-
-
-class InvalidStateError(DomainError):
-    """The operation is not allowed in the object's current state."""
-
-
-class SystemVolumeRequired(DomainError):
-    """A migration must include the system volume C:\\."""

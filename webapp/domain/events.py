@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from .errors import DomainError, ValidationError, check_all
+from .errors import InvalidTransition, ValidationError, check_all
 
 USER_ID_MAX, DESCRIPTION_MAX = 128, 2000
 
@@ -27,10 +27,6 @@ TRANSITIONS = {
     EventStatus.FAILED: {EventStatus.PENDING},
     EventStatus.PROCESSED: set(),
 }
-
-
-class InvalidTransition(DomainError):
-    """A status change the event's life does not allow."""
 
 
 def _text(value: Any, name: str, label: str, limit: int) -> str:

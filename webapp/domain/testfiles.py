@@ -11,7 +11,7 @@ import warnings
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .errors import DomainError, ValidationError
+from .errors import UploadTooLarge, ValidationError
 
 DIRECTORY_NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -19,10 +19,6 @@ MAX_FILENAME = 100
 
 _FILE_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]+")
 _CONFIG_SUFFIXES = (".ini", ".cfg", ".toml")
-
-
-class UploadTooLarge(DomainError):
-    """The uploaded file is over the size limit."""
 
 
 def _size(limit: int) -> str:

@@ -9,9 +9,8 @@ from sqlalchemy import select
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import ValidationError
+from ..domain.errors import NotFound, ValidationError
 from ..domain.runs import RunState
-from ..errors import NotFound
 from ..extensions import db, queues
 from ..models import EnvironmentRow, RunRow
 from ..runs import dispatch

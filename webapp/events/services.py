@@ -1,27 +1,26 @@
-"""Events: record (then queue), deliver through the channels, mark processed; never lost, never resent."""
+"""Events: record (then queue; ``jobs.py`` delivers them), sweep, the inbox; never lost, never resent."""
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from flask import current_app, url_for
-from redis.exceptions import LockError, RedisError
-from rq.job import Job, JobStatus
+from redis.exceptions import RedisError
+from rq.job import JobStatus
 from sqlalchemy import func, select
 
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import ImmutableFieldError, InvalidStateError, ValidationError
+from ..domain.errors import (Forbidden, ImmutableFieldError, InvalidStateError, InvalidTransition, NotFound,
+                             ValidationError)
 from ..domain.events import EventSource, EventStatus, check_description, check_new, check_transition, check_user_id
-from ..errors import Conflict, Forbidden, NotFound
-from ..extensions import db, queues
+from ..extensions import db, enqueue, job_statuses
 from ..models import EventRow, NotificationRow
 from ..pagination import Page, paginate
-from . import channels
+from . import jobs
 
 log = logging.getLogger(__name__)
 PENDING = EventStatus.PENDING.value
@@ -64,8 +63,8 @@ def _job_id(event_id: str) -> str:
 def queue(event_id: str) -> None:
     """Queue delivery; if Redis is away the event stays pending and the sweeper queues it later."""
     try:
-        queues.get().enqueue("webapp.jobs.send_notification", event_id, job_id=_job_id(event_id),
-                             job_timeout=60, result_ttl=60, failure_ttl=86400)
+        enqueue(jobs.send_notification, event_id, job_id=_job_id(event_id), job_timeout=60, result_ttl=60,
+                failure_ttl=86400)
     except RedisError as exc:
         log.warning("event %s stays pending until Redis is back: %s", event_id, exc)
 
@@ -139,7 +138,7 @@ def update(event_id: str, data: Any, actor) -> EventRow:
         raise ValidationError(fields)
     if edits and status is not EventStatus.PENDING:
         message = f"Only a pending event can be edited; this one is {status.value}."
-        raise Conflict("invalid_transition", message, {name: [message] for name in edits})
+        raise InvalidTransition(message, {name: [message] for name in edits})
     session = db.session
     values = dict(edits)
     if target is not status:
@@ -162,83 +161,6 @@ def update(event_id: str, data: Any, actor) -> EventRow:
     return row
 
 
-LEASE_SECONDS = 3.0  # at most: a dead worker's lease lapses this soon, so the sweeper's next job can deliver
-
-
-class DeliveryLease:
-    """Held in Redis while one worker delivers an event, renewed every third of its life by a thread.
-
-    The sweeper queues again events pending for long, including one being delivered right now (a webhook may
-    take seconds); the second job must then stand back rather than send the event twice. If the worker dies,
-    the lease lapses within ``ttl`` seconds and the sweeper's next job delivers the event.
-    """
-
-    def __init__(self, connection, event_id: str, ttl: float):
-        self.lock = connection.lock(f"cutover:event-delivery:{event_id}", timeout=ttl, thread_local=False)
-        self.ttl, self.stopped = ttl, threading.Event()
-        self.thread = threading.Thread(target=self._renew, name=f"lease-{event_id}", daemon=True)
-
-    def acquire(self, renew: bool = True) -> bool:
-        """Take the lease; ``renew`` keeps it alive while a slow channel (the webhook) works."""
-        if not self.lock.acquire(blocking=False):
-            return False
-        if renew:
-            self.thread.start()
-        return True
-
-    def _renew(self) -> None:
-        while not self.stopped.wait(self.ttl / 3):
-            try:
-                self.lock.reacquire()
-            except (LockError, RedisError) as exc:
-                log.warning("could not renew the delivery lease of %s: %s", self.lock.name, exc)
-
-    def release(self) -> None:
-        self.stopped.set()
-        if self.thread.is_alive():
-            self.thread.join()
-        try:
-            self.lock.release()
-        except (LockError, RedisError):
-            pass  # it lapses by itself
-
-
-def deliver(event_id: str) -> str:
-    """The job: deliver a pending event through every channel, then mark it processed (or failed)."""
-    ttl = max(0.5, min(float(current_app.config["EVENT_SWEEP_SECONDS"]), LEASE_SECONDS))
-    lease = DeliveryLease(queues.redis, event_id, ttl)
-    if not lease.acquire(renew=bool(current_app.config.get("NOTIFY_WEBHOOK_URL"))):
-        return "busy"  # another worker is delivering it; if that one dies, the sweeper queues it again
-    try:
-        return _deliver(event_id)
-    finally:
-        lease.release()
-
-
-def _deliver(event_id: str) -> str:
-    session = db.session
-    row = session.get(EventRow, event_id)
-    if row is None or row.status != PENDING:
-        session.rollback()
-        return "skipped"  # processed events are never sent again
-    event = as_json(row)
-    attempts = row.attempts + 1
-    session.commit()  # end the read transaction: hold no lock (on SQLite, the whole database's) while sending
-    try:
-        channels.post_webhook(event)
-    except channels.DeliveryError as exc:
-        session.execute(sql_update(EventRow).where(EventRow.id == event_id, EventRow.status == PENDING).values(
-            status=EventStatus.FAILED.value, attempts=attempts, last_error=str(exc)))
-        session.commit()
-        return "failed"
-    channels.write_log(row)
-    channels.add_to_inbox(row)
-    session.execute(sql_update(EventRow).where(EventRow.id == event_id, EventRow.status == PENDING).values(
-        status=EventStatus.PROCESSED.value, attempts=attempts, processed_at=utcnow(), last_error=None))
-    session.commit()
-    return "processed"
-
-
 def sweep(now: datetime | None = None) -> int:
     """Maintenance: queue again events pending for longer than EVENT_SWEEP_SECONDS (lost with Redis or a worker)."""
     now = now or utcnow()
@@ -246,8 +168,8 @@ def sweep(now: datetime | None = None) -> int:
     session = db.session
     ids = list(session.scalars(select(EventRow.id).where(EventRow.status == PENDING, EventRow.queued_at < stale)
                                .limit(1000)))
-    ids = [i for i, job in zip(ids, Job.fetch_many([_job_id(i) for i in ids], connection=queues.redis))
-           if job is None or job.get_status(refresh=False) not in WAITING]  # a backlog is not a loss
+    ids = [i for i, status in zip(ids, job_statuses(_job_id(i) for i in ids))
+           if status not in WAITING]  # a backlog is not a loss
     if ids:
         session.execute(sql_update(EventRow).where(EventRow.id.in_(ids), EventRow.status == PENDING)
                         .values(queued_at=now))

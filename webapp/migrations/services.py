@@ -1,34 +1,32 @@
-"""Migrations: records, running them on workers, cancelling, and the worker-side job itself."""
+"""Migrations: records, running them on workers (the job itself is in ``jobs.py``), cancelling."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from sqlalchemy import select
 
 from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import InvalidStateError, SystemVolumeRequired
+from ..domain.errors import InvalidStateError, NotFound, SystemVolumeRequired
 from ..domain.events import EventSource
 from ..domain.migration import Credentials, Migration, MigrationState, MigrationTarget, VolumeProgress, Workload
-from ..errors import NotFound
 from ..events import services as events
-from ..extensions import db, queues, vault
+from ..extensions import cancel_job, db, enqueue, job_status, vault
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
+from . import jobs
+
 log = logging.getLogger(__name__)
-PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contract: at least every 1 s)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -183,7 +181,7 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
         migration.start()
     except SystemVolumeRequired:
         audit.record("migration.run", f"migration:{row.id}", refused="system_volume_required")
-        _end(MigrationRow.id == row.id, migration.state, migration.error)
+        end(MigrationRow.id == row.id, migration.state, migration.error)
         db.session.refresh(row)
         raise
     now = utcnow()
@@ -200,8 +198,8 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
 def _enqueue(row: MigrationRow) -> None:
     timeout = int(current_app.config["MIGRATION_DURATION_SECONDS"] * 2 + 120)
     try:
-        queues.get().enqueue("webapp.jobs.run_migration", row.id, job_id=row.job_id, job_timeout=timeout,
-                             result_ttl=3600, failure_ttl=7 * 86400)
+        enqueue(jobs.run_migration, row.id, job_id=row.job_id, job_timeout=timeout, result_ttl=3600,
+                failure_ttl=7 * 86400)
     except RedisError:
         # The record is safe and stays "running" with no worker yet: the maintenance loop re-queues it
         # as soon as Redis answers again.
@@ -214,8 +212,8 @@ def cancel(migration_id: int) -> MigrationRow:
         raise InvalidStateError(f"Only a running migration can be cancelled; this one is {row.state}.")
     audit.record("migration.cancel", f"migration:{row.id}")
     if row.started_at is None:  # no worker has it yet: end it here
-        _end(_running(row.id, row.job_id) & MigrationRow.started_at.is_(None), MigrationState.ERROR, "cancelled")
-        _drop_job(row.job_id)
+        end(running(row.id, row.job_id) & MigrationRow.started_at.is_(None), MigrationState.ERROR, "cancelled")
+        cancel_job(row.job_id)  # best effort: the job checks the record anyway
         db.session.refresh(row)
     else:
         row.cancel_requested = True
@@ -223,13 +221,13 @@ def cancel(migration_id: int) -> MigrationRow:
     return row
 
 
-def _running(migration_id: int, token: str | None):
+def running(migration_id: int, token: str | None):
     """Still running under this job token: the fence for every final write."""
     return (MigrationRow.id == migration_id) & (MigrationRow.state == MigrationState.RUNNING.value) & (
         MigrationRow.job_id == token)
 
 
-def _end(where, state: MigrationState, error: str | None, now=None, **values) -> bool:
+def end(where, state: MigrationState, error: str | None, now=None, **values) -> bool:
     """Record a final state where ``where`` still holds, and tell the requester, in one transaction."""
     now = now or utcnow()
     ended = db.session.execute(
@@ -246,85 +244,6 @@ def _end(where, state: MigrationState, error: str | None, now=None, **values) ->
     return ended is not None
 
 
-def _drop_job(job_id: str | None) -> None:
-    if not job_id:
-        return
-    try:
-        Job.fetch(job_id, connection=queues.redis).cancel()
-    except (NoSuchJobError, RedisError, Exception):  # best effort: the job checks the record anyway
-        pass
-
-
-# --- the worker side -------------------------------------------------------------------------------
-
-class _Runner:
-    """Persists progress of one claimed migration, fenced by its job id, and relays cancel requests."""
-
-    def __init__(self, migration_id: int, token: str):
-        self.id, self.token = migration_id, token
-        self.stop = False
-        self.last_write = time.monotonic()  # the claim just recorded a heartbeat
-
-    def _where(self):
-        return _running(self.id, self.token)
-
-    def on_progress(self, progress: list[VolumeProgress], force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last_write < PERSIST_EVERY:
-            return
-        self.last_write = now
-        session = db.session
-        result = session.execute(
-            sql_update(MigrationRow).where(self._where())
-            .values(progress=[{"name": v.name, "size": v.size, "copied": v.copied} for v in progress],
-                    heartbeat_at=utcnow())
-            .returning(MigrationRow.cancel_requested)
-        ).first()
-        session.commit()
-        self.stop = result is None or bool(result[0])  # lost the record (fenced) or asked to cancel
-
-    def should_stop(self) -> bool:
-        return self.stop
-
-    def finish(self, migration: Migration) -> bool:
-        vm = migration.target.target_vm
-        values = {
-            "heartbeat_at": utcnow(),
-            "progress": [{"name": v.name, "size": v.size, "copied": v.copied} for v in migration.progress],
-        }
-        if vm is not None and migration.state is MigrationState.SUCCESS:
-            values["target_vm"] = {
-                "ip": vm.ip,
-                "credentials": {"username": vm.credentials.username, "domain": vm.credentials.domain,
-                                "password_enc": vault.encrypt(vm.credentials.password)},
-                "storage": workloads.storage_json(vm.storage),
-            }
-        return _end(self._where(), migration.state, migration.error, **values)
-
-
-def execute(migration_id: int) -> str:
-    """The job body: claim the migration, copy with live progress, record the outcome."""
-    session = db.session
-    row = session.get(MigrationRow, migration_id, with_for_update=True)
-    if row is None or row.state != MigrationState.RUNNING.value or row.started_at is not None:
-        session.rollback()
-        return "skipped"
-    row.started_at = row.heartbeat_at = utcnow()
-    token = row.job_id
-    try:
-        migration = to_domain(row)
-    except Exception as exc:  # e.g. a stored key changed: end it with the reason
-        session.commit()
-        _end(_running(migration_id, token), MigrationState.ERROR, f"cannot start: {exc}")
-        return "error"
-    session.commit()
-    runner = _Runner(migration_id, token)
-    migration.run(current_app.config["MIGRATION_DURATION_SECONDS"],
-                  on_progress=runner.on_progress, should_stop=runner.should_stop)
-    runner.finish(migration)
-    return migration.state.value
-
-
 def reap(now=None) -> dict:
     """Maintenance: end migrations whose worker went silent; queue again those whose job was lost."""
     now = now or utcnow()
@@ -334,29 +253,21 @@ def reap(now=None) -> dict:
         MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
         MigrationRow.heartbeat_at < stale)).all()
     session.rollback()
-    lost = sum(_end(_running(m.id, m.job_id) & (MigrationRow.heartbeat_at < stale), MigrationState.ERROR,
-                    "worker lost", now) for m in silent)
+    lost = sum(end(running(m.id, m.job_id) & (MigrationRow.heartbeat_at < stale), MigrationState.ERROR,
+                   "worker lost", now) for m in silent)
     waiting = session.scalars(select(MigrationRow).where(
         MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_(None),
         MigrationRow.queued_at < stale)).all()
     requeued = 0
     for row in waiting:
-        status = _job_status(row.job_id)
+        status = job_status(row.job_id)
         if status in (None, JobStatus.CANCELED, JobStatus.STOPPED):
             _enqueue(row)
             requeued += 1
         elif status == JobStatus.FAILED:
-            _end(_running(row.id, row.job_id), MigrationState.ERROR, "the worker failed before it started the copy")
+            end(running(row.id, row.job_id), MigrationState.ERROR, "the worker failed before it started the copy")
     session.commit()
     return {"lost": lost, "requeued": requeued}
-
-
-def _job_status(job_id: str | None):
-    try:
-        return Job.fetch(job_id, connection=queues.redis).get_status(refresh=False) if job_id else None
-    except NoSuchJobError:
-        return None
-
 
 
 # --- for the pages ---------------------------------------------------------------------------------

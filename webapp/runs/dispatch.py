@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from sqlalchemy import select
 
 from ..db import update as sql_update
@@ -21,8 +20,9 @@ from ..db import utcnow
 from ..domain.events import EventSource
 from ..domain.runs import RunState
 from ..events import services as events
-from ..extensions import db, queues
+from ..extensions import db, enqueue, job_status, queues
 from ..models import RunRow
+from . import jobs
 from .locks import EnvironmentLock
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,16 @@ def dispatch(environment_id: int) -> int | None:
         ).rowcount
         session.commit()
         if claimed:
-            enqueue(head.id, job_id)
+            queue_job(head.id, job_id)
             return head.id
         lock.release(token)
     return None
 
 
-def enqueue(run_id: int, job_id: str) -> None:
+def queue_job(run_id: int, job_id: str) -> None:
     timeout = int(current_app.config["RUN_TIMEOUT_SECONDS"] + 120)
     try:
-        queues.get().enqueue("webapp.jobs.run_tests", run_id, job_id=job_id, job_timeout=timeout,
-                             result_ttl=600, failure_ttl=7 * 86400)
+        enqueue(jobs.run_tests, run_id, job_id=job_id, job_timeout=timeout, result_ttl=600, failure_ttl=7 * 86400)
     except RedisError:
         log.warning("Redis unavailable; run %s will be queued by the maintenance loop", run_id)
 
@@ -122,13 +121,7 @@ def release(environment_id: int, token: str) -> None:
 
 
 def _job_waiting(job_id: str | None) -> bool:
-    if not job_id:
-        return False
-    try:
-        status = Job.fetch(job_id, connection=queues.redis).get_status(refresh=False)
-    except NoSuchJobError:
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED)
+    return job_status(job_id) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED)
 
 
 def reap(now: datetime | None = None) -> dict:
@@ -165,7 +158,7 @@ def reap(now: datetime | None = None) -> dict:
             session.execute(sql_update(RunRow).where(RunRow.id == run.id, RunRow.state == QUEUED)
                             .values(job_id=job_id))
             session.commit()
-            enqueue(run.id, job_id)
+            queue_job(run.id, job_id)
             counts["requeued"] += 1
     idle_envs = session.scalars(select(RunRow.environment_id).where(
         RunRow.state == QUEUED, RunRow.lock_token.is_(None)).distinct()).all()
@@ -178,7 +171,4 @@ def reap(now: datetime | None = None) -> dict:
 
 def _job_started_long_ago(job_id: str | None) -> bool:
     """A job RQ thinks started but whose run never did: its worker died picking it up."""
-    try:
-        return Job.fetch(job_id, connection=queues.redis).get_status(refresh=False) == JobStatus.STARTED
-    except NoSuchJobError:
-        return True
+    return job_status(job_id) in (JobStatus.STARTED, None)

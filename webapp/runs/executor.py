@@ -1,7 +1,7 @@
-"""The job body of a test run: pytest in its own process group, output streamed into the log as it comes."""
+"""A test run's machinery (the job is ``jobs.run_tests``): pytest in its own process group, sandboxed, output
+streamed into the log as it comes, a watchdog for cancel, timeout and the lock."""
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import shutil
@@ -21,10 +21,7 @@ from ..db import utcnow
 from ..domain.runs import LogCap, RunState, outcome, parse_junit
 from ..extensions import db, queues
 from ..models import RunLogChunk, RunRow
-from ..events import services as events
-from . import dispatch, sandbox, testfiles
-
-log = logging.getLogger(__name__)
+from . import sandbox, testfiles
 
 
 def cancel_key(run_id: int) -> str:
@@ -147,44 +144,7 @@ class Watchdog(threading.Thread):
         self.stopped.set()
 
 
-def execute(run_id: int) -> str:
-    """Claim the run (it must hold its environment's lock), run pytest, record the outcome, hand over."""
-    session = db.session
-    row = session.get(RunRow, run_id)
-    if row is None or row.state != RunState.QUEUED.value or not row.lock_token:
-        return "skipped"
-    token, environment_id = row.lock_token, row.environment_id
-    lock = dispatch.environment_lock(environment_id)
-    now = utcnow()
-    claimed = session.execute(sql_update(RunRow).where(
-        RunRow.id == run_id, RunRow.state == RunState.QUEUED.value, RunRow.lock_token == token)
-        .values(state=RunState.RUNNING.value, started_at=now, heartbeat_at=now)).rowcount
-    session.commit()
-    if not claimed or not lock.extend(token):
-        if claimed:
-            dispatch.finish(run_id, token, state=RunState.ERROR.value, error="lost the environment lock before start")
-        dispatch.release(environment_id, token)
-        return "skipped"
-    files, log_start = list(row.test_files), _log_size(run_id)
-    session.rollback()  # hold no transaction (SQLite: no write lock) while pytest runs
-    try:
-        values = _run_pytest(run_id, files, log_start, token, lock)
-    except Exception as exc:  # never leave a run running because of our own failure
-        log.exception("run %s failed in the worker", run_id)
-        values = {"state": RunState.ERROR.value, "error": f"the worker failed: {exc}"}
-    notifications: list[str] = []
-    written = dispatch.finish(run_id, token, queued=notifications, **values)
-    dispatch.release(environment_id, token)  # the next run's job is queued first, then the notification,
-    for event_id in notifications:           # so a free worker takes the run
-        events.queue(event_id)
-    try:
-        queues.redis.delete(cancel_key(run_id))
-    except RedisError:
-        pass
-    return values["state"] if written else "fenced"
-
-
-def _run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock) -> dict:
+def run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock) -> dict:
     config = current_app.config
     run_dir = Path(config["RUNS_DIR"]) / str(run_id)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -244,5 +204,5 @@ def _run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock)
             "tests": [t.__dict__ for t in tests], "summary": summary.as_dict()}
 
 
-def _log_size(run_id: int) -> int:
+def log_size(run_id: int) -> int:
     return db.session.scalar(select(func.coalesce(func.max(RunLogChunk.end), 0)).where(RunLogChunk.run_id == run_id))

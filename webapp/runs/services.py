@@ -4,17 +4,15 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from redis.exceptions import RedisError
-from rq.job import Job
 from sqlalchemy import func, select
 
 from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import InvalidStateError, ValidationError
+from ..domain.errors import InvalidStateError, NotFound, ValidationError
 from ..domain.runs import RunState, check_environment_id, check_test_files, check_username
-from ..errors import NotFound
-from ..extensions import db, queues
+from ..extensions import cancel_job, db, queues
 from ..models import EnvironmentRow, RunLogChunk, RunRow
 from ..pagination import Page, paginate
 from . import dispatch, testfiles
@@ -167,7 +165,7 @@ def cancel(run_id: int) -> RunRow:
         token, job_id = row.lock_token, row.job_id
         if dispatch.finish(run_id, token, state=RunState.CANCELLED.value, error="cancelled"):
             if token:  # it held the environment while waiting for a worker: hand it on
-                _drop_job(job_id)
+                cancel_job(job_id)  # best effort: the job checks the run's state anyway
                 dispatch.release(row.environment_id, token)
             session.refresh(row)
             return row
@@ -180,14 +178,6 @@ def cancel(run_id: int) -> RunRow:
         pass  # the watchdog also reads cancel_requested at its next heartbeat
     session.refresh(row)
     return row
-
-
-def _drop_job(job_id: str | None) -> None:
-    try:
-        if job_id:
-            Job.fetch(job_id, connection=queues.redis).cancel()
-    except Exception:  # the job checks the run's state anyway
-        pass
 
 
 def log_slice(run_id: int, offset: int) -> dict:

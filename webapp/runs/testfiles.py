@@ -14,10 +14,9 @@ from sqlalchemy import select
 
 from ..audit import services as audit
 from ..domain.accounts import Principal
-from ..domain.errors import ValidationError
+from ..domain.errors import Conflict, Forbidden, NotFound, ReadOnly, ValidationError
 from ..domain.testfiles import check_upload
 from ..db import utcnow
-from ..errors import ApiError, Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..models import UploadRow
 
@@ -161,7 +160,7 @@ def delete(path: str, *, actor: Principal) -> None:
         raise NotFound("test file")
     root, file = found
     if root.read_only:
-        raise ApiError(403, "read_only", "Shipped sample tests are read-only; only uploaded files can be deleted.")
+        raise ReadOnly("Shipped sample tests are read-only; only uploaded files can be deleted.")
     path = f"{root.prefix}/{file.relative_to(root.path).as_posix()}"
     _check_owner(path, actor, "delete")
     db.session.execute(sql_delete(UploadRow).where(UploadRow.path == path))

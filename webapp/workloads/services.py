@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from .. import inputs
 from ..audit import services as audit
 from ..db import utcnow
+from ..domain.errors import Conflict, NotFound
 from ..domain.migration import Credentials, MountPoint, Workload
-from ..errors import Conflict, NotFound
 from ..extensions import db, vault
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
