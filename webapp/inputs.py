@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from .domain import environments, events, runs
-from .domain.errors import ImmutableFieldError, ValidationError
+from .domain import accounts, environments, events, runs
+from .domain.errors import ImmutableFieldError, ValidationError, check_all
 from .domain.migration import Credentials, Migration, MigrationTarget, MountPoint, Workload
 from .domain.testfiles import MAX_UPLOAD_BYTES
 
@@ -346,3 +346,48 @@ def event_changes(data: Any, current: Mapping) -> tuple[dict, "events.EventStatu
     wanted = events.check_transition(status, data["status"]) if "status" in data else status
     errors.raise_if_any()
     return edits, wanted
+
+
+# ---- accounts and tokens ----------------------------------------------------------------------------
+
+def user(data: Any) -> dict:
+    return check_all(_object(data, "", "The body"), (
+        ("username", accounts.check_username), ("password", accounts.check_password),
+        ("role", lambda v: accounts.check_role(v if v is not None else "viewer")),
+        ("display_name", accounts.check_display_name)))
+
+
+def _check_disabled(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError.single("disabled", "Disabled must be true or false.")
+    return value
+
+
+def user_changes(data: Any, username: str, own: bool) -> dict:
+    """What an admin changes about the account ``username`` (fields not sent stay); ``own``: their own account,
+    which they may not lower or disable."""
+    data = _object(data, "", "The body")
+    errors = _Errors()
+    for name in sorted(set(data) - {"role", "disabled", "display_name", "password", "username"}):
+        errors.add(name, "Unknown field.")
+    if "username" in data and data["username"] != username:
+        errors.add("username", "A username never changes.")
+    try:
+        changes = check_all(data, (("role", lambda v: accounts.check_role(v).value),
+                                   ("display_name", accounts.check_display_name), ("password", accounts.check_password),
+                                   ("disabled", _check_disabled)), only_given=True)
+    except ValidationError as exc:
+        errors.absorb(exc)
+        changes = {}
+    if own and (changes.get("disabled") or changes.get("role", accounts.Role.ADMIN.value) != accounts.Role.ADMIN.value):
+        errors.add("role" if "role" in changes else "disabled",
+                   "You cannot lower or disable your own account: ask another admin.")
+    errors.raise_if_any()
+    return changes
+
+
+def token(data: Any, own_role: "accounts.Role") -> dict:
+    """``{"name", "role", "expires_in_days"}`` of a new API token; its role at most ``own_role``."""
+    return check_all(_object(data, "", "The body"), (
+        ("name", accounts.check_token_name), ("role", lambda v: accounts.check_token_role(v, own_role)),
+        ("expires_in_days", accounts.check_expiry_days)))
