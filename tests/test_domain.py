@@ -317,3 +317,14 @@ def test_failed_migration_can_be_run_again():
     assert job.target.target_vm == job.preview()
     with pytest.raises(InvalidStateError):
         job.run(1.0, sleep=clock.sleep)
+
+
+def test_the_target_plan_keeps_the_selected_volumes_in_the_sources_order_and_judges_the_system_volume():
+    from webapp.domain.migration import SYSTEM_VOLUME, MountPoint, TargetPlan
+
+    storage = [MountPoint("C:\\", 40), MountPoint("D:\\", 100), MountPoint("E:\\", 60)]
+    plan = TargetPlan.of(storage, ["e:", "c:\\"])
+    assert [m.name for m in plan.kept] == ["C:\\", "E:\\"] and [m.name for m in plan.dropped] == ["D:\\"]
+    assert plan.system_volume_selected and SYSTEM_VOLUME == "C:\\"
+    without = TargetPlan.of(storage, ["D:\\", "Z:\\"])  # a name the source lacks is neither kept nor dropped
+    assert [m.name for m in without.kept] == ["D:\\"] and not without.system_volume_selected

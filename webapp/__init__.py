@@ -8,6 +8,7 @@ from werkzeug.routing import IntegerConverter
 
 from . import auth
 from . import config as settings
+from .domain.migration import SYSTEM_VOLUME
 from .errors import register_error_handlers
 from .extensions import csrf, db, queues, vault
 from .htmx import add_vary
@@ -50,6 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.cli.add_command(users_cli)
     app.cli.add_command(rotate_credentials)
     app.context_processor(lambda: {"can": _can})
+    app.jinja_env.globals["SYSTEM_VOLUME"] = SYSTEM_VOLUME  # the C:\\ rule's volume, named by the domain only
     if not app.config.get("SKIP_ADMIN_BOOTSTRAP"):
         accounts.ensure_admin(app)
     return app

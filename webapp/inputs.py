@@ -5,14 +5,18 @@ classes. Errors come back as ``ValidationError`` keyed by dotted field paths (``
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from .domain.errors import ImmutableFieldError, ValidationError
+from .domain import accounts, environments, events, runs
+from .domain.errors import ImmutableFieldError, ValidationError, check_all
 from .domain.migration import Credentials, Migration, MigrationTarget, MountPoint, Workload
+from .domain.testfiles import MAX_UPLOAD_BYTES
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
 MAX_ID = 2**31 - 1  # the largest key every database stores (INTEGER on PostgreSQL)
+AUDIT_TEXT_MAX = 128  # an audit filter is compared with columns this long at most
 
 
 class _Errors:
@@ -208,5 +212,182 @@ def upload(files: Mapping, form: Mapping[str, str]) -> dict:
     if not (form.get("directory") or "").strip():
         errors.add("directory", "Choose a directory, or type a new name.")
     errors.raise_if_any()
-    return {"filename": file.filename, "directory": form["directory"], "data": file.read(1024 * 1024 + 1),
+    return {"filename": file.filename, "directory": form["directory"], "data": file.read(MAX_UPLOAD_BYTES + 1),
             "overwrite": (form.get("overwrite") or "").lower() in ("true", "1", "yes", "on")}
+
+
+# ---- test runs -------------------------------------------------------------------------------------
+
+def run(data: Any, username: str, file_exists: Callable[[str], bool],
+        environment_enabled: Callable[[int], bool]) -> dict:
+    """``{"username", "environment_id", "test_files"}`` of a new run for the account ``username``, every field's
+    errors at once: another account's name is refused beside the others' (``environment_enabled`` is asked
+    only about an id in range)."""
+    data = _object(data, "", "The body")
+    errors, clean = _Errors(), {}
+    try:
+        clean["username"] = runs.check_username(acting_as(data, "username", username))
+    except ValidationError as exc:
+        errors.absorb(exc)
+    for name, check in (("environment_id", runs.check_environment_id),
+                        ("test_files", lambda v: runs.check_test_files(v, file_exists))):
+        try:
+            clean[name] = check(data.get(name))
+        except ValidationError as exc:
+            errors.absorb(exc)
+    if "environment_id" in clean and not environment_enabled(clean["environment_id"]):
+        errors.add("environment_id", f"Environment {clean['environment_id']} is disabled: choose another one.")
+    errors.raise_if_any()
+    return clean
+
+
+# ---- list filters (?name=value): the same parse for the pages and the API ---------------------------
+
+def filter_args(args: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """The filters as typed, for a filter form and a pager's links (never ``page``)."""
+    return {name: args[name] for name in names if (args.get(name) or "").strip()}
+
+
+RUN_FILTERS = ("state", "environment_id", "username")
+EVENT_FILTERS = ("status", "user_id")
+AUDIT_FILTERS = ("actor", "action", "target", "since", "until")
+
+
+def run_filters(args: Mapping[str, str]) -> dict:
+    errors, filters = _Errors(), {}
+    if args.get("state"):
+        try:
+            filters["state"] = runs.RunState(args["state"]).value
+        except ValueError:
+            errors.add("state", "Unknown state: use " + ", ".join(s.value for s in runs.RunState) + ".")
+    if args.get("environment_id"):
+        try:
+            filters["environment_id"] = runs.check_environment_id(args["environment_id"])
+        except ValidationError as exc:
+            errors.absorb(exc)
+    if args.get("username"):
+        filters["username"] = args["username"].strip()
+    errors.raise_if_any()
+    return filters
+
+
+def event_filters(args: Mapping[str, str]) -> dict:
+    filters = {}
+    if args.get("status"):
+        try:
+            filters["status"] = events.EventStatus(args["status"]).value
+        except ValueError:
+            raise ValidationError.single("status", "Status must be pending, processed or failed.") from None
+    if args.get("user_id"):
+        filters["user_id"] = args["user_id"]
+    return filters
+
+
+def _moment(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError.single(name, "Use an ISO 8601 date or time, e.g. 2026-12-01 or "
+                                           "2026-12-01T08:00:00Z.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def audit_filters(args: Mapping[str, str]) -> dict:
+    errors, filters = _Errors(), {}
+    for name in ("actor", "action", "target"):
+        if (args.get(name) or "").strip():
+            filters[name] = args[name].strip()[:AUDIT_TEXT_MAX]
+    for name in ("since", "until"):
+        if (args.get(name) or "").strip():
+            try:
+                filters[name] = _moment(args[name], name)
+            except ValidationError as exc:
+                errors.absorb(exc)
+    errors.raise_if_any()
+    return filters
+
+
+# ---- edits of environments and events ---------------------------------------------------------------
+
+def environment_changes(data: Any) -> dict:
+    """The fields an admin sends to change an environment (only those), checked together."""
+    data = _object(data, "", "The body")
+    errors, clean = _Errors(), {}
+    checks = {"name": environments.check_name, "description": environments.check_description,
+              "enabled": environments.check_enabled}
+    for name in data:
+        if name not in checks:
+            errors.add(name, "This field cannot be changed.")
+            continue
+        try:
+            clean[name] = checks[name](data[name])
+        except ValidationError as exc:
+            errors.absorb(exc)
+    errors.raise_if_any()
+    return clean
+
+
+EVENT_READ_ONLY = ("id", "source", "link", "attempts", "last_error", "created_at", "processed_at")
+
+
+def event_changes(data: Any, current: Mapping) -> tuple[dict, "events.EventStatus"]:
+    """``(edits, status)`` of an event update: changed user_id/description, and the status wanted (its
+    transition checked), against the event's JSON shape ``current``."""
+    data = _object(data, "", "The body")
+    _check_immutable(data, current, EVENT_READ_ONLY)
+    errors, edits = _Errors(), {}
+    for name, check in (("user_id", events.check_user_id), ("description", events.check_description)):
+        if name in data and data[name] != current[name]:
+            try:
+                edits[name] = check(data[name])
+            except ValidationError as exc:
+                errors.absorb(exc)
+    status = events.EventStatus(current["status"])
+    wanted = events.check_transition(status, data["status"]) if "status" in data else status
+    errors.raise_if_any()
+    return edits, wanted
+
+
+# ---- accounts and tokens ----------------------------------------------------------------------------
+
+def user(data: Any) -> dict:
+    return check_all(_object(data, "", "The body"), (
+        ("username", accounts.check_username), ("password", accounts.check_password),
+        ("role", lambda v: accounts.check_role(v if v is not None else "viewer")),
+        ("display_name", accounts.check_display_name)))
+
+
+def _check_disabled(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError.single("disabled", "Disabled must be true or false.")
+    return value
+
+
+def user_changes(data: Any, username: str, own: bool) -> dict:
+    """What an admin changes about the account ``username`` (fields not sent stay); ``own``: their own account,
+    which they may not lower or disable."""
+    data = _object(data, "", "The body")
+    errors = _Errors()
+    for name in sorted(set(data) - {"role", "disabled", "display_name", "password", "username"}):
+        errors.add(name, "Unknown field.")
+    if "username" in data and data["username"] != username:
+        errors.add("username", "A username never changes.")
+    try:
+        changes = check_all(data, (("role", lambda v: accounts.check_role(v).value),
+                                   ("display_name", accounts.check_display_name), ("password", accounts.check_password),
+                                   ("disabled", _check_disabled)), only_given=True)
+    except ValidationError as exc:
+        errors.absorb(exc)
+        changes = {}
+    if own and (changes.get("disabled") or changes.get("role", accounts.Role.ADMIN.value) != accounts.Role.ADMIN.value):
+        errors.add("role" if "role" in changes else "disabled",
+                   "You cannot lower or disable your own account: ask another admin.")
+    errors.raise_if_any()
+    return changes
+
+
+def token(data: Any, own_role: "accounts.Role") -> dict:
+    """``{"name", "role", "expires_in_days"}`` of a new API token; its role at most ``own_role``."""
+    return check_all(_object(data, "", "The body"), (
+        ("name", accounts.check_token_name), ("role", lambda v: accounts.check_token_role(v, own_role)),
+        ("expires_in_days", accounts.check_expiry_days)))

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
 
-from ..domain.accounts import Role
+from ..domain.accounts import DISPLAY_NAME_MAX, TOKEN_NAME_MAX, USERNAME_MAX, Role
 from ..forms import ServiceForm
 
 ROLES = [SelectChoice(r.value) for r in Role]
 
 
 class LoginForm(ServiceForm):
-    username = StringField("Username", render_kw={"autocomplete": "username", "maxlength": 64, "autofocus": True})
+    username = StringField("Username", render_kw={"autocomplete": "username", "maxlength": USERNAME_MAX,
+                                                  "autofocus": True})
     password = PasswordField("Password", render_kw={"autocomplete": "current-password"})
     save = SubmitField("Sign in")
 
@@ -30,7 +31,7 @@ class PasswordForm(ServiceForm):
 
 
 class TokenForm(ServiceForm):
-    name = StringField("Name", render_kw={"maxlength": 64, "placeholder": "ci"})
+    name = StringField("Name", render_kw={"maxlength": TOKEN_NAME_MAX, "placeholder": "ci"})
     role = SelectField("Role", choices=ROLES, validate_choice=False)
     expires_in_days = StringField("Expires after (days)", render_kw={"inputmode": "numeric", "placeholder": "never"})
     save = SubmitField("Create token")
@@ -44,8 +45,8 @@ class TokenForm(ServiceForm):
 
 
 class NewUserForm(ServiceForm):
-    username = StringField("Username", render_kw={"maxlength": 64, "autocomplete": "off"})
-    display_name = StringField("Display name", render_kw={"maxlength": 128})
+    username = StringField("Username", render_kw={"maxlength": USERNAME_MAX, "autocomplete": "off"})
+    display_name = StringField("Display name", render_kw={"maxlength": DISPLAY_NAME_MAX})
     role = SelectField("Role", choices=ROLES, default="viewer", validate_choice=False)
     password = PasswordField("Password", render_kw={"autocomplete": "new-password"})
     save = SubmitField("Create account")
@@ -56,7 +57,7 @@ class NewUserForm(ServiceForm):
 
 
 class EditUserForm(ServiceForm):
-    display_name = StringField("Display name", render_kw={"maxlength": 128})
+    display_name = StringField("Display name", render_kw={"maxlength": DISPLAY_NAME_MAX})
     role = SelectField("Role", choices=ROLES, validate_choice=False)
     disabled = BooleanField("Disabled (cannot sign in; its sessions and tokens stop working)")
     password = PasswordField("New password (leave blank to keep)", render_kw={"autocomplete": "new-password"})

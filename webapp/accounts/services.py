@@ -6,7 +6,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,13 +15,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
+from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.accounts import (USERNAME, Principal, Role, check_display_name, check_expiry_days, check_password,
-                               check_role, check_token_name, check_token_role, check_username, looks_like_token,
-                               new_token, token_hash)
-from ..domain.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized, ValidationError, check_all
+from ..domain.accounts import USERNAME, Principal, Role, check_password, looks_like_token, new_token, token_hash
+from ..domain.errors import Conflict, Forbidden, NotFound, Throttled, Unauthorized, ValidationError
 from ..extensions import db, queues
 from ..models import TokenRow, UserRow
 
@@ -92,20 +91,8 @@ def count() -> int:
     return db.session.scalar(select(func.count()).select_from(UserRow)) or 0
 
 
-def _object(data: Any) -> Mapping:
-    if not isinstance(data, Mapping):
-        raise ValidationError.single("", "The body must be an object.")
-    return data
-
-
-def check_new_user(data: Any) -> dict:
-    return check_all(_object(data), (("username", check_username), ("password", check_password),
-                                     ("role", lambda v: check_role(v if v is not None else "viewer")),
-                                     ("display_name", check_display_name)))
-
-
 def create_user(data: Any, *, audit_action: str = "user.create") -> UserRow:
-    clean = check_new_user(data)
+    clean = inputs.user(data)
     row = UserRow(username=clean["username"], display_name=clean["display_name"], role=clean["role"].value,
                   password_hash=hash_password(clean["password"]))
     db.session.add(row)
@@ -121,31 +108,11 @@ def create_user(data: Any, *, audit_action: str = "user.create") -> UserRow:
 
 def update_user(username: str, data: Any, actor: Principal) -> UserRow:
     """An admin changes ``role``, ``disabled``, ``display_name`` or ``password`` (fields not sent stay)."""
-    row, data = get(username), _object(data)
-    unknown = set(data) - {"role", "disabled", "display_name", "password", "username"}
-    fields: dict[str, list[str]] = {k: ["Unknown field."] for k in sorted(unknown)}
-    if "username" in data and data["username"] != row.username:
-        fields["username"] = ["A username never changes."]
-    try:
-        changes = check_all(data, (("role", lambda v: check_role(v).value), ("display_name", check_display_name),
-                                   ("password", check_password), ("disabled", _check_bool)), only_given=True)
-    except ValidationError as exc:
-        fields.update(exc.fields)
-        changes = {}
-    if row.id == actor.user_id and (changes.get("disabled") or changes.get("role", Role.ADMIN.value) != Role.ADMIN.value):
-        fields.setdefault("role" if "role" in changes else "disabled", []).append(
-            "You cannot lower or disable your own account: ask another admin.")
-    if fields:
-        raise ValidationError(fields)
+    row = get(username)
+    changes = inputs.user_changes(data, row.username, own=row.id == actor.user_id)
     _apply_user_changes(row, changes)
     db.session.commit()
     return row
-
-
-def _check_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError.single("disabled", "Disabled must be true or false.")
-    return value
 
 
 def _apply_user_changes(row: UserRow, changes: dict) -> None:
@@ -279,8 +246,7 @@ def create_token(user_id: int, data: Any, actor: Principal) -> tuple[TokenRow, s
     """A new token for the account ``user_id``; the clear token is returned once and never stored."""
     owner = db.session.get(UserRow, user_id)
     own_role = Role.lowest(Role(owner.role), actor.role) if actor.user_id == user_id else Role(owner.role)
-    clean = check_all(_object(data), (("name", check_token_name), ("role", lambda v: check_token_role(v, own_role)),
-                                      ("expires_in_days", check_expiry_days)))
+    clean = inputs.token(data, own_role)
     token = new_token()
     now = utcnow()
     row = TokenRow(user_id=user_id, name=clean["name"], role=clean["role"].value, prefix=token[:8],

@@ -67,5 +67,5 @@ def update_user(username: str):
 @bp.get("/v1/audit")
 @admin
 def list_audit():
-    page = audit.list_page(*inputs.page(request.args), audit.check_filters(request.args))
+    page = audit.list_page(*inputs.page(request.args), inputs.audit_filters(request.args))
     return page.as_json(audit.as_json)

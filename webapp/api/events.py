@@ -13,7 +13,7 @@ from .helpers import created, json_body
 @bp.get("/v1/events")
 @viewer
 def list_events():
-    page = events.list_page(*inputs.page(request.args), events.check_filters(request.args))
+    page = events.list_page(*inputs.page(request.args), inputs.event_filters(request.args))
     return page.as_json(events.as_json)
 
 

@@ -14,7 +14,8 @@ from flask import render_template
 from markupsafe import Markup, escape
 
 from ..domain.accounts import (ANONYMOUS, DISPLAY_NAME_MAX, MAX_TOKEN_DAYS, PASSWORD_MAX, PASSWORD_MIN,
-                               TOKEN_NAME_MAX, Role)
+                               TOKEN_NAME_MAX, USERNAME_PATTERN, Role)
+from ..domain.environments import DESCRIPTION_MAX as ENVIRONMENT_DESCRIPTION_MAX, NAME_MAX
 from ..domain.events import DESCRIPTION_MAX, USER_ID_MAX, EventSource, EventStatus
 from ..domain.migration import CloudType, MigrationState
 from ..domain.runs import ENVIRONMENT_IDS, MAX_FILES, USERNAME_MAX, RunState
@@ -236,7 +237,8 @@ def schemas() -> dict[str, Schema]:
                                                                                description="Waiting runs, in order."),
         }),
         "EnvironmentPatch": obj({
-            "name": string(minLength=1, maxLength=64, pattern=r"\S"), "description": string(maxLength=2000),
+            "name": string(minLength=1, maxLength=NAME_MAX, pattern=r"\S"),
+            "description": string(maxLength=ENVIRONMENT_DESCRIPTION_MAX),
             "enabled": boolean(description="A disabled environment accepts no new runs."),
         }, [], description="Any other field is refused (422)."),
         "EnvironmentList": obj({"items": array(ref("Environment")), "total": integer(minimum=0),
@@ -256,7 +258,6 @@ def schemas() -> dict[str, Schema]:
     }
 
 
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 ROLE = enum(Role, description="viewer < operator < admin: each may do all the one before it may.")
 
 
@@ -279,7 +280,7 @@ def _account_schemas() -> dict[str, Schema]:
                                                           "at most the account's.")}),
         "UserList": obj({"items": array(ref("User"))}, description="Every account, by username."),
         "UserInput": obj({
-            "username": string(pattern=USERNAME_PATTERN, description="1 to 64 letters, digits, `_`, `.` or `-`; "
+            "username": string(pattern=USERNAME_PATTERN, description=f"1 to {USERNAME_MAX} letters, digits, `_`, `.` or `-`; "
                                                                       "stored lower-case, unique."),
             "password": password,
             "role": described(ROLE, "Default viewer."),

@@ -17,7 +17,7 @@ from .helpers import created, json_body, no_content
 @bp.get("/v1/runs")
 @viewer
 def list_runs():
-    page = runs.list_page(*inputs.page(request.args), runs.check_filters(request.args))
+    page = runs.list_page(*inputs.page(request.args), inputs.run_filters(request.args))
     return runs.page_json(page)
 
 

@@ -3,19 +3,16 @@ committed in the same transaction as the change it describes. Never reads ``requ
 comes from the request's principal (set by ``webapp.auth``), else it is the system (a worker or the CLI)."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Mapping
 
 from flask import g, has_request_context
 from sqlalchemy import select
 
-from ..domain.errors import ValidationError
 from ..extensions import db
 from ..models import AuditRow
 from ..pagination import Page, paginate
 
 SECRET_WORDS = ("password", "token", "secret", "key")
-FILTERS = ("actor", "action", "target", "since", "until")
 
 
 def _actor() -> tuple[str, str, str | None]:
@@ -47,38 +44,6 @@ def act_as(actor: str, via: str) -> None:
 def as_json(row: AuditRow) -> dict:
     return {"id": row.id, "at": row.at.isoformat(), "actor": row.actor, "via": row.via, "action": row.action,
             "target": row.target, "ip": row.ip, "details": row.details or {}}
-
-
-def _when(value: str, name: str) -> datetime:
-    from datetime import timezone
-
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError.single(name, "Use an ISO 8601 date or time, e.g. 2026-12-01 or 2026-12-01T08:00:00Z.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def filter_args(args: Mapping[str, str]) -> dict[str, str]:
-    """The filters as typed, for the form and the pager's links (never ``page``)."""
-    return {name: args[name] for name in FILTERS if args.get(name, "").strip()}
-
-
-def check_filters(args: Mapping[str, str]) -> dict:
-    filters: dict[str, Any] = {}
-    fields: dict[str, list[str]] = {}
-    for name in ("actor", "action", "target"):
-        if args.get(name, "").strip():
-            filters[name] = args[name].strip()[:128]
-    for name in ("since", "until"):
-        if args.get(name, "").strip():
-            try:
-                filters[name] = _when(args[name], name)
-            except ValidationError as exc:
-                fields.update(exc.fields)
-    if fields:
-        raise ValidationError(fields)
-    return filters
 
 
 def list_page(page: int, per_page: int, filters: Mapping[str, Any]) -> Page:

@@ -11,6 +11,6 @@ from . import bp, services
 @bp.get("/")
 @admin
 def index():
-    filters = services.check_filters(request.args)
-    page = services.list_page(*inputs.page(request.args), filters)
-    return page_or_fragment("audit/index.html", "audit/_table.html", page=page, filters=services.filter_args(request.args))
+    page = services.list_page(*inputs.page(request.args), inputs.audit_filters(request.args))
+    return page_or_fragment("audit/index.html", "audit/_table.html", page=page,
+                            filters=inputs.filter_args(request.args, inputs.AUDIT_FILTERS))

@@ -11,7 +11,9 @@ from typing import Any
 
 from .errors import ValidationError
 
-USERNAME = re.compile(r"[a-z0-9_.-]{1,64}")
+USERNAME_MAX = 64
+USERNAME = re.compile(rf"[a-z0-9_.-]{{1,{USERNAME_MAX}}}")
+USERNAME_PATTERN = rf"^[A-Za-z0-9_.-]{{1,{USERNAME_MAX}}}$"  # what the API accepts (compared without case)
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 DISPLAY_NAME_MAX = 128
 TOKEN_NAME_MAX = 64
@@ -60,12 +62,13 @@ class Principal:
 
 
 def check_username(value: Any, path: str = "username") -> str:
-    """``[a-z0-9_.-]{1,64}``, compared without regard to case: stored lower-case."""
+    """``[a-z0-9_.-]{1,USERNAME_MAX}``, compared without regard to case: stored lower-case."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError.single(path, "Username is required.")
     name = value.strip().lower()
     if not USERNAME.fullmatch(name):
-        raise ValidationError.single(path, "Username must be 1 to 64 characters: letters, digits, '_', '.' or '-'.")
+        raise ValidationError.single(path, f"Username must be 1 to {USERNAME_MAX} characters: letters, digits, "
+                                           "'_', '.' or '-'.")
     return name
 
 

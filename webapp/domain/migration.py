@@ -80,6 +80,24 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password='***', domain={self.domain!r})"
 
 
+@dataclass(frozen=True)
+class TargetPlan:
+    """Which of a source's volumes the target keeps, which it drops, and whether the C:\\ rule passes: what the
+    migration page previews and a run does. Built from the volumes alone, so that a page polled every second
+    needs no credentials (and so no decryption) to show it."""
+
+    kept: list["MountPoint"]
+    dropped: list["MountPoint"]
+    system_volume_selected: bool
+
+    @classmethod
+    def of(cls, storage: Iterable["MountPoint"], selected: Iterable[str]) -> "TargetPlan":
+        keys = {normalise_volume(name).upper() for name in selected}
+        storage = list(storage)
+        return cls([m for m in storage if m.key in keys], [m for m in storage if m.key not in keys],
+                   SYSTEM_VOLUME.upper() in keys)
+
+
 @dataclass(frozen=True, eq=False)
 class MountPoint:
     """A volume; two mount points are equal when their normalised names and sizes are."""
@@ -254,14 +272,17 @@ class Migration:
         self.selected_mount_points = names
 
     @property
+    def plan(self) -> "TargetPlan":
+        return TargetPlan.of(self.source.storage, self.selected_mount_points)
+
+    @property
     def selected(self) -> list[MountPoint]:
         """The selected volumes, in the source's order."""
-        keys = {n.upper() for n in self.selected_mount_points}
-        return [m for m in self.source.storage if m.key in keys]
+        return self.plan.kept
 
     @property
     def system_volume_selected(self) -> bool:
-        return SYSTEM_VOLUME in self.selected_mount_points
+        return self.plan.system_volume_selected
 
     def preview(self) -> Workload:
         """The target VM exactly as a successful run will leave it."""

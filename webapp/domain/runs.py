@@ -12,11 +12,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from .accounts import USERNAME_MAX  # a run's user is an account
 from .errors import ValidationError
 
 MAX_FILES = 50
 ENVIRONMENT_IDS = range(1, 101)
-USERNAME_MAX = 64
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # from a form; longer is out of range anyway
 _MODULE = re.compile(r"^(test_.*|.*_test)$")  # pytest's default python_files, without ".py"

@@ -1,15 +1,16 @@
 """Environments: live status from the Redis locks and the run queue; edit; force-unlock."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import NotFound, ValidationError
+from ..domain.errors import NotFound
 from ..domain.runs import RunState
 from ..extensions import db, queues
 from ..models import EnvironmentRow, RunRow
@@ -83,37 +84,9 @@ def queued_runs(environment_id: int) -> list[RunRow]:
         RunRow.lock_token.is_(None)).order_by(RunRow.id)))
 
 
-def check_changes(data: Any) -> dict:
-    if not isinstance(data, Mapping):
-        raise ValidationError.single("", "The body must be an object.")
-    fields, clean = {}, {}
-    if "name" in data:
-        name = data["name"]
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64 or not name.strip().isprintable():
-            fields["name"] = ["Name must be 1 to 64 printable characters."]
-        else:
-            clean["name"] = name.strip()
-    if "description" in data:
-        text = data["description"]
-        if not isinstance(text, str) or len(text) > 2000:
-            fields["description"] = ["Description must be text of at most 2000 characters."]
-        else:
-            clean["description"] = text.strip()
-    if "enabled" in data:
-        if not isinstance(data["enabled"], bool):
-            fields["enabled"] = ["Enabled must be true or false."]
-        else:
-            clean["enabled"] = data["enabled"]
-    for name in set(data) - {"name", "description", "enabled"}:
-        fields[name] = ["This field cannot be changed."]
-    if fields:
-        raise ValidationError(fields)
-    return clean
-
-
 def update(environment_id: int, data: Any) -> EnvironmentRow:
     row = get(environment_id)
-    changes = check_changes(data)
+    changes = inputs.environment_changes(data)
     for name, value in changes.items():
         setattr(row, name, value)
     row.updated_at = utcnow()

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import (Forbidden, ImmutableFieldError, InvalidStateError, InvalidTransition, NotFound,
-                             ValidationError)
-from ..domain.events import EventSource, EventStatus, check_description, check_new, check_transition, check_user_id
+from .. import inputs
+from ..domain.errors import Forbidden, InvalidStateError, InvalidTransition, NotFound
+from ..domain.events import EventSource, EventStatus, check_new
 from ..extensions import db, enqueue, job_statuses
 from ..models import EventRow, NotificationRow
 from ..pagination import Page, paginate
@@ -98,44 +98,13 @@ def list_page(page: int, per_page: int, filters: Mapping[str, str]) -> Page:
     return paginate(db.session, stmt, page, per_page)
 
 
-def check_filters(args: Mapping[str, str]) -> dict:
-    filters = {}
-    if args.get("status"):
-        try:
-            filters["status"] = EventStatus(args["status"]).value
-        except ValueError:
-            raise ValidationError.single("status", "Status must be pending, processed or failed.") from None
-    if args.get("user_id"):
-        filters["user_id"] = args["user_id"]
-    return filters
-
-
-READ_ONLY = ("id", "source", "link", "attempts", "last_error", "created_at", "processed_at")
-
-
 def update(event_id: str, data: Any, actor) -> EventRow:
     """Edit user_id/description while pending; move status along its allowed transitions (admins)."""
     row = get(event_id)
-    if not isinstance(data, Mapping):
-        raise ValidationError.single("", "The body must be an object.")
-    current = as_json(row)
-    changed = {n: ["This field cannot be changed."] for n in READ_ONLY if n in data and data[n] != current[n]}
-    if changed:
-        raise ImmutableFieldError(changed, "Fields that cannot be changed were sent with new values.")
+    edits, target = inputs.event_changes(data, as_json(row))
     status = EventStatus(row.status)
-    edits = {}
-    fields = {}
-    for name, check in (("user_id", check_user_id), ("description", check_description)):
-        if name in data and data[name] != current[name]:
-            try:
-                edits[name] = check(data[name])
-            except ValidationError as exc:
-                fields.update(exc.fields)
-    target = check_transition(status, data["status"]) if "status" in data else status
     if target is not status and not actor.is_admin:
         raise Forbidden("Only an admin may change an event's status.")
-    if fields:
-        raise ValidationError(fields)
     if edits and status is not EventStatus.PENDING:
         message = f"Only a pending event can be edited; this one is {status.value}."
         raise InvalidTransition(message, {name: [message] for name in edits})

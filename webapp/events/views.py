@@ -12,7 +12,7 @@ from .forms import EventForm
 @bp.get("/events/")
 @viewer
 def index():
-    filters = services.check_filters(request.args)
+    filters = inputs.event_filters(request.args)
     page = services.list_page(*inputs.page(request.args), filters)
     return page_or_fragment("events/index.html", "events/_table.html", page=page, filters=filters)
 

@@ -17,7 +17,8 @@ from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, NotFound, SystemVolumeRequired
 from ..domain.events import EventSource
-from ..domain.migration import Credentials, Migration, MigrationState, MigrationTarget, VolumeProgress, Workload
+from ..domain.migration import (Credentials, Migration, MigrationState, MigrationTarget, MountPoint,
+                                TargetPlan, VolumeProgress, Workload)
 from ..events import services as events
 from ..extensions import cancel_job, db, enqueue, job_status, vault
 from ..models import MigrationRow, WorkloadRow
@@ -109,15 +110,13 @@ def status_json(row: MigrationRow) -> dict:
 
 
 def preview(row: MigrationRow) -> dict:
-    """The target VM exactly as a successful run will leave it, and whether the C:\\ rule passes."""
+    """The target VM exactly as a successful run will leave it, and whether the C:\\ rule passes (the domain's
+    ``TargetPlan``, from the volumes only: no password is decrypted for a page that polls)."""
     source = workloads.get(row.source_id)
-    sizes = {m["name"].upper(): m["size"] for m in source.storage}
-    storage = [{"name": n, "size": sizes.get(n.upper())} for n in row.selected]
-    selected = {n.upper() for n in row.selected}
+    plan = TargetPlan.of([MountPoint(m["name"], m["size"]) for m in source.storage], row.selected)
     return {"ip": source.ip, "username": source.username, "domain": source.domain,
-            "storage": [s for s in storage if s["size"] is not None],
-            "dropped": [m for m in source.storage if m["name"].upper() not in selected],
-            "system_volume_ok": "C:\\" in row.selected}
+            "storage": workloads.storage_json(plan.kept), "dropped": workloads.storage_json(plan.dropped),
+            "system_volume_ok": plan.system_volume_selected}
 
 
 # --- writing -------------------------------------------------------------------------------------

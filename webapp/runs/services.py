@@ -10,8 +10,8 @@ from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import InvalidStateError, NotFound, ValidationError
-from ..domain.runs import RunState, check_environment_id, check_test_files, check_username
+from ..domain.errors import InvalidStateError, NotFound
+from ..domain.runs import RunState
 from ..extensions import cancel_job, db, queues
 from ..models import EnvironmentRow, RunLogChunk, RunRow
 from ..pagination import Page, paginate
@@ -25,38 +25,16 @@ def _iso(value):
     return value.isoformat() if value else None
 
 
-def check_input(data: Any, also: ValidationError | None = None) -> dict:
-    """``{"username", "environment_id", "test_files"}`` checked together, errors keyed by field
-    (with ``also``'s, found by the caller)."""
-    if not isinstance(data, Mapping):
-        raise ValidationError.single("", "The body must be an object.")
-    fields, clean = dict(also.fields) if also else {}, {}
-    for name, check in (("username", check_username), ("environment_id", check_environment_id),
-                        ("test_files", lambda v: check_test_files(v, testfiles.exists))):
-        try:
-            clean[name] = check(data.get(name))
-        except ValidationError as exc:
-            fields.update(exc.fields)
-    if "environment_id" in clean:
-        # Locked until the run is committed: runs created at once on one environment get their ids,
-        # and so their place in the queue, in the order they really happened (PostgreSQL).
-        environment = db.session.get(EnvironmentRow, clean["environment_id"], with_for_update=True)
-        if environment is None or not environment.enabled:
-            fields["environment_id"] = [f"Environment {clean['environment_id']} is disabled: choose another one."]
-    if fields:
-        raise ValidationError(fields)
-    return clean
+def _enabled(environment_id: int) -> bool:
+    # Locked until the run is committed: runs created at once on one environment get their ids, and so
+    # their place in the queue, in the order they really happened (PostgreSQL).
+    environment = db.session.get(EnvironmentRow, environment_id, with_for_update=True)
+    return environment is not None and environment.enabled
 
 
 def create(data: Any, username: str, *, rerun_of: int | None = None) -> RunRow:
     """Queue a run for the account ``username`` (a request may name it, never another account)."""
-    try:
-        inputs.acting_as(data, "username", username)  # refuses another account's name (and a non-object body)
-    except ValidationError as refused:
-        if isinstance(data, Mapping):  # report every field at once, as for any other input
-            check_input({**data, "username": username}, also=refused)
-        raise
-    clean = check_input({**data, "username": username})
+    clean = inputs.run(data, username, testfiles.exists, _enabled)
     row = RunRow(state=RunState.QUEUED.value, **clean)
     db.session.add(row)
     db.session.flush()
@@ -82,26 +60,6 @@ def get(run_id: int) -> RunRow:
     return row
 
 
-FILTERS = ("state", "environment_id", "username")
-
-
-def check_filters(args: Mapping[str, str]) -> dict:
-    filters, fields = {}, {}
-    if args.get("state"):
-        try:
-            filters["state"] = RunState(args["state"]).value
-        except ValueError:
-            fields["state"] = ["Unknown state: use " + ", ".join(s.value for s in RunState) + "."]
-    if args.get("environment_id"):
-        try:
-            filters["environment_id"] = check_environment_id(args["environment_id"])
-        except ValidationError as exc:
-            fields.update(exc.fields)
-    if args.get("username"):
-        filters["username"] = args["username"].strip()
-    if fields:
-        raise ValidationError(fields)
-    return filters
 
 
 def list_page(page: int, per_page: int, filters: Mapping[str, Any] | None = None) -> Page:

@@ -14,7 +14,7 @@ from .forms import RunForm, UploadForm
 @bp.get("/")
 @viewer
 def index():
-    filters = services.check_filters(request.args)
+    filters = inputs.run_filters(request.args)
     page = services.list_page(*inputs.page(request.args), filters)
     return page_or_fragment("runs/index.html", "runs/_table.html", **pages.listing(page, filters))
 
