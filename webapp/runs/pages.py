@@ -13,8 +13,9 @@ from . import services, testfiles
 
 def listing(page: Page, filters: Mapping) -> dict:
     live = any(r.state in (RunState.QUEUED.value, RunState.RUNNING.value) for r in page.items)
-    return {"page": page, "filters": filters, "positions": services.queue_positions(page.items), "live": live,
-            "states": [s.value for s in RunState], "duration": services.duration}
+    return {"page": page, "filters": filters, "keep": page.links(filters), "live": live,
+            "positions": services.queue_positions(page.items), "states": [s.value for s in RunState],
+            "duration": services.duration}
 
 
 def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
@@ -39,11 +40,13 @@ def upload(files, data: dict, actor) -> dict:
     return testfiles.upload(**inputs.upload(files, data), actor=actor)
 
 
-def run(run_id: int) -> dict:
+def run(run_id: int, message: str | None = None) -> dict:
+    """The detail page and its live status fragment. ``log``: the log so far, read only by the whole page
+    (the live tail continues from there), so that a poll of the status does not read it."""
     row = services.get(run_id)
-    return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final}
+    return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final, "message": message,
+            "log": lambda: services.log_slice(run_id, 0)}
 
 
-def run_with_log(run_id: int) -> dict:
-    """The detail page: the run, and its log so far (the live tail continues from there)."""
-    return {**run(run_id), "log": services.log_slice(run_id, 0)}
+def log(run_id: int, offset: int) -> dict:
+    return {"run_id": run_id, **services.log_slice(run_id, offset)}
