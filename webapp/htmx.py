@@ -52,7 +52,8 @@ class Poll:
 
     @property
     def args(self) -> dict[str, str | int]:
-        return {"seen": self.version, "quiet": self.quiet}
+        """For the poller's URL (none on its first poll from a full page)."""
+        return {"seen": self.version, "quiet": self.quiet} if self.version else {}
 
     @classmethod
     def first(cls, fast: str) -> "Poll":
