@@ -59,11 +59,6 @@ def _when(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def filter_args(args: Mapping[str, str]) -> dict[str, str]:
-    """The filters as typed, for the form and the pager's links (never ``page``)."""
-    return {name: args[name] for name in FILTERS if args.get(name, "").strip()}
-
-
 def check_filters(args: Mapping[str, str]) -> dict:
     filters: dict[str, Any] = {}
     fields: dict[str, list[str]] = {}

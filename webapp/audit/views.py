@@ -5,7 +5,7 @@ from flask import request
 from .. import inputs
 from ..auth import admin
 from ..htmx import page_or_fragment
-from . import bp, services
+from . import bp, pages, services
 
 
 @bp.get("/")
@@ -13,4 +13,4 @@ from . import bp, services
 def index():
     filters = services.check_filters(request.args)
     page = services.list_page(*inputs.page(request.args), filters)
-    return page_or_fragment("audit/index.html", "audit/_table.html", page=page, filters=services.filter_args(request.args))
+    return page_or_fragment("audit/index.html", "audit/_table.html", **pages.listing(page, request.args))
