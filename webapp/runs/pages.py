@@ -6,6 +6,8 @@ from typing import Mapping
 from wtforms import SelectChoice
 
 from ..domain.runs import RunState
+from ..domain.testfiles import MAX_UPLOAD_BYTES
+from ..domain.units import size_text
 from ..environments import services as environments
 from ..pagination import Page
 from . import services, testfiles
@@ -24,7 +26,7 @@ def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
         SelectChoice(str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
     run_form.environment_id.choices = choices
     return {"form": run_form, "upload_form": upload_form, "groups": testfiles.grouped(),
-            "directories": testfiles.directories(), "uploaded": uploaded,
+            "directories": testfiles.directories(), "uploaded": uploaded, "upload_limit": size_text(MAX_UPLOAD_BYTES),
             "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}
 
 
