@@ -25,9 +25,14 @@ def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
     choices = [SelectChoice("", "— choose an environment —")] + [
         SelectChoice(str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
     run_form.environment_id.choices = choices
-    return {"form": run_form, "upload_form": upload_form, "groups": testfiles.grouped(),
+    return {"form": run_form, "upload_form": upload_form, "groups": _named(testfiles.grouped()),
             "directories": testfiles.directories(), "uploaded": uploaded, "upload_limit": size_text(MAX_UPLOAD_BYTES),
             "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}
+
+
+def _named(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each directory's files, each with its file name as the picker shows it."""
+    return {d: [{**f, "name": f["path"].rsplit("/", 1)[1]} for f in files] for d, files in groups.items()}
 
 
 def _environment_label(row, state: dict) -> str:
