@@ -269,3 +269,22 @@ def test_another_session_has_its_own_badge(app, client, as_role, work):
     assert unread_shown(text(hana.get("/inbox/badge"))) == 1
     assert unread_shown(text(client.get("/inbox/badge"))) is None
     assert app.test_client().get("/inbox/badge").status_code in (302, 204)  # nobody signed in: no badge
+
+
+# --- paging a filtered list ----------------------------------------------------------------------------
+
+def test_the_pages_of_a_filtered_list_keep_the_filters(client):
+    """A bug fixed: ``/events/?user_id=bob`` → "Older →" went to ``/events/?page=2``, every event again."""
+    for i in range(3):
+        create(client, user_id="alice", description=f"for alice {i}")
+        create(client, user_id="bob", description=f"for bob {i}")
+    page = text(client.get("/events/?user_id=bob&per_page=2"))
+    older = re.search(r'href="([^"]+)" rel="next"', page).group(1)
+    assert "user_id=bob" in older and "per_page=2" in older and "page=2" in older
+    second = text(client.get(older))
+    table = section(second, "events-table")
+    assert "for bob 0" in table and "alice" not in table
+    newer = re.search(r'href="([^"]+)" rel="prev"', second).group(1)
+    assert "user_id=bob" in newer and "per_page=2" in newer
+    live = re.search(r'class="refresh" href="([^"]+)"', section(page, "events-table")).group(1)
+    assert "user_id=bob" in live and "per_page=2" in live  # the live refresh stays on the same filtered page

@@ -6,7 +6,7 @@ import logging
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from . import auth
+from . import auth, context
 from . import config as settings
 from .domain.migration import SYSTEM_VOLUME
 from .errors import register_error_handlers
@@ -50,17 +50,11 @@ def create_app(config: dict | None = None) -> Flask:
     accounts.init_app(app)
     app.cli.add_command(users_cli)
     app.cli.add_command(rotate_credentials)
-    app.context_processor(lambda: {"can": _can})
+    context.init_app(app)
     app.jinja_env.globals["SYSTEM_VOLUME"] = SYSTEM_VOLUME  # the C:\\ rule's volume, named by the domain only
     if not app.config.get("SKIP_ADMIN_BOOTSTRAP"):
         accounts.ensure_admin(app)
     return app
-
-
-def _can(role: str) -> bool:
-    """In templates: may the signed-in user act with ``role``? (Hide what a lower role may not press.)"""
-    who = auth.principal()
-    return bool(who and who.can(role))
 
 
 class IdConverter(IntegerConverter):

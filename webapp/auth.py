@@ -19,6 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .domain.accounts import ANONYMOUS, Principal, Role
 from .domain.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from .htmx import is_htmx
 
 login_manager = LoginManager()
 
@@ -179,6 +180,6 @@ def _check_body_type(accepts: str) -> None:
 
 def _to_login():
     target = url_for("accounts.login", next=request.full_path if request.query_string else request.path)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return "", 204, {"HX-Redirect": target}
     return redirect(target, 303 if request.method != "GET" else 302)

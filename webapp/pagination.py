@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -27,6 +27,14 @@ class Page:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+    def links(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What the list's links (to its other pages, its live refresh) carry: its filters, and its page
+        size unless it is the default."""
+        from .inputs import DEFAULT_PER_PAGE
+
+        keep = {name: value for name, value in (filters or {}).items() if value not in (None, "")}
+        return keep if self.per_page == DEFAULT_PER_PAGE else {**keep, "per_page": self.per_page}
 
     def as_json(self, present) -> dict:
         return {"items": [present(i) for i in self.items], "total": self.total, "page": self.page,

@@ -885,12 +885,16 @@ def openapi_json():
 @bp.get("/docs")
 @public
 def docs():
-    doc = _document()
+    return render_template("api/docs.html", **_docs_page(_document()))
+
+
+def _docs_page(doc: dict) -> dict:
+    """What the readable API page shows: the endpoints by tag, the models, the security schemes."""
     endpoints = _endpoints(doc)
     tags = [t["name"] for t in doc["tags"]]
     groups = [(tag, [e for e in endpoints if e["tag"] == tag]) for tag in tags]
     models = [{"name": name, "type": type_text(s), "description": s.get("description", ""), "fields": fields(s),
                "closed": s.get("additionalProperties") is False} for name, s in doc["components"]["schemas"].items()]
     schemes = [{"name": name, **scheme} for name, scheme in doc["components"]["securitySchemes"].items()]
-    return render_template("api/docs.html", info=doc["info"], version=doc["openapi"], groups=groups, models=models,
-                           schemes=schemes, schema_link=linker(doc["components"]["schemas"]), prose=prose)
+    return {"info": doc["info"], "version": doc["openapi"], "groups": groups, "models": models, "schemes": schemes,
+            "schema_link": linker(doc["components"]["schemas"]), "prose": prose}

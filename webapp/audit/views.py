@@ -5,12 +5,11 @@ from flask import request
 from .. import inputs
 from ..auth import admin
 from ..htmx import page_or_fragment
-from . import bp, services
+from . import bp, pages, services
 
 
 @bp.get("/")
 @admin
 def index():
     page = services.list_page(*inputs.page(request.args), inputs.audit_filters(request.args))
-    return page_or_fragment("audit/index.html", "audit/_table.html", page=page,
-                            filters=inputs.filter_args(request.args, inputs.AUDIT_FILTERS))
+    return page_or_fragment("audit/index.html", "audit/_table.html", **pages.listing(page, request.args))

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from .accounts import USERNAME_MAX  # a run's user is an account
 from .errors import ValidationError
+from .units import size_text
 
 MAX_FILES = 50
 ENVIRONMENT_IDS = range(1, 101)
@@ -244,12 +245,9 @@ def parse_junit(xml_text: str) -> tuple[list[TestResult], Summary]:
 
 # --- log -------------------------------------------------------------------------------------------
 
-def _size(limit: int) -> str:
-    """``5 MB`` for 5 MiB; smaller limits in KB or bytes."""
-    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
-        if limit >= scale:
-            return f"{limit / scale:g} {unit}"
-    return f"{limit} bytes"
+# The truncation marker names 1024-based sizes MB and KB (stored logs and their tests say so); to say
+# MiB like the upload limits, drop this and the ``names`` argument below.
+LOG_UNITS = ("MB", "KB")
 
 
 class LogCap:
@@ -265,7 +263,7 @@ class LogCap:
         self.limit = limit_bytes
         self.used = 0
         self._truncated = False
-        self.marker = f"\n[log truncated: output beyond {_size(limit_bytes)} was dropped]\n"
+        self.marker = f"\n[log truncated: output beyond {size_text(limit_bytes, LOG_UNITS)} was dropped]\n"
 
     @property
     def truncated(self) -> bool:

@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .errors import UploadTooLarge, ValidationError
+from .units import size_text
 
 DIRECTORY_NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -21,12 +22,6 @@ _FILE_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]+")
 _CONFIG_SUFFIXES = (".ini", ".cfg", ".toml")
 
 
-def _size(limit: int) -> str:
-    """``1 MiB`` for 1024 * 1024 bytes; smaller limits in KiB or bytes."""
-    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if limit >= scale:
-            return f"{limit / scale:g} {unit}"
-    return f"{limit} bytes"
 
 
 def check_directory(name: Any) -> str:
@@ -79,7 +74,7 @@ def check_content(data: Any, limit: int = MAX_UPLOAD_BYTES) -> str:
         raise ValidationError.single("file", "Choose a file: no content was sent.")
     data = bytes(data)
     if len(data) > limit:
-        raise UploadTooLarge(f"The file is larger than {_size(limit)}.")
+        raise UploadTooLarge(f"The file is larger than {size_text(limit)}.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -111,7 +106,7 @@ def check_upload(filename: Any, directory: Any, data: Any) -> tuple[str, str, st
     then the content.
     """
     if isinstance(data, (bytes, bytearray, memoryview)) and len(data) > MAX_UPLOAD_BYTES:
-        raise UploadTooLarge(f"The file is larger than {_size(MAX_UPLOAD_BYTES)}.")
+        raise UploadTooLarge(f"The file is larger than {size_text(MAX_UPLOAD_BYTES)}.")
     errors: dict[str, list[str]] = {}
     for check, value in ((check_filename, filename), (check_directory, directory)):
         try:

@@ -117,7 +117,3 @@ def unlock(environment_id: int) -> EnvironmentRow:
     dispatch.safe_dispatch(environment_id)
     return row
 
-
-def activity(env: EnvironmentRow) -> dict:
-    """What the environment's page shows: who holds it, who waits, what ran."""
-    return {"env": env, "state": status([env])[env.id], "queued": queued_runs(env.id), "recent": recent_runs(env.id)}

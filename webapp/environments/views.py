@@ -1,19 +1,18 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, request, url_for
 
-from ..htmx import page_or_fragment
 from ..auth import access, admin, viewer
 from ..domain.accounts import Role
-from . import bp, services
+from ..htmx import page_or_fragment, seen
+from . import bp, pages, services
 from .forms import EnvironmentForm
 
 
 @bp.get("/")
 @viewer
 def index():
-    rows, states = services.all_with_status()
-    return page_or_fragment("environments/index.html", "environments/_grid.html", rows=rows, states=states)
+    return page_or_fragment("environments/index.html", "environments/_grid.html", **pages.grid(seen(request.args)))
 
 
 @bp.route("/<int:environment_id>", methods=["GET", "POST"])
@@ -24,7 +23,8 @@ def detail(environment_id: int):
     if form.submit(lambda data: services.update(environment_id, data)):
         flash(f"Environment {environment_id} saved.", "success")
         return redirect(url_for(".detail", environment_id=environment_id), 303)
-    return render_template("environments/detail.html", form=form, **services.activity(env)), form.status
+    return page_or_fragment("environments/detail.html", "environments/_activity.html", form.status, form=form,
+                            **pages.activity(env))
 
 
 @bp.post("/<int:environment_id>/unlock")

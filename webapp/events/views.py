@@ -3,9 +3,9 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
-from ..htmx import page_or_fragment
 from ..auth import operator, principal, viewer
-from . import bp, services
+from ..htmx import page_or_fragment, seen
+from . import bp, pages, services
 from .forms import EventForm
 
 
@@ -14,7 +14,7 @@ from .forms import EventForm
 def index():
     filters = inputs.event_filters(request.args)
     page = services.list_page(*inputs.page(request.args), filters)
-    return page_or_fragment("events/index.html", "events/_table.html", page=page, filters=filters)
+    return page_or_fragment("events/index.html", "events/_table.html", **pages.listing(page, filters))
 
 
 @bp.route("/events/new", methods=["GET", "POST"])
@@ -30,24 +30,23 @@ def create():
 @bp.get("/events/<event_id>")
 @viewer
 def detail(event_id: str):
-    return page_or_fragment("events/detail.html", "events/_event.html", event=services.get(event_id))
+    return page_or_fragment("events/detail.html", "events/_event.html", **pages.event(event_id, principal()))
 
 
 @bp.get("/inbox")
 @viewer
 def inbox():
-    user_id = services.inbox_owner(principal(), request.args.get("user_id"))
-    return render_template("events/inbox.html", user_id=user_id, items=services.open_inbox(user_id, principal()))
+    return render_template("events/inbox.html", **pages.inbox(principal(), request.args.get("user_id")))
 
 
 @bp.get("/inbox/badge")
 @viewer
 def badge():
-    return render_template("events/_badge.html")
+    last = seen(request.args)
+    return page_or_fragment(None, "events/_badge.html", inbox_badge=lambda: pages.badge(principal(), last))
 
 
 @bp.app_context_processor
 def inbox_badge():
-    """The nav badge: unread notifications of the signed-in account."""
-    user_id = principal().username if principal() else None
-    return {"inbox_user": user_id, "inbox_unread": lambda: services.unread_count(user_id)}
+    """The nav badge on every page: unread notifications of the signed-in account (read only if shown)."""
+    return {"inbox_badge": lambda: pages.badge(principal())}

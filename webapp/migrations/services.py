@@ -269,22 +269,7 @@ def reap(now=None) -> dict:
     return {"lost": lost, "requeued": requeued}
 
 
-# --- for the pages ---------------------------------------------------------------------------------
-
-def view(migration_id: int) -> dict:
-    """Everything the detail page and its live status fragment show."""
-    row = get(migration_id)
-    source = db.session.get(WorkloadRow, row.source_id)
-    return {"row": row, "source": source, "progress": progress_json(row), "preview": preview(row),
-            "target_vm": _target_vm_json(row.target_vm), "final": MigrationState(row.state).is_final}
-
-
-def source_for_form(source_id) -> WorkloadRow | None:
-    try:
-        return db.session.get(WorkloadRow, int(source_id)) if source_id not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
+# --- the rule for editing ------------------------------------------------------------------------
 
 def editable(migration_id: int, for_update: bool = False) -> MigrationRow:
     """The migration, if it may still be edited (only while ``not_started`` or ``error``)."""
@@ -293,7 +278,3 @@ def editable(migration_id: int, for_update: bool = False) -> MigrationRow:
         raise InvalidStateError(f"A migration that is {row.state} cannot be edited.")
     return row
 
-
-def form_data(row: MigrationRow) -> dict:
-    return {"source_id": str(row.source_id), "selected_mount_points": list(row.selected),
-            "cloud_type": row.cloud_type, "cloud_username": row.cloud_username, "cloud_domain": row.cloud_domain}

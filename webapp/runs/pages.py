@@ -6,6 +6,8 @@ from typing import Mapping
 from wtforms import SelectChoice
 
 from ..domain.runs import RunState
+from ..domain.testfiles import MAX_UPLOAD_BYTES
+from ..domain.units import size_text
 from ..environments import services as environments
 from ..pagination import Page
 from . import services, testfiles
@@ -13,8 +15,9 @@ from . import services, testfiles
 
 def listing(page: Page, filters: Mapping) -> dict:
     live = any(r.state in (RunState.QUEUED.value, RunState.RUNNING.value) for r in page.items)
-    return {"page": page, "filters": filters, "positions": services.queue_positions(page.items), "live": live,
-            "states": [s.value for s in RunState], "duration": services.duration}
+    return {"page": page, "filters": filters, "keep": page.links(filters), "live": live,
+            "positions": services.queue_positions(page.items), "states": [s.value for s in RunState],
+            "duration": services.duration}
 
 
 def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
@@ -22,9 +25,14 @@ def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
     choices = [SelectChoice("", "— choose an environment —")] + [
         SelectChoice(str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
     run_form.environment_id.choices = choices
-    return {"form": run_form, "upload_form": upload_form, "groups": testfiles.grouped(),
-            "directories": testfiles.directories(), "uploaded": uploaded,
+    return {"form": run_form, "upload_form": upload_form, "groups": _named(testfiles.grouped()),
+            "directories": testfiles.directories(), "uploaded": uploaded, "upload_limit": size_text(MAX_UPLOAD_BYTES),
             "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}
+
+
+def _named(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each directory's files, each with its file name as the picker shows it."""
+    return {d: [{**f, "name": f["path"].rsplit("/", 1)[1]} for f in files] for d, files in groups.items()}
 
 
 def _environment_label(row, state: dict) -> str:
@@ -39,11 +47,13 @@ def upload(files, data: dict, actor) -> dict:
     return testfiles.upload(**inputs.upload(files, data), actor=actor)
 
 
-def run(run_id: int) -> dict:
+def run(run_id: int, message: str | None = None) -> dict:
+    """The detail page and its live status fragment. ``log``: the log so far, read only by the whole page
+    (the live tail continues from there), so that a poll of the status does not read it."""
     row = services.get(run_id)
-    return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final}
+    return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final, "message": message,
+            "log": lambda: services.log_slice(run_id, 0)}
 
 
-def run_with_log(run_id: int) -> dict:
-    """The detail page: the run, and its log so far (the live tail continues from there)."""
-    return {**run(run_id), "log": services.log_slice(run_id, 0)}
+def log(run_id: int, offset: int) -> dict:
+    return {"run_id": run_id, **services.log_slice(run_id, offset)}

@@ -6,7 +6,7 @@ from .. import inputs
 from ..auth import operator, principal, viewer
 from ..domain.errors import ValidationError
 from ..forms import attempt
-from ..htmx import download, is_htmx, page_or_fragment
+from ..htmx import back_to, download, page_or_fragment
 from . import bp, pages, services
 from .forms import RunForm, UploadForm
 
@@ -33,33 +33,29 @@ def create():
 def upload():
     form = UploadForm()
     entry = form.submit(lambda data: pages.upload(request.files, data, principal()))
-    if is_htmx():
-        return render_template("runs/_upload_result.html", **pages.new_run(RunForm(), form, entry)), form.status
-    if entry:
-        flash(f"Uploaded {entry['path']}: it is in the file list.", "success")
-        return redirect(url_for(".create"), 303)
-    return render_template("runs/new.html", **pages.new_run(RunForm(), form)), form.status
+    done = entry and (lambda: back_to(url_for(".create"), None, f"Uploaded {entry['path']}: it is in the file list."))
+    return page_or_fragment(done or "runs/new.html", "runs/_upload_result.html", form.status,
+                            **pages.new_run(RunForm(), form, entry))
 
 
 @bp.get("/<int:run_id>")
 @viewer
 def detail(run_id: int):
-    if is_htmx():
-        return render_template("runs/_status.html", **pages.run(run_id))
-    return render_template("runs/detail.html", **pages.run_with_log(run_id))
+    return page_or_fragment("runs/detail.html", "runs/_status.html", **pages.run(run_id))
 
 
 @bp.get("/<int:run_id>/log")
 @viewer
 def log(run_id: int):
-    return render_template("runs/_log.html", run_id=run_id, **services.log_slice(run_id, inputs.offset(request.args)))
+    return page_or_fragment(None, "runs/_log.html", **pages.log(run_id, inputs.offset(request.args)))
 
 
 @bp.post("/<int:run_id>/cancel")
 @operator
 def cancel(run_id: int):
     message = attempt(services.cancel, run_id)
-    return _status_or_redirect(run_id, message)
+    back = lambda: back_to(url_for(".detail", run_id=run_id), message, "Cancelled.")  # noqa: E731
+    return page_or_fragment(back, "runs/_status.html", **pages.run(run_id, message))
 
 
 @bp.post("/<int:run_id>/rerun")
@@ -85,10 +81,3 @@ def log_text(run_id: int):
 @viewer
 def junit(run_id: int):
     return download(services.junit_xml(run_id), "application/xml", f"run-{run_id}-junit.xml")
-
-
-def _status_or_redirect(run_id: int, message: str | None):
-    if is_htmx():
-        return render_template("runs/_status.html", message=message, **pages.run(run_id))
-    flash(message or "Cancelled.", "error" if message else "success")
-    return redirect(url_for(".detail", run_id=run_id), 303)

@@ -108,17 +108,3 @@ def delete(workload_id: int) -> None:
         db.session.rollback()
         raise Conflict("in_use", "This workload is the source of a migration; delete the migration first.") from None
 
-
-def form_data(row: WorkloadRow) -> dict:
-    """What the edit form starts with: everything but the password."""
-    return {"ip": row.ip, "username": row.username, "domain": row.domain,
-            "storage": [{"name": m["name"], "size": str(m["size"])} for m in row.storage]}
-
-
-def delete_or_explain(workload_id: int) -> bool:
-    """Delete for the HTML page: False (and the page explains) when the workload is in use."""
-    try:
-        delete(workload_id)
-    except Conflict:
-        return False
-    return True

@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..auth import operator, viewer
-from . import bp, services
+from . import bp, pages, services
 from .forms import EditWorkloadForm, WorkloadForm
 
 
@@ -12,7 +12,7 @@ from .forms import EditWorkloadForm, WorkloadForm
 @viewer
 def index():
     page = services.list_page(*inputs.page(request.args))
-    return render_template("workloads/index.html", page=page)
+    return render_template("workloads/index.html", **pages.listing(page))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -22,25 +22,25 @@ def create():
     if row := form.submit(services.create):
         flash(f"Workload {row.ip} saved.", "success")
         return redirect(url_for(".index"), 303)
-    return render_template("workloads/form.html", form=form.prepare(form.add_volume.data), row=None), form.status
+    return render_template("workloads/form.html", **pages.form(form)), form.status
 
 
 @bp.route("/<int:workload_id>/edit", methods=["GET", "POST"])
 @operator
 def edit(workload_id: int):
     row = services.get(workload_id)
-    form = EditWorkloadForm(data=services.form_data(row))
+    form = EditWorkloadForm(data=pages.form_data(row))
     if saved := form.submit(lambda data: services.update(workload_id, data)):
         flash(f"Workload {saved.ip} updated.", "success")
         return redirect(url_for(".index"), 303)
-    return render_template("workloads/form.html", form=form.prepare(form.add_volume.data), row=row), form.status
+    return render_template("workloads/form.html", **pages.form(form, row)), form.status
 
 
 @bp.route("/<int:workload_id>/delete", methods=["GET", "POST"])
 @operator
 def delete(workload_id: int):
     row = services.get(workload_id)
-    if request.method == "POST" and services.delete_or_explain(workload_id):
+    if request.method == "POST" and pages.delete_or_explain(workload_id):
         flash(f"Workload {row.ip} deleted.", "success")
         return redirect(url_for(".index"), 303)
-    return render_template("workloads/delete.html", row=row, in_use=services.in_use(workload_id))
+    return render_template("workloads/delete.html", **pages.delete(row))

@@ -1,0 +1,55 @@
+"""What the migration pages show, gathered in one place so the views stay thin."""
+from __future__ import annotations
+
+from ..domain.migration import SYSTEM_VOLUME, MigrationState
+from ..extensions import db
+from ..models import MigrationRow, WorkloadRow
+from ..pagination import Page
+from . import services
+
+
+def listing(page: Page) -> dict:
+    """The list: polls while a migration on this page runs."""
+    live = any(m.state == MigrationState.RUNNING.value for m in page.items)
+    return {"page": page, "ips": services.source_ips(page.items), "keep": page.links(), "live": live,
+            "copied": {m.id: _copied(m) for m in page.items}}
+
+
+def _copied(row: MigrationRow) -> tuple[float, float]:
+    """(copied, total) GiB of a migration, for its progress bar."""
+    return sum(p["copied"] for p in row.progress), sum(p["size"] for p in row.progress)
+
+
+def view(migration_id: int, message: str | None = None) -> dict:
+    """Everything the detail page and its live status fragment show."""
+    row = services.get(migration_id)
+    source = db.session.get(WorkloadRow, row.source_id)
+    return {"row": row, "source": source, "progress": services.progress_json(row),
+            "preview": services.preview(row), "target_vm": services._target_vm_json(row.target_vm),
+            "final": MigrationState(row.state).is_final, "message": message}
+
+
+def source_for_form(source_id) -> WorkloadRow | None:
+    try:
+        return db.session.get(WorkloadRow, int(source_id)) if source_id not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def form(form, row: MigrationRow | None = None) -> dict:
+    """The new and edit forms: the source's volumes as checkboxes (the system volume preselected on a fresh choice)."""
+    chosen = form.selected_mount_points.data
+    selected = chosen if (chosen or form.is_submitted() or row) else None
+    source_id = row.source_id if row else form.source_id.data
+    return {"form": form, "row": row, **volumes(source_id, selected, form.selected_mount_points)}
+
+
+def volumes(source_id, selected: list[str] | None = None, field=None) -> dict:
+    """The source's volumes as checkboxes; ``selected`` None (a fresh choice): the system volume is preselected."""
+    chosen = {n.upper() for n in (selected if selected is not None else [SYSTEM_VOLUME])}
+    return {"source": source_for_form(source_id), "chosen": chosen, "volumes_field": field}
+
+
+def form_data(row: MigrationRow) -> dict:
+    return {"source_id": str(row.source_id), "selected_mount_points": list(row.selected),
+            "cloud_type": row.cloud_type, "cloud_username": row.cloud_username, "cloud_domain": row.cloud_domain}
