@@ -1,52 +1,21 @@
-"""The one validation layer: plain input (a JSON body, or a form turned into the same shape) → domain objects.
-
-The HTML forms and the JSON API both call these functions; the rules themselves live in the domain
-classes. Errors come back as ``ValidationError`` keyed by dotted field paths (``storage.0.size``).
-"""
+"""Bodies and forms → checked values or domain objects: workloads, migrations, runs, uploads, environment and event
+edits, accounts and tokens. Errors come back as ``ValidationError`` keyed by dotted field paths (``storage.0.size``)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from .domain import accounts, environments, events, runs
-from .domain.errors import ImmutableFieldError, ValidationError, check_all
-from .domain.migration import Credentials, Migration, MigrationTarget, MountPoint, Workload
-from .domain.testfiles import MAX_UPLOAD_BYTES
+from ..domain import accounts, environments, events, runs
+from ..domain.errors import ImmutableFieldError, ValidationError, check_all
+from ..domain.migration import Credentials, Migration, MigrationTarget, MountPoint, Workload
+from ..domain.testfiles import MAX_UPLOAD_BYTES
+from .errors import Errors, object_of
 
-MAX_PER_PAGE = 500
-DEFAULT_PER_PAGE = 50
 MAX_ID = 2**31 - 1  # the largest key every database stores (INTEGER on PostgreSQL)
-AUDIT_TEXT_MAX = 128  # an audit filter is compared with columns this long at most
-
-
-class _Errors:
-    """Collects messages from several parts before raising them together."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def add(self, path: str, message: str) -> None:
-        self.fields.setdefault(path, []).append(message)
-
-    def absorb(self, exc: ValidationError, prefix: str = "") -> None:
-        for key, messages in exc.fields.items():
-            path = f"{prefix}.{key}" if prefix and key else (prefix or key)
-            self.fields.setdefault(path, []).extend(messages)
-
-    def raise_if_any(self) -> None:
-        if self.fields:
-            raise ValidationError(self.fields)
-
-
-def _object(data: Any, path: str, what: str) -> Mapping:
-    if not isinstance(data, Mapping):
-        raise ValidationError.single(path, f"{what} must be an object.")
-    return data
 
 
 def credentials(data: Any, *, path: str, keep: Credentials | None = None) -> Credentials:
     """Credentials from ``{"username", "password", "domain"}``; a blank password keeps ``keep``'s."""
-    data = _object(data, path, "Credentials")
+    data = object_of(data, path, "Credentials")
     password = data.get("password")
     if keep is not None and password in (None, ""):
         password = keep.password
@@ -60,10 +29,10 @@ def credentials(data: Any, *, path: str, keep: Credentials | None = None) -> Cre
 def storage(data: Any) -> list[MountPoint]:
     if not isinstance(data, list):
         raise ValidationError.single("storage", "Storage must be a list of volumes.")
-    errors, mounts = _Errors(), []
+    errors, mounts = Errors(), []
     for index, item in enumerate(data):
         try:
-            item = _object(item, "", "A volume")
+            item = object_of(item, "", "A volume")
             mounts.append(MountPoint(item.get("name"), item.get("size")))
         except ValidationError as exc:
             errors.absorb(exc, f"storage.{index}")
@@ -80,8 +49,8 @@ def _check_immutable(data: Mapping, current: Mapping, names: tuple[str, ...]) ->
 
 def workload(data: Any, existing: Workload | None = None) -> Workload:
     """A new workload from input, or ``existing`` updated by it (fields not sent stay unchanged)."""
-    data = _object(data, "", "The body")
-    errors = _Errors()
+    data = object_of(data, "", "The body")
+    errors = Errors()
     if existing is not None:
         if "ip" in data:
             try:
@@ -125,10 +94,10 @@ def migration(
 
     ``current`` is the migration's JSON shape, used to refuse changes to fields that can never change.
     """
-    data = _object(data, "", "The body")
+    data = object_of(data, "", "The body")
     if existing is not None:
         _check_immutable(data, current or {}, ("id", "source_id", "state", "created_at", "started_at", "finished_at"))
-    errors = _Errors()
+    errors = Errors()
     source_id = data.get("source_id") if existing is None else (current or {}).get("source_id")
     source = existing.source if existing is not None else None
     if existing is None:
@@ -142,7 +111,7 @@ def migration(
     cloud_type = existing.target.cloud_type.value if existing else None
     cloud_creds = existing.target.cloud_credentials if existing else None
     try:
-        target_data = _object(target_data, "target", "Target")
+        target_data = object_of(target_data, "target", "Target")
         cloud_type = target_data.get("cloud_type", cloud_type)
         if "cloud_credentials" in target_data or existing is None:
             cloud_creds = credentials(target_data.get("cloud_credentials"), path="target.cloud_credentials",
@@ -169,25 +138,9 @@ def migration(
     return source_id, built
 
 
-def page(args: Mapping[str, str]) -> tuple[int, int]:
-    """``?page=&per_page=``: page from 1; per_page default 50, at most 500."""
-    errors = _Errors()
-    values = {}
-    for name, default in (("page", 1), ("per_page", DEFAULT_PER_PAGE)):
-        raw = args.get(name)
-        try:
-            values[name] = default if raw in (None, "") else int(raw)
-            if not 1 <= values[name] <= 10**9:
-                raise ValueError
-        except (TypeError, ValueError):
-            errors.add(name, f"{name} must be a whole number of 1 or more.")
-    errors.raise_if_any()
-    return values["page"], min(values["per_page"], MAX_PER_PAGE)
-
-
 def acting_as(data: Any, field: str, username: str) -> str:
     """The signed-in account, which a request may name in ``field`` but never replace by another."""
-    data = _object(data, "", "The body")
+    data = object_of(data, "", "The body")
     value = data.get(field)
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", username)):
         return username
@@ -195,18 +148,10 @@ def acting_as(data: Any, field: str, username: str) -> str:
                                         "or send your own username.")
 
 
-def offset(args: Mapping[str, str]) -> int:
-    """``?offset=N`` of a log: a whole number; past any log's end it means "the end"."""
-    raw = args.get("offset") or "0"
-    if not (raw.isascii() and raw.isdigit()):
-        raise ValidationError.single("offset", "offset must be a whole number of 0 or more.")
-    return int(raw) if len(raw) <= 18 else 10**18
-
-
 def upload(files: Mapping, form: Mapping[str, str]) -> dict:
     """A multipart upload (fields ``file``, ``directory``, ``overwrite``) → arguments for the upload service."""
     file = files.get("file")
-    errors = _Errors()
+    errors = Errors()
     if file is None or not file.filename:
         errors.add("file", "Choose a test file to upload.")
     if not (form.get("directory") or "").strip():
@@ -223,8 +168,8 @@ def run(data: Any, username: str, file_exists: Callable[[str], bool],
     """``{"username", "environment_id", "test_files"}`` of a new run for the account ``username``, every field's
     errors at once: another account's name is refused beside the others' (``environment_enabled`` is asked
     only about an id in range)."""
-    data = _object(data, "", "The body")
-    errors, clean = _Errors(), {}
+    data = object_of(data, "", "The body")
+    errors, clean = Errors(), {}
     try:
         clean["username"] = runs.check_username(acting_as(data, "username", username))
     except ValidationError as exc:
@@ -241,78 +186,12 @@ def run(data: Any, username: str, file_exists: Callable[[str], bool],
     return clean
 
 
-# ---- list filters (?name=value): the same parse for the pages and the API ---------------------------
-
-def filter_args(args: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
-    """The filters as typed, for a filter form and a pager's links (never ``page``)."""
-    return {name: args[name] for name in names if (args.get(name) or "").strip()}
-
-
-RUN_FILTERS = ("state", "environment_id", "username")
-EVENT_FILTERS = ("status", "user_id")
-AUDIT_FILTERS = ("actor", "action", "target", "since", "until")
-
-
-def run_filters(args: Mapping[str, str]) -> dict:
-    errors, filters = _Errors(), {}
-    if args.get("state"):
-        try:
-            filters["state"] = runs.RunState(args["state"]).value
-        except ValueError:
-            errors.add("state", "Unknown state: use " + ", ".join(s.value for s in runs.RunState) + ".")
-    if args.get("environment_id"):
-        try:
-            filters["environment_id"] = runs.check_environment_id(args["environment_id"])
-        except ValidationError as exc:
-            errors.absorb(exc)
-    if args.get("username"):
-        filters["username"] = args["username"].strip()
-    errors.raise_if_any()
-    return filters
-
-
-def event_filters(args: Mapping[str, str]) -> dict:
-    filters = {}
-    if args.get("status"):
-        try:
-            filters["status"] = events.EventStatus(args["status"]).value
-        except ValueError:
-            raise ValidationError.single("status", "Status must be pending, processed or failed.") from None
-    if args.get("user_id"):
-        filters["user_id"] = args["user_id"]
-    return filters
-
-
-def _moment(value: str, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError.single(name, "Use an ISO 8601 date or time, e.g. 2026-12-01 or "
-                                           "2026-12-01T08:00:00Z.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def audit_filters(args: Mapping[str, str]) -> dict:
-    errors, filters = _Errors(), {}
-    for name in ("actor", "action", "target"):
-        if (args.get(name) or "").strip():
-            filters[name] = args[name].strip()[:AUDIT_TEXT_MAX]
-    for name in ("since", "until"):
-        if (args.get(name) or "").strip():
-            try:
-                filters[name] = _moment(args[name], name)
-            except ValidationError as exc:
-                errors.absorb(exc)
-    errors.raise_if_any()
-    return filters
-
-
 # ---- edits of environments and events ---------------------------------------------------------------
 
 def environment_changes(data: Any) -> dict:
     """The fields an admin sends to change an environment (only those), checked together."""
-    data = _object(data, "", "The body")
-    errors, clean = _Errors(), {}
+    data = object_of(data, "", "The body")
+    errors, clean = Errors(), {}
     checks = {"name": environments.check_name, "description": environments.check_description,
               "enabled": environments.check_enabled}
     for name in data:
@@ -333,9 +212,9 @@ EVENT_READ_ONLY = ("id", "source", "link", "attempts", "last_error", "created_at
 def event_changes(data: Any, current: Mapping) -> tuple[dict, "events.EventStatus"]:
     """``(edits, status)`` of an event update: changed user_id/description, and the status wanted (its
     transition checked), against the event's JSON shape ``current``."""
-    data = _object(data, "", "The body")
+    data = object_of(data, "", "The body")
     _check_immutable(data, current, EVENT_READ_ONLY)
-    errors, edits = _Errors(), {}
+    errors, edits = Errors(), {}
     for name, check in (("user_id", events.check_user_id), ("description", events.check_description)):
         if name in data and data[name] != current[name]:
             try:
@@ -351,7 +230,7 @@ def event_changes(data: Any, current: Mapping) -> tuple[dict, "events.EventStatu
 # ---- accounts and tokens ----------------------------------------------------------------------------
 
 def user(data: Any) -> dict:
-    return check_all(_object(data, "", "The body"), (
+    return check_all(object_of(data, "", "The body"), (
         ("username", accounts.check_username), ("password", accounts.check_password),
         ("role", lambda v: accounts.check_role(v if v is not None else "viewer")),
         ("display_name", accounts.check_display_name)))
@@ -366,8 +245,8 @@ def _check_disabled(value: Any) -> bool:
 def user_changes(data: Any, username: str, own: bool) -> dict:
     """What an admin changes about the account ``username`` (fields not sent stay); ``own``: their own account,
     which they may not lower or disable."""
-    data = _object(data, "", "The body")
-    errors = _Errors()
+    data = object_of(data, "", "The body")
+    errors = Errors()
     for name in sorted(set(data) - {"role", "disabled", "display_name", "password", "username"}):
         errors.add(name, "Unknown field.")
     if "username" in data and data["username"] != username:
@@ -388,6 +267,6 @@ def user_changes(data: Any, username: str, own: bool) -> dict:
 
 def token(data: Any, own_role: "accounts.Role") -> dict:
     """``{"name", "role", "expires_in_days"}`` of a new API token; its role at most ``own_role``."""
-    return check_all(_object(data, "", "The body"), (
+    return check_all(object_of(data, "", "The body"), (
         ("name", accounts.check_token_name), ("role", lambda v: accounts.check_token_role(v, own_role)),
         ("expires_in_days", accounts.check_expiry_days)))
