@@ -10,8 +10,9 @@ from typing import Any, Callable, Mapping
 
 from .domain import accounts, environments, events, runs
 from .domain.errors import ImmutableFieldError, ValidationError, check_all
-from .domain.migration import Credentials, Migration, MigrationTarget, MountPoint, Workload
+from .domain.migration import Migration, MigrationTarget
 from .domain.testfiles import MAX_UPLOAD_BYTES
+from .domain.workloads import Credentials, MountPoint, Workload
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
