@@ -232,12 +232,13 @@ def make_user(app, username: str, role: str = "viewer", password: str = PASSWORD
 
 def token_for(app, username: str, role: str | None = None, name: str = "tests") -> str:
     from webapp.accounts import services as accounts
+    from webapp.accounts import tokens
     from webapp.domain.accounts import Principal, Role
 
     with app.app_context():
         row = accounts.get(username)
-        _, token = accounts.create_token(row.id, {"name": name, "role": role},
-                                         Principal(row.username, Role(row.role), "cli", row.id))
+        _, token = tokens.create_token(row.id, {"name": name, "role": role},
+                                       Principal(row.username, Role(row.role), "cli", row.id))
     return token
 
 

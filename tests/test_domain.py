@@ -6,9 +6,8 @@ import copy
 import pytest
 
 from webapp.domain.errors import ImmutableFieldError, InvalidStateError, SystemVolumeRequired, ValidationError
-from webapp.domain.migration import (
-    Credentials, Migration, MigrationState, MigrationTarget, MountPoint, Workload,
-)
+from webapp.domain.migration import Migration, MigrationState, MigrationTarget
+from webapp.domain.workloads import Credentials, MountPoint, Workload
 
 ADMIN = Credentials("admin", "s3cret!", "CORP")
 CLOUD = Credentials("cloud", "cl0ud!")
@@ -320,7 +319,8 @@ def test_failed_migration_can_be_run_again():
 
 
 def test_the_target_plan_keeps_the_selected_volumes_in_the_sources_order_and_judges_the_system_volume():
-    from webapp.domain.migration import SYSTEM_VOLUME, MountPoint, TargetPlan
+    from webapp.domain.migration import SYSTEM_VOLUME, TargetPlan
+    from webapp.domain.workloads import MountPoint
 
     storage = [MountPoint("C:\\", 40), MountPoint("D:\\", 100), MountPoint("E:\\", 60)]
     plan = TargetPlan.of(storage, ["e:", "c:\\"])

@@ -419,7 +419,7 @@ def test_real_exit_codes(tmp_path, args, files, expected):
 
 # --- LogCap ------------------------------------------------------------------------------------------
 
-MARKER_5MB = "\n[log truncated: output beyond 5 MB was dropped]\n"
+MARKER_5MB = "\n[log truncated: output beyond 5 MiB was dropped]\n"
 
 
 def test_log_cap_default_limit_and_marker():
@@ -430,8 +430,8 @@ def test_log_cap_default_limit_and_marker():
     assert cap.feed("and more\n") == "" and cap.feed("") == ""
 
 
-@pytest.mark.parametrize("limit, shown", [(5 * 1024 * 1024, "5 MB"), (1024 * 1024, "1 MB"),
-                                          (1536 * 1024, "1.5 MB"), (2048, "2 KB"), (10, "10 bytes")])
+@pytest.mark.parametrize("limit, shown", [(5 * 1024 * 1024, "5 MiB"), (1024 * 1024, "1 MiB"),
+                                          (1536 * 1024, "1.5 MiB"), (2048, "2 KiB"), (10, "10 bytes")])
 def test_log_cap_marker_names_the_limit(limit, shown):
     assert LogCap(limit).marker == f"\n[log truncated: output beyond {shown} was dropped]\n"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp.domain.runs import LOG_UNITS, LogCap
+from webapp.domain.runs import LogCap
 from webapp.domain.testfiles import MAX_UPLOAD_BYTES
 from webapp.domain.units import size_text
 
@@ -21,7 +21,7 @@ def test_sizes_are_named_in_1024_based_units(limit, shown):
 
 def test_the_upload_limit_and_the_log_marker_use_the_one_helper(client):
     assert size_text(MAX_UPLOAD_BYTES) == "1 MiB"
-    assert size_text(5 * 1024 * 1024, LOG_UNITS) in LogCap(5 * 1024 * 1024).marker
+    assert size_text(5 * 1024 * 1024) in LogCap(5 * 1024 * 1024).marker
     hint = client.get("/runs/new").get_data(as_text=True)
     assert f"at most {size_text(MAX_UPLOAD_BYTES)}." in hint  # the form's hint comes from the limit itself
 

@@ -142,11 +142,12 @@ def _web_caller() -> Principal | None:
 
 def _api_caller(view) -> Principal | None:
     from .accounts import services as accounts
+    from .accounts import tokens
 
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     scheme, credentials = scheme.lower(), credentials.strip()
     if scheme == "bearer" and credentials:
-        found = accounts.authenticate_token(credentials)
+        found = tokens.authenticate_token(credentials)
         if found is None:
             raise Unauthorized("The token is unknown, expired or revoked.")
         return found

@@ -11,6 +11,7 @@ from ..domain.accounts import Principal, Role
 from ..domain.errors import DomainError, ValidationError
 from . import bp
 from . import services as accounts
+from . import tokens
 
 users_cli = AppGroup("users", help="Create and manage accounts and their API tokens.")
 bp.cli.commands.clear()
@@ -94,6 +95,6 @@ def token(username, name, role, expires_days):
     """Create an API token for an account and print it (once: it is stored only as a hash)."""
     row = _run(lambda: accounts.get(username))
     owner = Principal(row.username, Role(row.role), "cli", row.id)
-    _, clear = _run(lambda: accounts.create_token(row.id, {"name": name, "role": role,
-                                                           "expires_in_days": expires_days}, owner))
+    _, clear = _run(lambda: tokens.create_token(row.id, {"name": name, "role": role,
+                                                         "expires_in_days": expires_days}, owner))
     click.echo(clear)

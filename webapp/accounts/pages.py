@@ -14,6 +14,7 @@ from ..domain.accounts import Principal, Role
 from ..extensions import db
 from ..models import UserRow
 from . import services as accounts
+from . import tokens
 
 
 def safe_next(target: str | None) -> str:
@@ -54,7 +55,7 @@ def account(principal: Principal, password_form, token_form, new) -> dict:
     if not token_form.is_submitted():
         token_form.role.data = principal.role.value
     return {"user": accounts.get(principal.username), "password_form": password_form, "token_form": token_form,
-            "tokens": accounts.list_tokens(principal), "new_token": token, "new_token_row": row,
+            "tokens": tokens.list_tokens(principal), "new_token": token, "new_token_row": row,
             "status": 201 if new else max(password_form.status, token_form.status)}
 
 
@@ -63,4 +64,4 @@ def users() -> dict:
 
 
 def tokens_of(row: UserRow) -> list:
-    return accounts.tokens_of(row.username)
+    return tokens.tokens_of(row.username)

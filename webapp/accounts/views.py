@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 
 from ..auth import admin, client_ip, principal, public, viewer
-from . import bp, pages
+from . import bp, pages, tokens
 from . import services as accounts
 from .forms import EditUserForm, LoginForm, NewUserForm, PasswordForm, TokenForm
 
@@ -32,7 +32,7 @@ def account():
     password_form, token_form = PasswordForm(prefix="pw"), TokenForm(prefix="tok")
     if password_form.submit(lambda data: accounts.change_own_password(principal(), **data)):
         return pages.password_changed(principal())
-    new = token_form.submit(lambda data: accounts.create_token(principal().user_id, data, principal()))
+    new = token_form.submit(lambda data: tokens.create_token(principal().user_id, data, principal()))
     context = pages.account(principal(), password_form, token_form, new)
     return render_template("accounts/account.html", **context), context["status"]
 
@@ -40,7 +40,7 @@ def account():
 @bp.post("/account/tokens/<int:token_id>/revoke")
 @viewer
 def revoke_token(token_id: int):
-    owner = accounts.revoke_token(token_id, principal())
+    owner = tokens.revoke_token(token_id, principal())
     flash("Token revoked: it stops working now.", "success")
     mine = owner == principal().username
     return redirect(url_for(".account") if mine else url_for(".edit_user", username=owner), 303)

@@ -5,6 +5,7 @@ from flask import request, url_for
 
 from .. import inputs
 from ..accounts import services as accounts
+from ..accounts import tokens
 from ..audit import services as audit
 from ..auth import admin, principal, viewer
 from ..auth import access
@@ -22,20 +23,20 @@ def me():
 @bp.get("/v1/tokens")
 @viewer
 def list_tokens():
-    return {"items": [accounts.token_json(t) for t in accounts.list_tokens(principal(), request.args.get("user"))]}
+    return {"items": [tokens.token_json(t) for t in tokens.list_tokens(principal(), request.args.get("user"))]}
 
 
 @bp.post("/v1/tokens")
 @access(Role.VIEWER, basic=True)
 def create_token():
-    row, token = accounts.create_token(principal().user_id, json_body(optional=True), principal())
-    return created(accounts.token_json(row, token), url_for(".list_tokens"))
+    row, token = tokens.create_token(principal().user_id, json_body(optional=True), principal())
+    return created(tokens.token_json(row, token), url_for(".list_tokens"))
 
 
 @bp.delete("/v1/tokens/<int:token_id>")
 @viewer
 def revoke_token(token_id: int):
-    accounts.revoke_token(token_id, principal())
+    tokens.revoke_token(token_id, principal())
     return no_content()
 
 

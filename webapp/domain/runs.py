@@ -245,11 +245,6 @@ def parse_junit(xml_text: str) -> tuple[list[TestResult], Summary]:
 
 # --- log -------------------------------------------------------------------------------------------
 
-# The truncation marker names 1024-based sizes MB and KB (stored logs and their tests say so); to say
-# MiB like the upload limits, drop this and the ``names`` argument below.
-LOG_UNITS = ("MB", "KB")
-
-
 class LogCap:
     """Keeps a run's log within ``limit_bytes`` of UTF-8: ``feed`` each piece of output, store what it returns.
 
@@ -263,7 +258,7 @@ class LogCap:
         self.limit = limit_bytes
         self.used = 0
         self._truncated = False
-        self.marker = f"\n[log truncated: output beyond {size_text(limit_bytes, LOG_UNITS)} was dropped]\n"
+        self.marker = f"\n[log truncated: output beyond {size_text(limit_bytes)} was dropped]\n"
 
     @property
     def truncated(self) -> bool:

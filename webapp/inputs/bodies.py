@@ -6,8 +6,9 @@ from typing import Any, Callable, Mapping
 
 from ..domain import accounts, environments, events, runs
 from ..domain.errors import ImmutableFieldError, ValidationError, check_all
-from ..domain.migration import Credentials, Migration, MigrationTarget, MountPoint, Workload
+from ..domain.migration import Migration, MigrationTarget
 from ..domain.testfiles import MAX_UPLOAD_BYTES
+from ..domain.workloads import Credentials, MountPoint, Workload
 from .errors import Errors, object_of
 
 MAX_ID = 2**31 - 1  # the largest key every database stores (INTEGER on PostgreSQL)

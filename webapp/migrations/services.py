@@ -17,8 +17,8 @@ from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, NotFound, SystemVolumeRequired
 from ..domain.events import EventSource
-from ..domain.migration import (Credentials, Migration, MigrationState, MigrationTarget, MountPoint,
-                                TargetPlan, VolumeProgress, Workload)
+from ..domain.migration import Migration, MigrationState, MigrationTarget, TargetPlan, VolumeProgress
+from ..domain.workloads import Credentials, MountPoint, Workload
 from ..events import services as events
 from ..extensions import cancel_job, db, enqueue, job_status, vault
 from ..models import MigrationRow, WorkloadRow

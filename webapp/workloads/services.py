@@ -10,7 +10,7 @@ from .. import inputs
 from ..audit import services as audit
 from ..db import utcnow
 from ..domain.errors import Conflict, NotFound
-from ..domain.migration import Credentials, MountPoint, Workload
+from ..domain.workloads import Credentials, MountPoint, Workload
 from ..extensions import db, vault
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
