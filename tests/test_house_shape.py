@@ -141,3 +141,10 @@ def test_no_inline_script_and_no_eval():
             assert "visibilityState" not in attrs and "[document" not in attrs, f"{path.name}: a trigger filter (eval)"
     script = (ROOT / "static" / "app.js").read_text()
     assert "eval(" not in script and "new Function" not in script and "innerHTML" not in script
+
+
+def test_no_module_of_the_app_is_over_300_lines():
+    """Split a module that grows past this (ARCHITECTURE.md): one page of code is what a newcomer reads at once."""
+    long = {str(p.relative_to(ROOT)): n for p in WEBAPP.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 300}
+    assert long == {}
