@@ -13,9 +13,12 @@ install: $(STAMP)
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when requirements.txt is newer than the stamp.
-$(STAMP): requirements.txt | $(VENV_PYTHON)
+# Reinstall only when requirements.txt or pyproject.toml is newer than the stamp. The pinned
+# requirements first, then the project itself, editable (no dependencies: they are all pinned above),
+# which gives .venv/bin/cutover.
+$(STAMP): requirements.txt pyproject.toml | $(VENV_PYTHON)
 	$(VENV_PYTHON) -m pip install -r requirements.txt
+	$(VENV_PYTHON) -m pip install --no-deps -e .
 	touch $(STAMP)
 
 # exec, so that Ctrl-C and SIGTERM reach the runner itself.

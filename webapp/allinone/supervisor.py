@@ -140,14 +140,12 @@ class Supervisor:
             self.workers.append(worker)
 
     def start_web(self) -> None:
-        """Start gunicorn (threaded workers) on 127.0.0.1:PORT."""
+        """Start gunicorn on 127.0.0.1:PORT with the settings production uses too (gunicorn.conf.py:
+        threaded workers, access log, no control socket); only the address is given per run."""
         argv = [
             sys.executable, "-m", "gunicorn",
-            "--workers", "2", "--threads", "8",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--graceful-timeout", "5",
-            "--access-logfile", "-",
-            "--no-control-socket",  # else every gunicorn shares ~/.gunicorn/gunicorn.ctl
+            "-c", str(REPO_ROOT / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{self.port}",  # wins over the file's WEB_BIND
             "wsgi:app",
         ]
         self.web = self._app_child("gunicorn", argv)  # its workers are forks: the master keeps the fd
