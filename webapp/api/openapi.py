@@ -21,6 +21,8 @@ from ..domain.migration import CloudType, MigrationState
 from ..domain.runs import ENVIRONMENT_IDS, MAX_FILES, USERNAME_MAX, RunState
 from ..inputs import DEFAULT_PER_PAGE, MAX_ID, MAX_PER_PAGE
 from ..auth import public
+from ..health import HEARTBEAT_SECONDS
+from ..version import VERSION
 from . import bp
 
 JSON, XML, TEXT, HTML = "application/json", "application/xml", "text/plain", "text/html"
@@ -158,7 +160,16 @@ def schemas() -> dict[str, Schema]:
             "fields": {"type": "object", "additionalProperties": array(string()),
                        "description": "Messages by dotted field path, e.g. storage.0.size."},
         })}),
-        "Ping": obj({"status": enum(["ok"]), "time": timestamp(description="UTC, e.g. 2024-05-01T12:00:00Z")}),
+        "Ping": obj({"status": enum(["ok"]), "time": timestamp(description="UTC, e.g. 2024-05-01T12:00:00Z"),
+                     "version": string(description="The release.", examples=[VERSION])}),
+        "Readiness": obj({"status": enum(["ready", "not_ready"]), "checks": obj({
+            "database": string(description="`ok`, or why not (e.g. `unreachable: OperationalError`)."),
+            "redis": string(description="`ok`, or why not (e.g. `unreachable: ConnectionError`)."),
+            "schema": string(description="`ok` when the database is at the newest Alembic revision, "
+                                         "else e.g. `not at head: at 0003_accounts, head is 0004_…`."),
+            "workers": string(description=f"`ok` when a worker heartbeated in the last {HEARTBEAT_SECONDS} s, "
+                                          "else e.g. `none: no worker registered`."),
+        })}),
         "Credentials": CREDENTIALS_OUT,
         "Volume": VOLUME,
         "Progress": PROGRESS,
@@ -664,7 +675,7 @@ def _account_paths() -> dict:
 # --- who may call what (webapp.auth): GETs need a viewer, other methods an operator, except these ----
 
 ROLES: dict[str, Role | str] = {
-    "ping": ANONYMOUS, "openapi": ANONYMOUS, "docs": ANONYMOUS,
+    "ping": ANONYMOUS, "readyz": ANONYMOUS, "openapi": ANONYMOUS, "docs": ANONYMOUS,
     "createToken": Role.VIEWER, "revokeToken": Role.VIEWER,
     "updateEnvironment": Role.ADMIN, "unlockEnvironment": Role.ADMIN,
     "listUsers": Role.ADMIN, "createUser": Role.ADMIN, "getUser": Role.ADMIN, "updateUser": Role.ADMIN,
@@ -721,6 +732,11 @@ def _secure(path: str, method: str, op: dict) -> None:
 def _meta_paths() -> dict:
     return {
         "/ping": {"get": operation("ping", "meta", "Liveness", {"200": ok("Up.", ref("Ping"))})},
+        "/readyz": {"get": operation("readyz", "meta", "Readiness", {
+            "200": ok("Ready: every check is `ok`.", ref("Readiness")),
+            "503": ok("Not ready: each failing check says why instead of `ok`.", ref("Readiness"))},
+            description="May this process take traffic? The database and Redis answer (about 1 s each), the "
+                        "schema is at the newest revision and a worker heartbeated lately.")},
         "/api/openapi.json": {"get": operation("openapi", "meta", "This document", {
             "200": ok("OpenAPI 3.1.", {"type": "object"})})},
         "/api/docs": {"get": operation("docs", "meta", "This document as a page", {
@@ -729,13 +745,15 @@ def _meta_paths() -> dict:
 
 
 INFO_DESCRIPTION = (
-    "JSON in and out, no CSRF token needed. Every call but /ping, /api/openapi.json and /api/docs needs "
+    "JSON in and out, no CSRF token needed. Every call but /ping, /readyz, /api/openapi.json and /api/docs needs "
     "`Authorization: Bearer <token>` (else 401 `unauthorized`, with `WWW-Authenticate`); each operation "
     "needs a role (viewer < operator < admin; too low: 403 `forbidden`). POST, PUT and PATCH bodies are "
     "`application/json` (uploads: `multipart/form-data`); any other type is refused (415 "
     "`unsupported_media_type`). Every error has the body "
     '`{"error": {"code", "message", "fields": {"<path>": ["<message>"]}}}`. '
-    "A method a path does not offer answers 405 `method_not_allowed` (with `Allow`)."
+    "A method a path does not offer answers 405 `method_not_allowed` (with `Allow`). Every answer carries "
+    "`X-Request-ID`: the one sent (1..128 of `A-Za-z0-9._-`), else a new one; the logs of the request and "
+    "of the jobs it queued carry it too."
 )
 
 
@@ -750,7 +768,7 @@ def _document() -> dict:
             _secure(path, method, op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Cutover API", "version": "1", "description": INFO_DESCRIPTION},
+        "info": {"title": "Cutover API", "version": VERSION, "description": INFO_DESCRIPTION},
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in ("workloads", "migrations", "runs", "test files", "environments", "events",
                                        "accounts", "audit", "meta")],
