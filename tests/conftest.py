@@ -303,7 +303,8 @@ def worker_processes(config):
     """Start real ``python worker.py`` processes against the test's database and Redis."""
     procs: list[subprocess.Popen] = []
 
-    def start(count: int = 1, **env) -> list[subprocess.Popen]:
+    def start(count: int = 1, log: Path | None = None, **env) -> list[subprocess.Popen]:
+        """``log``: a file their stdout and stderr are appended to (else this terminal's)."""
         environ = {**os.environ, **{k: str(v) for k, v in config.items()
                                     if k in ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CREDENTIALS_KEY",
                                              "MIGRATION_DURATION_SECONDS", "MIGRATION_STALE_SECONDS",
@@ -311,8 +312,11 @@ def worker_processes(config):
                                              "RUN_TIMEOUT_SECONDS")},
                    **{k: str(v) for k, v in env.items()}}
         for _ in range(count):
+            out = open(log, "ab") if log else None
             procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=environ,
-                                          start_new_session=True))
+                                          start_new_session=True, stdout=out, stderr=out))
+            if out:
+                out.close()  # the child keeps its own copy
         return procs[-count:]
 
     yield start
@@ -337,6 +341,21 @@ def worker_processes(config):
             horse.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+@pytest.fixture
+def registered_worker(app):
+    """An RQ worker registered in Redis as ``python worker.py`` registers, that takes no job: call the result to
+    heartbeat again (``/readyz`` counts workers that heartbeated in the last 30 s)."""
+    from rq import Worker
+
+    worker = Worker(list(Queues.NAMES), connection=app.extensions["redis"])
+    worker.register_birth()
+    yield worker.heartbeat
+    try:
+        worker.register_death()
+    except redis.RedisError:
+        pass  # the test stopped Redis
 
 
 # --- small builders used by many tests --------------------------------------------------------------

@@ -23,11 +23,12 @@ from webapp import create_app
 from webapp.auth import needed_role
 from webapp.db import Base, update, utcnow
 from webapp.domain.accounts import ANONYMOUS, Role
+from webapp.version import VERSION
 
 PASSING = "sample_tests/test_passing.py"
 QUICK = b"def test_quick():\n    assert sum(range(10)) == 45\n"
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
-PUBLIC = {"accounts.login", "main.ping", "api.openapi_json", "api.docs"}
+PUBLIC = {"accounts.login", "main.ping", "main.readyz", "api.openapi_json", "api.docs"}
 
 
 # --- the routes, read from the app's own URL map --------------------------------------------------------
@@ -226,7 +227,7 @@ def test_public_routes_answer_without_credentials(anon_client, url):
     response = anon_client.get(url)
     assert response.status_code == 200, (url, response.status_code)
     if url == "/ping":
-        assert response.json["status"] == "ok"
+        assert response.json["status"] == "ok" and response.json["version"] == VERSION
     if url == "/api/openapi.json":
         assert response.json["openapi"].startswith("3.")
     # an open route is open to all: a bad or stale token sent along is no reason to refuse it

@@ -28,10 +28,10 @@ METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
 def app_operations(app) -> set[tuple[str, str]]:
-    """(path in OpenAPI syntax, METHOD) of every API rule and /ping."""
+    """(path in OpenAPI syntax, METHOD) of every API rule, /ping and /readyz."""
     found = set()
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/") or rule.rule == "/ping":
+        if rule.rule.startswith("/api/") or rule.rule in ("/ping", "/readyz"):
             path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
             found |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return found
@@ -61,7 +61,7 @@ def test_the_document_declares_each_operation_s_role_and_its_auth_answers_as_the
     assert [(s["type"], s["scheme"]) for s in (schemes["bearerAuth"], schemes["basicAuth"])] == [
         ("http", "bearer"), ("http", "basic")]
     for rule in app.url_map.iter_rules():
-        if not (rule.rule.startswith("/api/") or rule.rule == "/ping"):
+        if not (rule.rule.startswith("/api/") or rule.rule in ("/ping", "/readyz")):
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         view = app.view_functions[rule.endpoint]
@@ -294,7 +294,8 @@ def refusals(operation, viewer_token: str) -> list[dict]:
     return found
 
 
-def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_document(app, client, work):
+def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_document(app, client, work,
+                                                                                  registered_worker):
     """Every case is sent with the admin's token, so every operation can succeed; one case of each is sent
     again without a valid token, as a viewer and with a text/plain body, and must be refused as documented."""
     started = time.monotonic()
@@ -310,6 +311,7 @@ def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_documen
     assert untested == {("/api/openapi.json", "GET")}  # schemathesis leaves out the document it was loaded from
     fuzz = Fuzzer(keep)
     for number, operation in enumerate(operations):
+        registered_worker()  # a fresh heartbeat: GET /readyz is ready (its 503 is tested in test_operability.py)
         fuzz.run(operation, operation.as_strategy(headers=admin), GENERATED, refusals=refusals(operation, viewer_token))
         fuzz.run(operation, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE, headers=admin), NEGATIVE,
                  negative=True)

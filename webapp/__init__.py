@@ -1,12 +1,10 @@
 """Cutover: migrate workloads to the cloud and prove them with tests."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from . import auth, context
+from . import auth, context, logs
 from . import config as settings
 from .domain.migration import SYSTEM_VOLUME
 from .errors import register_error_handlers
@@ -19,8 +17,9 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.url_map.converters["int"] = IdConverter
     app.config.update(settings.load(config))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(app.config["LOG_FORMAT"])
 
+    logs.init_app(app)  # first: every later hook's log lines and refusals carry the request id
     db.init_app(app)
     csrf.init_app(app)
     vault.init_app(app)

@@ -161,6 +161,8 @@ def load(overrides: dict | None = None) -> dict:
         "ADMIN_USERNAME": env.get("ADMIN_USERNAME", "admin"),
         "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD", ""),
         # Behind a reverse proxy: trust its X-Forwarded-For/-Proto (client address, HTTPS for Secure cookies).
+        # Log lines: "plain" (time level logger: message) or "json" (one object a line, with request_id/job_id).
+        "LOG_FORMAT": env.get("LOG_FORMAT", "plain").strip().lower() or "plain",
         "TRUST_PROXY": env.get("TRUST_PROXY", "") in ("1", "true", "yes"),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask, request, url_for
 
 from . import auth
+from .version import VERSION
 
 NAV = (("migrations.index", "Migrations"), ("workloads.index", "Workloads"), ("runs.index", "Test runs"),
        ("environments.index", "Environments"), ("events.index", "Events"))
@@ -33,4 +34,4 @@ def error_title(status: int) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.context_processor(lambda: {"can": can, "nav": nav, "error_title": error_title})
+    app.context_processor(lambda: {"can": can, "nav": nav, "error_title": error_title, "version": VERSION})

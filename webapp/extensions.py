@@ -13,6 +13,7 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from . import logs
 from .db import Database
 from .domain.errors import VaultKeyError
 
@@ -93,10 +94,14 @@ queues = Queues()
 def enqueue(fn: Callable[..., Any], *ids: int | str, job_id: str, queue: str = "default", **rq_options) -> Job:
     """Queue ``fn(*ids)`` under ``job_id``. ``fn`` is the job function itself (RQ stores its dotted path);
     its arguments are ids only: the job loads everything else, secrets included, inside the worker.
-    ``rq_options``: ``job_timeout``, ``result_ttl``, ``failure_ttl``... Raises ``RedisError``: the caller
-    knows what stays safe meanwhile."""
+    ``rq_options``: ``job_timeout``, ``result_ttl``, ``failure_ttl``... The current request id (of the click,
+    or of the job that queues this one) goes into the job's meta: the worker logs it again while the job runs.
+    Raises ``RedisError``: the caller knows what stays safe meanwhile."""
     if not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in ids):
         raise TypeError(f"a job takes ids only, not {ids!r}")
+    request_id = logs.current_request_id()  # the click (or the job) that queued it: the worker logs it again
+    if request_id:
+        rq_options["meta"] = {**(rq_options.get("meta") or {}), "request_id": request_id}
     return queues.get(queue).enqueue(fn, *ids, job_id=job_id, **rq_options)
 
 

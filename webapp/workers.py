@@ -1,4 +1,5 @@
-"""Worker wiring: every job runs in its own app context; a maintenance loop recovers lost work."""
+"""Worker wiring: every job runs in its own app context, its log lines carrying its id and its request's; a
+maintenance loop recovers lost work; a heartbeat keeps the worker visibly alive (``/readyz``) even mid-job."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 
+from . import logs
 from .extensions import Queues
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ class AppContextMixin:
         self.app = app
 
     def perform_job(self, job, queue):
-        with self.app.app_context():
+        with logs.job_context((job.meta or {}).get("request_id"), job.id), self.app.app_context():
             return super().perform_job(job, queue)
 
 
@@ -76,6 +78,29 @@ class Maintenance(threading.Thread):
                 log.exception("maintenance pass failed")
 
 
+HEARTBEAT_SECONDS = 10.0  # /readyz counts a worker that heartbeated in the last 30 s
+
+
+class Heartbeat(threading.Thread):
+    """RQ heartbeats only between jobs, and an idle worker only every ``worker_ttl - 15`` s (405 s): this
+    thread heartbeats every few seconds while the worker is registered, during a long job too."""
+
+    def __init__(self, worker: Worker, interval: float = HEARTBEAT_SECONDS):
+        super().__init__(name="cutover-heartbeat", daemon=True)
+        self.worker, self.interval = worker, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            if self.worker.birth_date is None:  # not registered yet: a heartbeat now would block its birth
+                continue
+            try:
+                with FORK_LOCK:
+                    self.worker.heartbeat()
+            except RedisError as exc:
+                log.warning("heartbeat skipped, Redis unavailable: %s", exc)
+
+
 def warm_up(app: Flask) -> None:
     """Load once, before forking, what every job needs: each work horse then starts warm."""
     from sqlalchemy import select
@@ -104,7 +129,11 @@ def start_worker(app: Flask, burst: bool = False) -> None:
     maintenance = Maintenance(app, connection)
     maintenance.start()
     worker_class = AppWorker if app.config["WORKER_FORK"] else SimpleAppWorker
+    worker = worker_class(list(Queues.NAMES), connection=connection, app=app)
+    heartbeat = Heartbeat(worker)
+    heartbeat.start()
     try:
-        worker_class(list(Queues.NAMES), connection=connection, app=app).work(burst=burst, with_scheduler=False)
+        worker.work(burst=burst, with_scheduler=False)
     finally:
+        heartbeat.stopped.set()
         maintenance.stopped.set()

@@ -4,14 +4,24 @@ from datetime import datetime, timezone
 
 from flask import render_template
 
+from .. import health
 from ..auth import public, viewer
+from ..version import VERSION
 from . import bp, services
 
 
 @bp.get("/ping")
 @public
 def ping():
-    return {"status": "ok", "time": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {"status": "ok", "time": now, "version": VERSION}
+
+
+@bp.get("/readyz")
+@public
+def readyz():
+    ready, checks = health.readiness()
+    return {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
 
 
 @bp.get("/")

@@ -5,6 +5,7 @@ import copy
 from functools import lru_cache
 
 from ...domain.accounts import ANONYMOUS, Role
+from ...version import VERSION
 from .builders import HTML, JSON, error, errors, ok, operation, ref, string
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
@@ -14,7 +15,7 @@ from .shapes import schemas
 # --- who may call what (webapp.auth): GETs need a viewer, other methods an operator, except these ----
 
 ROLES: dict[str, Role | str] = {
-    "ping": ANONYMOUS, "openapi": ANONYMOUS, "docs": ANONYMOUS,
+    "ping": ANONYMOUS, "readyz": ANONYMOUS, "openapi": ANONYMOUS, "docs": ANONYMOUS,
     "createToken": Role.VIEWER, "revokeToken": Role.VIEWER,
     "updateEnvironment": Role.ADMIN, "unlockEnvironment": Role.ADMIN,
     "listUsers": Role.ADMIN, "createUser": Role.ADMIN, "getUser": Role.ADMIN, "updateUser": Role.ADMIN,
@@ -71,6 +72,11 @@ def _secure(path: str, method: str, op: dict) -> None:
 def _meta_paths() -> dict:
     return {
         "/ping": {"get": operation("ping", "meta", "Liveness", {"200": ok("Up.", ref("Ping"))})},
+        "/readyz": {"get": operation("readyz", "meta", "Readiness", {
+            "200": ok("Ready: every check is `ok`.", ref("Readiness")),
+            "503": ok("Not ready: each failing check says why instead of `ok`.", ref("Readiness"))},
+            description="May this process take traffic? The database and Redis answer (about 1 s each), the "
+                        "schema is at the newest revision and a worker heartbeated lately.")},
         "/api/openapi.json": {"get": operation("openapi", "meta", "This document", {
             "200": ok("OpenAPI 3.1.", {"type": "object"})})},
         "/api/docs": {"get": operation("docs", "meta", "This document as a page", {
@@ -79,13 +85,15 @@ def _meta_paths() -> dict:
 
 
 INFO_DESCRIPTION = (
-    "JSON in and out, no CSRF token needed. Every call but /ping, /api/openapi.json and /api/docs needs "
+    "JSON in and out, no CSRF token needed. Every call but /ping, /readyz, /api/openapi.json and /api/docs needs "
     "`Authorization: Bearer <token>` (else 401 `unauthorized`, with `WWW-Authenticate`); each operation "
     "needs a role (viewer < operator < admin; too low: 403 `forbidden`). POST, PUT and PATCH bodies are "
     "`application/json` (uploads: `multipart/form-data`); any other type is refused (415 "
     "`unsupported_media_type`). Every error has the body "
     '`{"error": {"code", "message", "fields": {"<path>": ["<message>"]}}}`. '
-    "A method a path does not offer answers 405 `method_not_allowed` (with `Allow`)."
+    "A method a path does not offer answers 405 `method_not_allowed` (with `Allow`). Every answer carries "
+    "`X-Request-ID`: the one sent (1..128 of `A-Za-z0-9._-`), else a new one; the logs of the request and "
+    "of the jobs it queued carry it too."
 )
 
 
@@ -100,7 +108,7 @@ def _document() -> dict:
             _secure(path, method, op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Cutover API", "version": "1", "description": INFO_DESCRIPTION},
+        "info": {"title": "Cutover API", "version": VERSION, "description": INFO_DESCRIPTION},
         "servers": [{"url": "/"}],
         "tags": [{"name": t} for t in ("workloads", "migrations", "runs", "test files", "environments", "events",
                                        "accounts", "audit", "meta")],

@@ -8,6 +8,8 @@ from ...domain.events import DESCRIPTION_MAX, EventSource, EventStatus, USER_ID_
 from ...domain.migration import CloudType, MigrationState
 from ...domain.runs import ENVIRONMENT_IDS, MAX_FILES, RunState, USERNAME_MAX
 from ...inputs import MAX_ID, MAX_PER_PAGE
+from ...health import HEARTBEAT_SECONDS
+from ...version import VERSION
 from .builders import (Schema, array, boolean, described, enum, integer, nullable, number, obj, ref, string,
                        timestamp)
 
@@ -84,7 +86,16 @@ def schemas() -> dict[str, Schema]:
             "fields": {"type": "object", "additionalProperties": array(string()),
                        "description": "Messages by dotted field path, e.g. storage.0.size."},
         })}),
-        "Ping": obj({"status": enum(["ok"]), "time": timestamp(description="UTC, e.g. 2024-05-01T12:00:00Z")}),
+        "Ping": obj({"status": enum(["ok"]), "time": timestamp(description="UTC, e.g. 2024-05-01T12:00:00Z"),
+                     "version": string(description="The release.", examples=[VERSION])}),
+        "Readiness": obj({"status": enum(["ready", "not_ready"]), "checks": obj({
+            "database": string(description="`ok`, or why not (e.g. `unreachable: OperationalError`)."),
+            "redis": string(description="`ok`, or why not (e.g. `unreachable: ConnectionError`)."),
+            "schema": string(description="`ok` when the database is at the newest Alembic revision, "
+                                         "else e.g. `not at head: at 0003_accounts, head is 0004_…`."),
+            "workers": string(description=f"`ok` when a worker heartbeated in the last {HEARTBEAT_SECONDS} s, "
+                                          "else e.g. `none: no worker registered`."),
+        })}),
         "Credentials": CREDENTIALS_OUT,
         "Volume": VOLUME,
         "Progress": PROGRESS,
