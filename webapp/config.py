@@ -119,6 +119,26 @@ def _read_secrets_fd(raw: str) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if k in SECRET_SETTINGS}
 
 
+MAX_RETENTION_DAYS = 36500
+
+
+def retention_days(value) -> int:
+    """``RETENTION_DAYS``: a whole number of days, 0 (or empty) keeping everything forever; anything else stops
+    the start with a message that says what is wrong."""
+    raw = "" if value is None else str(value).strip()
+    if raw == "":
+        return 0
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_RETENTION_DAYS:
+        raise RuntimeError(f"RETENTION_DAYS={raw!r}: give a whole number of days from 0 to {MAX_RETENTION_DAYS} "
+                           "(0 or empty: keep run logs and processed events forever)")
+    return int(raw)
+
+
+def database_url(data_dir: Path, env: Mapping[str, str]) -> str:
+    """``DATABASE_URL``, else the SQLite file ``DATA_DIR/cutover.db``."""
+    return env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'cutover.db'}"
+
+
 def load(overrides: dict | None = None) -> dict:
     """The whole configuration: ``overrides`` (tests), then the secrets inherited from the all-in-one
     supervisor (inherited_secrets()), then environment variables, then defaults."""
@@ -131,7 +151,7 @@ def load(overrides: dict | None = None) -> dict:
     data_dir = Path(overrides.get("DATA_DIR") or env.get("DATA_DIR", "var")).resolve()
     config = {
         "DATA_DIR": str(data_dir),
-        "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'cutover.db'}",
+        "DATABASE_URL": database_url(data_dir, env),
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # Total simulated copy time of one migration, spread over its volumes by size.
         "MIGRATION_DURATION_SECONDS": _float("MIGRATION_DURATION_SECONDS", 20.0),
@@ -149,6 +169,9 @@ def load(overrides: dict | None = None) -> dict:
         # Events: pending events older than this are queued again by the workers' sweeper; optional
         # webhook channel (JSON POST signed per Standard Webhooks, plus the legacy X-Cutover-Signature).
         "EVENT_SWEEP_SECONDS": _float("EVENT_SWEEP_SECONDS", 30.0),
+        # Run logs, JUnit XML and per-test results of runs finished longer ago, and processed events whose
+        # inbox entry was read longer ago, are deleted by the workers' maintenance loop (0: keep forever).
+        "RETENTION_DAYS": env.get("RETENTION_DAYS", "90"),
         "NOTIFY_WEBHOOK_URL": env.get("NOTIFY_WEBHOOK_URL", ""),
         "NOTIFY_WEBHOOK_SECRET": env.get("NOTIFY_WEBHOOK_SECRET", ""),
         # Workers run jobs in-process; WORKER_FORK=1 forks a work horse per job (RQ's classic model).
@@ -168,6 +191,7 @@ def load(overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }
     config.update(overrides)
+    config["RETENTION_DAYS"] = retention_days(config["RETENTION_DAYS"])
     if not (config.get("SECRET_KEY") and config.get("CREDENTIALS_KEY")):
         config.update({k: v for k, v in ensure_secrets(data_dir, env).items() if not config.get(k)})
     return config

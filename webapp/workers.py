@@ -48,13 +48,16 @@ class SimpleAppWorker(AppContextMixin, SimpleWorker):
 
 
 def maintenance_tick(app: Flask) -> dict:
-    """One pass of recovery work. Idempotent: every worker host may run it."""
+    """One pass of recovery work, then of retention (``retention.py``: rows deleted per kind, for metrics).
+    Idempotent: every worker host may run it."""
+    from . import retention
     from .events import services as events
     from .migrations import services as migrations
     from .runs import dispatch as runs
 
     with app.app_context():
-        return {"migrations": migrations.reap(), "runs": runs.reap(), "events": events.sweep()}
+        return {"migrations": migrations.reap(), "runs": runs.reap(), "events": events.sweep(),
+                "retention": retention.prune_if_due()}
 
 
 class Maintenance(threading.Thread):
