@@ -5,6 +5,7 @@
 ``cutover all-in-one``  Redis, the workers and gunicorn on one machine, as ``make run``
 ``cutover db …``        ``upgrade``, ``current``, ``revision``: the ``flask --app wsgi db`` commands
 ``cutover users …``     the ``flask --app wsgi users`` commands; ``cutover rotate-credentials`` likewise
+``cutover backup FILE`` a consistent copy of the SQLite database while the app runs; ``cutover restore FILE``
 
 The ``db``, ``users`` and ``rotate-credentials`` commands are the app's own Flask CLI commands, run with an
 app from ``create_app()`` (the environment's settings). Also ``python -m webapp.cli``.
@@ -88,6 +89,29 @@ def all_in_one() -> None:
     from .allinone import main as allinone_main
 
     sys.exit(allinone_main())
+
+
+@cutover.command(short_help="A consistent copy of the SQLite database, while the app runs.")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def backup(file: str, force: bool) -> None:
+    """Copy the SQLite database (DATABASE_URL, else DATA_DIR/cutover.db) to FILE with SQLite's online backup
+    API: a consistent snapshot, safe while the app runs. Only the database: back up DATA_DIR's keys separately.
+    For PostgreSQL it says to use pg_dump and exits non-zero."""
+    from . import backup as backups
+
+    click.echo(backups.backup(file, force))
+
+
+@cutover.command(short_help="Put a backup in place of the SQLite database of a stopped DATA_DIR.")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the database if it exists.")
+def restore(file: str, force: bool) -> None:
+    """Restore FILE (made by `cutover backup`) as DATA_DIR's database. Refused while an all-in-one runs on
+    DATA_DIR, or when the database exists (unless --force; stop the web and workers first)."""
+    from . import backup as backups
+
+    click.echo(backups.restore(file, force))
 
 
 cutover.add_command(db_command)  # db upgrade | current | revision
