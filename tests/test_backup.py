@@ -113,14 +113,15 @@ class Writer(threading.Thread):
         n = 0
         while not self.stop.is_set():
             n += 1
-            if n % 2:
-                response = self.http.post("/api/v1/events", {"user_id": "admin", "description": f"event {n}"})
-                kind = "events"
-            else:
-                response = self.http.post("/api/v1/workloads", {
-                    "ip": f"10.9.{n // 250}.{n % 250 + 1}", "credentials": {"username": "u", "password": f"pw-{n}"},
-                    "storage": [{"name": "C:\\", "size": 40}]})
-                kind = "workloads"
+            kind = "events" if n % 2 else "workloads"
+            body = {"user_id": "admin", "description": f"event {n}"} if n % 2 else {
+                "ip": f"10.9.{n // 250}.{n % 250 + 1}", "credentials": {"username": "u", "password": f"pw-{n}"},
+                "storage": [{"name": "C:\\", "size": 40}]}
+            try:
+                response = self.http.post(f"/api/v1/{kind}", body)
+            except OSError as exc:  # a timeout: the record may or may not exist, it was never confirmed
+                self.failures.append(repr(exc))
+                continue
             if response.status == 201:
                 self.created.append((kind, response.json()["id"]))
             else:

@@ -79,7 +79,7 @@ def test_old_finished_runs_lose_log_junit_and_tests_but_keep_the_row_and_summary
     assert client.get(f"/api/v1/runs/{run_id}/log").json["text"] == ""
     assert client.get(f"/api/v1/runs/{run_id}/junit.xml").status_code == 404
     page = client.get(f"/runs/{run_id}")
-    assert page.status_code == 200 and "deleted" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "deleted by retention" in page.get_data(as_text=True)
 
 
 def test_old_processed_events_go_with_their_read_notifications_and_the_rest_stays(app):

@@ -103,8 +103,10 @@ def _run_results(cutoff: datetime, batch: int, counts: dict) -> int:
 def _events(cutoff: datetime, batch: int, counts: dict) -> int:
     kept = exists().where(NotificationRow.event_id == EventRow.id,
                           NotificationRow.read_at.is_(None) | (NotificationRow.read_at >= cutoff))
+    # queued_at (never after processed_at) bounds the walk along ix_events_status_queued
     ids = list(db.session.scalars(select(EventRow.id).where(
-        EventRow.status == EventStatus.PROCESSED.value, EventRow.processed_at < cutoff, ~kept).limit(batch)))
+        EventRow.status == EventStatus.PROCESSED.value, EventRow.queued_at < cutoff, EventRow.processed_at < cutoff,
+        ~kept).limit(batch)))
     if ids:
         gone = db.session.execute(delete(NotificationRow).where(NotificationRow.event_id.in_(ids)))
         db.session.execute(delete(EventRow).where(EventRow.id.in_(ids)))
