@@ -80,7 +80,8 @@ def test_cutover_help_lists_every_subcommand(tmp_path):
     result = _run([*_cutover(), "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
     commands = re.findall(r"^  (\S+)\s", result.stdout.split("Commands:")[1], re.M)
-    assert commands == ["all-in-one", "db", "rotate-credentials", "users", "web", "worker"], result.stdout
+    assert commands == ["all-in-one", "backup", "db", "restore", "rotate-credentials", "users", "web", "worker"], \
+        result.stdout
     assert not list(tmp_path.iterdir()), "--help must not create the app (nor DATA_DIR's files)"
     db = _run([*_cutover(), "db", "--help"], tmp_path)
     assert {"upgrade", "current"} <= set(re.findall(r"^  (\S+)\s", db.stdout, re.M)), db.stdout
