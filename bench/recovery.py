@@ -17,8 +17,14 @@ clock as the database's timestamps):
 A replacement worker is started after each kill, once the next run has started (so its start-up does not load
 the measurement), and waited for before the next kill.
 
+Then ``--migration-kills`` times, on the same stack (MIGRATION_DURATION_SECONDS=300, so the copy is still going):
+a workload and a migration through the API, Run, and once a worker's RQ registration names the migration's job
+and its progress moved, the same kill; measured: kill -> the migration's ``finished_at`` (state ``error``,
+"worker lost"). Target: p95 <= 15 s too.
+
 Baseline, same run, same measurement on a second stack whose workers get the old defaults
-(ENV_LOCK_TTL_SECONDS=30 MAINTENANCE_INTERVAL_SECONDS=5 MIGRATION_STALE_SECONDS=30), ``--baseline-kills`` times.
+(ENV_LOCK_TTL_SECONDS=30 MAINTENANCE_INTERVAL_SECONDS=5 MIGRATION_STALE_SECONDS=30), ``--baseline-kills`` and
+``--baseline-migration-kills`` times.
 Reports only: exits 0 either way.
 """
 from __future__ import annotations
@@ -50,6 +56,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=10, help="kills with the default settings (default 10)")
     p.add_argument("--baseline-kills", type=int, default=3, help="kills with the old defaults (default 3)")
+    p.add_argument("--migration-kills", type=int, default=5, help="migration kills, defaults (default 5)")
+    p.add_argument("--baseline-migration-kills", type=int, default=2, help="migration kills, old defaults (default 2)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--target-s", type=float, default=15.0, help="p95 target of kill -> error (default 15)")
     p.add_argument("--timeout", type=float, default=120.0, help="give up waiting after this many seconds")
@@ -91,12 +99,55 @@ def kill_host(proc) -> float:
     return killed_at
 
 
-def measure(label: str, kills: int, args, rng: random.Random, **settings) -> dict:
-    """``kills`` kills on one stack; {"lost": [s], "next": [s], "bad": [str]}."""
-    out = {"lost": [], "next": [], "bad": []}
-    if kills <= 0:
+def holder_of_job(s, job_id: str):
+    """The worker process whose RQ registration says it is running ``job_id``."""
+    from rq import Worker
+
+    pids = {w.pid for w in Worker.all(connection=s.redis) if w.get_current_job_id() == job_id}
+    return next((p for p in s.workers if p.pid in pids), None)
+
+
+def kill_migrations(s, label: str, kills: int, args, rng: random.Random, ttl: float, out: dict) -> None:
+    api = s.api()
+    for i in range(kills):
+        workload = api.json("POST", "/api/v1/workloads", {
+            "ip": f"10.99.{i // 250}.{i % 250 + 1}", "credentials": {"username": "admin", "password": "s3cret!",
+                                                                      "domain": "CORP"},
+            "storage": [{"name": "C:\\", "size": 40}, {"name": "D:\\", "size": 100}]}, expect=201)
+        migration = api.json("POST", "/api/v1/migrations", {
+            "source_id": workload["id"], "selected_mount_points": ["C:\\"],
+            "target": {"cloud_type": "aws", "cloud_credentials": {"username": "cloud", "password": "cl0ud!"}}},
+            expect=201)
+        mid = migration["id"]
+        api.json("POST", f"/api/v1/migrations/{mid}/run", {}, expect=202)
+
+        def copying():
+            found = s.query("SELECT job_id, started_at FROM migrations WHERE id = ?", (mid,))
+            return found and found[0][1] and holder_of_job(s, found[0][0])
+
+        holder = c.wait_until(copying, args.timeout, 0.05, message="the migration's copy", alive=s.procs)
+        time.sleep(rng.uniform(0, 1.0))
+        killed_at = kill_host(holder)
+        s.workers.remove(holder)
+        row = c.wait_until(lambda: next(iter(s.query("SELECT state, error, finished_at FROM migrations WHERE id = ? "
+                                                     "AND finished_at IS NOT NULL", (mid,))), None),
+                           args.timeout, 0.05, message="the lost migration to end", alive=s.procs)
+        if (row[0], row[1]) != ("error", "worker lost"):
+            out["bad"].append(f"migration {mid}: {row[0]} {row[1]!r}")
+        out["migration"].append(c.epoch(row[2]) - killed_at)
+        print(f"  {label} migration kill {i + 1}/{kills}: -> error {out['migration'][-1]:.2f} s", flush=True)
+        s.workers += c.start_workers(s.settings, 1, s.tmp, name=f"worker-migration-{i}")
+    api.close()
+
+
+def measure(label: str, kills: int, migration_kills: int, args, rng: random.Random, **settings) -> dict:
+    """``kills`` run kills and ``migration_kills`` migration kills on one stack;
+    {"lost": [s], "next": [s], "migration": [s], "bad": [str]}."""
+    out = {"lost": [], "next": [], "migration": [], "bad": []}
+    if kills <= 0 and migration_kills <= 0:
         return out
-    with r.stack(f"cutover-bench-recovery-{label}-", workers=args.workers, **settings) as s:
+    with r.stack(f"cutover-bench-recovery-{label}-", workers=args.workers, MIGRATION_DURATION_SECONDS=300,
+                 **settings) as s:
         ttl = float(settings.get("ENV_LOCK_TTL_SECONDS", s.app.config["ENV_LOCK_TTL_SECONDS"]))
         api = s.api()
         silent = api.upload("bench", "test_silent.py", SILENT)
@@ -125,6 +176,7 @@ def measure(label: str, kills: int, args, rng: random.Random, **settings) -> dic
             s.workers += c.start_workers(s.settings, 1, s.tmp, name=f"worker-replacement-{i}")
             s.wait_final([next_run], args.timeout)
         api.close()
+        kill_migrations(s, label, migration_kills, args, rng, ttl, out)
     return out
 
 
@@ -132,8 +184,8 @@ def main() -> int:
     args = parse_args()
     rng = random.Random(args.seed)
     load_before = c.load_line()
-    new = measure("defaults", args.kills, args, rng)
-    old = measure("old", args.baseline_kills, args, rng, **OLD_DEFAULTS)
+    new = measure("defaults", args.kills, args.migration_kills, args, rng)
+    old = measure("old", args.baseline_kills, args.baseline_migration_kills, args, rng, **OLD_DEFAULTS)
     load_after = c.load_line(cpus=False)
     headers = ["interval (s)", "n", "p50", "p95", "max"]
     c.print_table(headers, [
@@ -141,6 +193,8 @@ def main() -> int:
         c.stats_row("defaults: kill -> next run on that environment started", new["next"]),
         c.stats_row("baseline, old defaults (TTL 30, maintenance 5 s): kill -> run error", old["lost"]),
         c.stats_row("baseline, old defaults: kill -> next run started", old["next"]),
+        c.stats_row("defaults (stale after 10 s): kill -> migration error \"worker lost\"  [target]", new["migration"]),
+        c.stats_row("baseline, old defaults (stale after 30 s): kill -> migration error", old["migration"]),
     ], title=f"Recovery after SIGKILL of a worker's process group mid-run, {args.workers} workers "
              f"({load_before} -> {load_after})")
     for line in new["bad"] + old["bad"]:
@@ -149,9 +203,18 @@ def main() -> int:
     old_p95 = c.ms_stats(old["lost"])["p95"]
     if old["lost"]:
         print(f"\nratio = kill -> error p95, defaults / old defaults = {p95:.2f} / {old_p95:.2f} = {p95 / old_p95:.2f}")
+    if old["migration"]:
+        m_p95, m_old = c.ms_stats(new["migration"])["p95"], c.ms_stats(old["migration"])["p95"]
+        print(f"ratio = migration kill -> error p95, defaults / old defaults = {m_p95:.2f} / {m_old:.2f} = "
+              f"{m_p95 / m_old:.2f}")
     met = p95 <= args.target_s and not new["bad"] and len(new["lost"]) == args.kills
-    print(f"Target: p95 of kill -> error \"worker lost\" <= {args.target_s:g} s: {'MET' if met else 'MISSED'} "
+    print(f"Target: p95 of kill -> run error \"worker lost\" <= {args.target_s:g} s: {'MET' if met else 'MISSED'} "
           f"(p95 {p95:.2f} s, next run started p95 {c.ms_stats(new['next'])['p95']:.2f} s)")
+    if args.migration_kills > 0:
+        m_p95 = c.ms_stats(new["migration"])["p95"]
+        m_met = m_p95 <= args.target_s and len(new["migration"]) == args.migration_kills
+        print(f"Target: p95 of kill -> migration error \"worker lost\" <= {args.target_s:g} s: "
+              f"{'MET' if m_met else 'MISSED'} (p95 {m_p95:.2f} s)")
     return 0
 
 
