@@ -107,7 +107,7 @@ def holder_of_job(s, job_id: str):
     return next((p for p in s.workers if p.pid in pids), None)
 
 
-def kill_migrations(s, label: str, kills: int, args, rng: random.Random, ttl: float, out: dict) -> None:
+def kill_migrations(s, label: str, kills: int, args, rng: random.Random, out: dict) -> None:
     api = s.api()
     for i in range(kills):
         workload = api.json("POST", "/api/v1/workloads", {
@@ -176,7 +176,7 @@ def measure(label: str, kills: int, migration_kills: int, args, rng: random.Rand
             s.workers += c.start_workers(s.settings, 1, s.tmp, name=f"worker-replacement-{i}")
             s.wait_final([next_run], args.timeout)
         api.close()
-        kill_migrations(s, label, migration_kills, args, rng, ttl, out)
+        kill_migrations(s, label, migration_kills, args, rng, out)
     return out
 
 
