@@ -130,3 +130,16 @@ def test_a_worker_killed_mid_run_frees_the_environment_and_the_next_run_complete
     done = wait_until(lambda: finished(client, second), 20, message="the next run")
     assert done["state"] == "success"
     assert time.monotonic() - killed_at < ttl + 10 + 20
+
+
+def test_a_run_silent_for_longer_than_the_lock_ttl_is_not_declared_lost(app, client, worker_processes):
+    """Liveness is the worker's watchdog (lock + heartbeat every ttl/3), not pytest's output."""
+    body = b"import time\n\ndef test_silent():\n    time.sleep(6)\n"
+    response = client.post("/api/v1/test-files", data={"directory": "quiet", "file": (io.BytesIO(body), "test_silent.py")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201, response.json
+    worker_processes(1, ENV_LOCK_TTL_SECONDS=2, MAINTENANCE_INTERVAL_SECONDS=0.3)
+    run_id = create(client, [response.json["path"]], environment_id=9)
+    done = wait_until(lambda: finished(client, run_id), 30, message="the silent run to end")
+    assert (done["state"], done["error"]) == ("success", None), done
+    assert done["summary"]["passed"] == 1

@@ -155,13 +155,15 @@ def load(overrides: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # Total simulated copy time of one migration, spread over its volumes by size.
         "MIGRATION_DURATION_SECONDS": _float("MIGRATION_DURATION_SECONDS", 20.0),
-        # A running migration whose worker has been silent this long is marked "worker lost".
-        "MIGRATION_STALE_SECONDS": _float("MIGRATION_STALE_SECONDS", 30.0),
+        # A running migration whose worker has been silent this long is marked "worker lost" (the copy
+        # heartbeats every 0.5 s; bench/recovery.py measures kill -> "worker lost").
+        "MIGRATION_STALE_SECONDS": _float("MIGRATION_STALE_SECONDS", 10.0),
         # How often the worker-side maintenance loop looks for lost work.
-        "MAINTENANCE_INTERVAL_SECONDS": _float("MAINTENANCE_INTERVAL_SECONDS", 5.0),
-        # Test runs: the environment lock's time to live (renewed every third of it while pytest runs),
+        "MAINTENANCE_INTERVAL_SECONDS": _float("MAINTENANCE_INTERVAL_SECONDS", 2.0),
+        # Test runs: the environment lock's time to live (the worker's watchdog thread renews it and the run's
+        # heartbeat every third of it, however long pytest stays silent; a run is lost only when both lapse),
         # the longest a run may take, and where runs and uploaded test files live.
-        "ENV_LOCK_TTL_SECONDS": _float("ENV_LOCK_TTL_SECONDS", 30.0),
+        "ENV_LOCK_TTL_SECONDS": _float("ENV_LOCK_TTL_SECONDS", 10.0),
         "RUN_TIMEOUT_SECONDS": _float("RUN_TIMEOUT_SECONDS", 600.0),
         "SAMPLE_TESTS_DIR": str(Path(__file__).resolve().parent.parent / "sample_tests"),
         "UPLOADS_DIR": str(data_dir / "uploads"),
