@@ -148,3 +148,71 @@ def _stored(engine, datetime_column, json_column) -> dict[str, Callable]:
     if typed(json_column, STORAGE) != json_text(STORAGE):
         raise RuntimeError(f"seed: {json_column} stores {typed(json_column, STORAGE)!r}")
     return {"datetime": when, "json": json_text}
+
+
+RUN_STATE_MIX = ["success"] * 14 + ["failed"] * 3 + ["error"] + ["cancelled"] * 2  # of the finished runs, out of 20
+EVENT_STATUS_MIX = ["processed"] * 18 + ["failed"] + ["pending"]  # out of 20
+
+
+def seed_runs_events(engine, runs: int, events: int, recent: int = 1000, waiting: int = 40,
+                     chunk: int = 50_000) -> dict[str, float]:
+    """Bulk-insert ``runs`` test runs and ``events`` events (SQLAlchemy Core, stored text checked as ``seed`` does).
+    Runs: finished ones with a summary, tests and a JUnit report (~1 KiB), ``recent`` of them finished in the last
+    hour, the others older; then one running and ``waiting`` queued runs spread over 20 environments. Events: the
+    status mix above (failed ones after 3 webhook attempts). Returns seconds per table."""
+    from sqlalchemy import column, insert, table
+
+    from webapp.models import EventRow, RunRow
+
+    to_text = _stored(engine, RunRow.__table__.c.created_at, RunRow.__table__.c.test_files)
+    when, json_text = to_text["datetime"], to_text["json"]
+    now = datetime.now(timezone.utc)
+    files = json_text(["sample_tests/test_passing.py"])
+    summary = json_text({"total": 3, "passed": 3, "failed": 0, "errors": 0, "skipped": 0})
+    tests = json_text([{"name": f"test_{k}", "outcome": "passed", "duration": 0.01} for k in range(3)])
+    junit = "<testsuites>" + "<testcase classname='t' name='x' time='0.01'/>" * 20 + "</testsuites>"
+    timings = {}
+    t0 = time.perf_counter()
+    rtable = table(RunRow.__tablename__, *(column(c.name) for c in RunRow.__table__.columns))
+    active = 1 + waiting
+    finished = max(0, runs - active)
+    for lo, hi in _chunks(runs, chunk):
+        rows = []
+        for i in range(lo, hi):
+            if i < finished:
+                end = now - (timedelta(seconds=(finished - i) * 3600 / max(1, recent)) if finished - i <= recent
+                             else timedelta(hours=2, seconds=finished - i))
+                state = RUN_STATE_MIX[i % 20]
+                started = None if state == "cancelled" else end - timedelta(seconds=2 + i % 7)
+                created = (started or end) - timedelta(seconds=1 + i % 5)
+            else:
+                state = "running" if i == finished else "queued"
+                created, started, end = now - timedelta(seconds=runs - i), None, None
+                started = created + timedelta(seconds=1) if state == "running" else None
+            rows.append({"id": i + 1, "username": f"user{i % 50}", "environment_id": 1 + i % 20, "test_files": files,
+                         "state": state, "exit_code": 0 if end else None, "summary": summary if end else None,
+                         "tests": tests if end else None, "junit_xml": junit if end else None, "error": None,
+                         "lock_token": "seed" if state == "running" else None, "job_id": None, "cancel_requested": 0,
+                         "log_size": 2048, "sandbox_mode": "landlock+pidns", "sandbox_detail": "seeded",
+                         "created_at": when(created), "dispatched_at": when(created) if started else None,
+                         "started_at": when(started) if started else None,
+                         "heartbeat_at": when(started) if started else None,
+                         "finished_at": when(end) if end else None})
+        with engine.begin() as conn:
+            conn.execute(insert(rtable), rows)
+    timings["runs"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    etable = table(EventRow.__tablename__, *(column(c.name) for c in EventRow.__table__.columns))
+    for lo, hi in _chunks(events, chunk):
+        rows = []
+        for i in range(lo, hi):
+            status, stamp = EVENT_STATUS_MIX[i % 20], when(now - timedelta(seconds=events - i))
+            rows.append({"id": f"{i:08d}-0000-4000-8000-000000000000", "user_id": f"user{i % 50}",
+                         "description": f"run #{i} ended", "status": status, "source": "system", "link": None,
+                         "attempts": 3 if status == "failed" else int(status == "processed"),
+                         "last_error": "webhook failed after 3 attempts: 500" if status == "failed" else None,
+                         "created_at": stamp, "queued_at": stamp, "processed_at": stamp if status == "processed" else None})
+        with engine.begin() as conn:
+            conn.execute(insert(etable), rows)
+    timings["events"] = time.perf_counter() - t0
+    return timings

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from conftest import ADMIN, PASSWORD, WORKLOAD, client_as, make_user, token_for
 from webapp import create_app
-from webapp.auth import needed_role
+from webapp.auth import needed_role, token_path
 from webapp.db import Base, update, utcnow
 from webapp.domain.accounts import ANONYMOUS, Role
 from webapp.version import VERSION
@@ -55,7 +55,8 @@ def view_of(endpoint: str):
 
 
 def is_api(rule) -> bool:
-    return rule.rule.startswith("/api/")
+    """Authenticated by token, refused as the API refuses: /api/ and /metrics (webapp.auth.token_path)."""
+    return token_path(rule.rule)
 
 
 API_V1 = [(r.endpoint, m) for r in RULES if r.rule.startswith("/api/v1/") for m in methods(r)]
@@ -64,6 +65,8 @@ API_READS = [(e, m) for e, m in API_V1 if m == "GET"]
 PAGES = [(r.endpoint, m) for r in RULES if not is_api(r) for m in methods(r)
          if needed_role(view_of(r.endpoint), m) != ANONYMOUS]
 PAGE_GETS = [(e, m) for e, m in PAGES if m == "GET"]
+# Read by token outside /api/v1 (tests/test_metrics.py checks who may scrape).
+TOKEN_READS = {("metrics.metrics", "GET")}
 PAGE_POSTS = [(e, m) for e, m in PAGES if m == "POST"]
 
 
@@ -216,6 +219,17 @@ def test_an_undeclared_view_would_be_admins_only():
         pass
 
     assert needed_role(undeclared, "GET") is Role.ADMIN and needed_role(undeclared, "POST") is Role.ADMIN
+
+
+def test_every_token_route_outside_the_api_is_listed():
+    assert {(r.endpoint, m) for r in RULES if is_api(r) and not r.rule.startswith("/api/") for m in methods(r)} \
+        == TOKEN_READS
+
+
+@pytest.mark.parametrize("pair", sorted(TOKEN_READS), ids=route_id)
+def test_a_token_route_outside_the_api_is_401_without_a_token_and_never_takes_the_cookie(app, anon_client, pair):
+    assert_unauthorized(anon_client.get(sample_url(pair[0])))
+    assert_unauthorized(client_as(app, ADMIN, token=False).get(sample_url(pair[0])))
 
 
 def test_every_mutating_api_route_has_a_sample_request():

@@ -28,10 +28,10 @@ METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
 def app_operations(app) -> set[tuple[str, str]]:
-    """(path in OpenAPI syntax, METHOD) of every API rule, /ping and /readyz."""
+    """(path in OpenAPI syntax, METHOD) of every API rule, /ping, /readyz and /metrics."""
     found = set()
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/") or rule.rule in ("/ping", "/readyz"):
+        if rule.rule.startswith("/api/") or rule.rule in ("/ping", "/readyz", "/metrics"):
             path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
             found |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return found
@@ -61,7 +61,7 @@ def test_the_document_declares_each_operation_s_role_and_its_auth_answers_as_the
     assert [(s["type"], s["scheme"]) for s in (schemes["bearerAuth"], schemes["basicAuth"])] == [
         ("http", "bearer"), ("http", "basic")]
     for rule in app.url_map.iter_rules():
-        if not (rule.rule.startswith("/api/") or rule.rule in ("/ping", "/readyz")):
+        if not (rule.rule.startswith("/api/") or rule.rule in ("/ping", "/readyz", "/metrics")):
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         view = app.view_functions[rule.endpoint]

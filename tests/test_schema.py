@@ -15,7 +15,7 @@ from sqlalchemy import func, inspect, select, text
 from webapp import models, schema
 from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
 
-HEAD = "0004_run_sandbox"
+HEAD = "0005_runs_finished_index"
 ADDED = {"runs": {"sandbox_mode", "sandbox_detail"}}  # columns of released tables added by later revisions
 NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log"}
 MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}

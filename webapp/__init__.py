@@ -38,13 +38,15 @@ def create_app(config: dict | None = None) -> Flask:
     from .environments import bp as environments_bp
     from .events import bp as events_bp
     from .main import bp as main_bp
+    from . import metrics
     from .migrations import bp as migrations_bp
     from .runs import bp as runs_bp
     from .workloads import bp as workloads_bp
 
     for bp in (main_bp, accounts_bp, audit_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, events_bp,
-               api_bp):
+               metrics.bp, api_bp):
         app.register_blueprint(bp)
+    metrics.init_app(app)
     csrf.exempt(api_bp)  # safe: the API never authenticates by cookie (see webapp.auth)
     accounts.init_app(app)
     app.cli.add_command(users_cli)

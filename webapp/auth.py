@@ -4,12 +4,15 @@ one ``before_request`` hook authenticates the caller and enforces it, for the pa
 * Pages authenticate by the session cookie (Flask-Login), never by a token.
 * ``/api/v1`` authenticates by ``Authorization: Bearer <token>`` only, never by the cookie, so its CSRF
   exemption is safe; ``POST /api/v1/tokens`` also takes HTTP Basic, for a script's first token.
+* ``/metrics`` is held to the API's rules (a Bearer token, refusals as JSON); its view also takes the
+  ``METRICS_TOKEN`` setting as a token (``token_setting``), compared in constant time.
 * A route without a declaration is refused to everyone but admins (and a test requires a declaration).
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from typing import Callable
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
@@ -30,15 +33,20 @@ MULTIPART = "multipart/form-data"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def access(level: Role | str, *, write: Role | str | None = None, basic: bool = False, accepts: str = JSON) -> Callable:
+TOKEN_PATHS = ("/metrics",)  # beside /api/: authenticated by a Bearer token, refused as the API refuses
+
+
+def access(level: Role | str, *, write: Role | str | None = None, basic: bool = False, accepts: str = JSON,
+           token_setting: str | None = None) -> Callable:
     """Declare who may use a view: ``ANONYMOUS`` or the lowest role; ``write``: a higher role for its
     POST (a page that shows a form to all but saves it for some). ``basic``: the API view also takes
-    HTTP Basic credentials. ``accepts``: the one request body type the API view takes."""
+    HTTP Basic credentials. ``accepts``: the one request body type the API view takes. ``token_setting``:
+    the name of a setting whose value (when set) is also a valid Bearer token, acting as ``level``."""
 
     def declare(view):
         view.access = level if level == ANONYMOUS else Role(level)
         view.write_access = Role(write) if write else None
-        view.basic_auth, view.accepts = basic, accepts
+        view.basic_auth, view.accepts, view.token_setting = basic, accepts, token_setting
         return view
 
     return declare
@@ -109,8 +117,13 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+def token_path(path: str) -> bool:
+    """Is ``path`` authenticated by token (the API, /metrics) rather than by the session cookie?"""
+    return path.startswith("/api/") or path in TOKEN_PATHS
+
+
 def is_api() -> bool:
-    return request.path.startswith("/api/")
+    return token_path(request.path)
 
 
 def guard():
@@ -147,6 +160,9 @@ def _api_caller(view) -> Principal | None:
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     scheme, credentials = scheme.lower(), credentials.strip()
     if scheme == "bearer" and credentials:
+        setting = getattr(view, "token_setting", None)
+        if setting and _is_setting_token(credentials, current_app.config.get(setting)):
+            return Principal(setting.lower(), needed_role(view, request.method), "api")
         found = tokens.authenticate_token(credentials)
         if found is None:
             raise Unauthorized("The token is unknown, expired or revoked.")
@@ -155,6 +171,11 @@ def _api_caller(view) -> Principal | None:
         username, password = _basic(credentials)
         return accounts.authenticate_password(username, password, client_ip(), via="api")
     return None
+
+
+def _is_setting_token(credentials: str, expected: str | None) -> bool:
+    """``credentials`` is the setting's value (constant time; an empty setting matches nothing)."""
+    return bool(expected) and hmac.compare_digest(credentials.encode(), str(expected).encode())
 
 
 def _basic(credentials: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 # the same user, test code included): it hands them over in an inherited memfd instead, see
 # inherited_secrets().
 SECRET_SETTINGS = ("SECRET_KEY", "CREDENTIALS_KEY", "DATABASE_URL", "REDIS_URL", "NOTIFY_WEBHOOK_SECRET",
-                   "ADMIN_PASSWORD")
+                   "ADMIN_PASSWORD", "METRICS_TOKEN")
 # Names the inherited file descriptor that holds the secret settings as a JSON object (the number is no secret).
 SECRETS_FD_ENV = "CUTOVER_SECRETS_FD"
 SECRETS_MEMFD_NAME = "cutover-secrets"
@@ -189,6 +189,8 @@ def load(overrides: dict | None = None) -> dict:
         # Log lines: "plain" (time level logger: message) or "json" (one object a line, with request_id/job_id).
         "LOG_FORMAT": env.get("LOG_FORMAT", "plain").strip().lower() or "plain",
         "TRUST_PROXY": env.get("TRUST_PROXY", "") in ("1", "true", "yes"),
+        # GET /metrics also takes this as its Bearer token (for Prometheus; unset: only viewers' API tokens).
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip(),
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     }

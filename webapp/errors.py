@@ -79,7 +79,9 @@ def error_body(status: int, code: str, message: str, fields: dict | None = None)
 
 
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    from .auth import token_path
+
+    return token_path(request.path)
 
 
 def register_error_handlers(app: Flask) -> None:

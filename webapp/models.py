@@ -67,7 +67,7 @@ class EnvironmentRow(Base):
 class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_env_state", "environment_id", "state", "id"), Index("ix_runs_state", "state"),
-                      Index("ix_runs_id", "id"))
+                      Index("ix_runs_id", "id"), Index("ix_runs_finished", "finished_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)

@@ -77,6 +77,12 @@ def _meta_paths() -> dict:
             "503": ok("Not ready: each failing check says why instead of `ok`.", ref("Readiness"))},
             description="May this process take traffic? The database and Redis answer (about 1 s each), the "
                         "schema is at the newest revision and a worker heartbeated lately.")},
+        "/metrics": {"get": operation("metrics", "meta", "Prometheus metrics", {
+            "200": ok("The Prometheus text format (0.0.4).", string(), "text/plain")},
+            description="Read at each scrape from the database and Redis: RQ queue depth, workers alive, runs, "
+                        "migrations and events by state, busy environments, waiting runs and the oldest wait per "
+                        "environment, webhook failures, recent run durations and waits. Any viewer's API token, "
+                        "or the `METRICS_TOKEN` setting as the Bearer token.")},
         "/api/openapi.json": {"get": operation("openapi", "meta", "This document", {
             "200": ok("OpenAPI 3.1.", {"type": "object"})})},
         "/api/docs": {"get": operation("docs", "meta", "This document as a page", {
