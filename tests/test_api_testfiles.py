@@ -34,6 +34,29 @@ def uploaded_paths(client) -> list[str]:
     return [path for path, entry in listing(client).items() if entry["uploaded"]]
 
 
+def stored(app, path: str) -> bytes | None:
+    """The bytes the database holds for an upload (every host reads them there), or None."""
+    from webapp.extensions import db
+    from webapp.models import UploadRow
+
+    with app.app_context():
+        row = db.session.get(UploadRow, path)
+        return row.content if row else None
+
+
+def store_ownerless(app, path: str, content: bytes) -> None:
+    """An upload with no owner, as revision 0006 imports a file from before accounts."""
+    import hashlib
+
+    from webapp.extensions import db
+    from webapp.models import UploadRow
+
+    with app.app_context():
+        db.session.add(UploadRow(path=path, owner=None, content=content, size=len(content),
+                                 sha256=hashlib.sha256(content).hexdigest()))
+        db.session.commit()
+
+
 def test_the_shipped_samples_are_listed_read_only_with_their_sizes(client):
     response = client.get("/api/v1/test-files")
     assert response.status_code == 200
@@ -65,14 +88,16 @@ def test_an_upload_is_201_listed_at_once_grouped_by_its_directory_and_runs(clien
     assert done["tests"][0]["nodeid"] == "uploads/smoke/test_quick.py::test_quick"
 
 
-def test_the_list_is_read_from_disk_on_every_request(app, client):
-    folder = Path(app.config["UPLOADS_DIR"]) / "by-hand"
+def test_uploads_live_in_the_database_not_on_the_web_host_s_disk(app, client):
+    assert upload(client).status_code == 201
+    assert stored(app, "uploads/smoke/test_quick.py") == QUICK
+    assert not (Path(app.config["DATA_DIR"]) / "uploads").exists()
+    folder = Path(app.config["DATA_DIR"]) / "uploads" / "by-hand"
     folder.mkdir(parents=True)
-    (folder / "test_dropped.py").write_bytes(QUICK)
-    (folder / "helper.py").write_bytes(QUICK)  # not a test module: never listed
-    assert uploaded_paths(client) == ["uploads/by-hand/test_dropped.py"]
-    (folder / "test_dropped.py").unlink()
-    assert uploaded_paths(client) == []
+    (folder / "test_dropped.py").write_bytes(QUICK)  # a file on one host's disk is no upload: never listed
+    assert uploaded_paths(client) == ["uploads/smoke/test_quick.py"]
+    store_ownerless(app, "uploads/by-hand/test_other.py", QUICK)  # what another web host stored: listed at once
+    assert uploaded_paths(client) == ["uploads/by-hand/test_other.py", "uploads/smoke/test_quick.py"]
 
 
 SYNTAX_ERROR = b"def test_a():\n    assert True\n\ndef test_b(:\n    pass\n"
@@ -113,8 +138,7 @@ def test_refused_uploads_are_422_on_their_field_and_store_nothing(app, client, n
     assert error_code(response) == "validation_error"
     assert any(message in m for m in response.json["error"]["fields"][field]), response.json
     assert uploaded_paths(client) == []
-    uploads = Path(app.config["UPLOADS_DIR"])
-    assert not uploads.exists() or not any(p.is_file() for p in uploads.rglob("*"))
+    assert uploaded_paths(client) == []
 
 
 @pytest.mark.parametrize("raw_name, message", [
@@ -163,13 +187,11 @@ def test_an_existing_name_is_409_unless_overwrite_is_true(app, client):
         response = upload(client, body=changed, **overwrite)
         assert response.status_code == 409 and error_code(response) == "file_exists"
         assert "file" in response.json["error"]["fields"]
-    target = Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py"
-    assert target.read_bytes() == QUICK
+    assert stored(app, "uploads/smoke/test_quick.py") == QUICK
     response = upload(client, body=changed, overwrite="true")
     assert response.status_code == 201 and response.json["size"] == len(changed)
-    assert target.read_bytes() == changed
+    assert stored(app, "uploads/smoke/test_quick.py") == changed
     assert listing(client)["uploads/smoke/test_quick.py"]["size"] == len(changed)
-    assert [p.name for p in target.parent.iterdir()] == ["test_quick.py"]  # no temporary file left behind
 
 
 def test_a_byte_order_mark_is_accepted(client):
@@ -182,7 +204,7 @@ def test_delete_removes_an_upload_which_can_then_no_longer_be_run(app, client):
     upload(client, "test_other.py")
     assert client.delete("/api/v1/test-files/uploads/smoke/test_quick.py").status_code == 204
     assert uploaded_paths(client) == ["uploads/smoke/test_other.py"]
-    assert not (Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py").exists()
+    assert stored(app, "uploads/smoke/test_quick.py") is None
     response = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": ["uploads/smoke/test_quick.py"]})
     assert response.status_code == 422 and "test_files" in response.json["error"]["fields"]
     again = client.delete("/api/v1/test-files/uploads/smoke/test_quick.py")
@@ -227,16 +249,14 @@ def test_an_upload_records_who_uploaded_it(client, as_role):
 def test_another_operator_may_neither_replace_nor_delete_an_upload(app, client, as_role):
     olga, pete = as_role("operator", "olga"), as_role("operator", "pete")
     assert upload(olga).status_code == 201
-    target = Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py"
     replaced = upload(pete, body=CHANGED, overwrite="true")
     assert replaced.status_code == 403 and error_code(replaced) == "forbidden"
-    assert target.read_bytes() == QUICK
-    assert [p.name for p in target.parent.iterdir()] == ["test_quick.py"]
+    assert stored(app, "uploads/smoke/test_quick.py") == QUICK
     refused = upload(pete, body=CHANGED)  # without overwrite: the name is simply taken
     assert refused.status_code == 409 and error_code(refused) == "file_exists"
     deleted = pete.delete("/api/v1/test-files/uploads/smoke/test_quick.py")
     assert deleted.status_code == 403 and error_code(deleted) == "forbidden"
-    assert target.read_bytes() == QUICK and uploaded_paths(client) == ["uploads/smoke/test_quick.py"]
+    assert stored(app, "uploads/smoke/test_quick.py") == QUICK and uploaded_paths(client) == ["uploads/smoke/test_quick.py"]
     assert upload(pete, "test_pete.py").status_code == 201  # the same directory is shared
     assert olga.delete("/api/v1/test-files/uploads/smoke/test_pete.py").status_code == 403
     assert olga.delete("/api/v1/test-files/uploads/smoke/test_quick.py").status_code == 204
@@ -247,7 +267,7 @@ def test_an_admin_may_replace_and_delete_anyone_s_upload(app, client, as_role):
     olga = as_role("operator", "olga")
     assert upload(olga).status_code == 201
     assert upload(client, body=CHANGED, overwrite="true").status_code == 201
-    assert (Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py").read_bytes() == CHANGED
+    assert stored(app, "uploads/smoke/test_quick.py") == CHANGED
     assert client.delete("/api/v1/test-files/uploads/smoke/test_quick.py").status_code == 204
     assert uploaded_paths(client) == []
     again = upload(as_role("operator", "pete"))  # the path is free again: now pete's
@@ -256,13 +276,11 @@ def test_an_admin_may_replace_and_delete_anyone_s_upload(app, client, as_role):
 
 
 def test_a_file_nobody_uploaded_through_the_app_is_the_admins_to_replace_or_delete(app, client, as_role):
-    folder = Path(app.config["UPLOADS_DIR"]) / "by-hand"
-    folder.mkdir(parents=True)
-    (folder / "test_dropped.py").write_bytes(QUICK)
+    store_ownerless(app, "uploads/by-hand/test_dropped.py", QUICK)
     olga = as_role("operator", "olga")
     assert upload(olga, "test_dropped.py", CHANGED, "by-hand", overwrite="true").status_code == 403
     assert olga.delete("/api/v1/test-files/uploads/by-hand/test_dropped.py").status_code == 403
-    assert (folder / "test_dropped.py").read_bytes() == QUICK
+    assert stored(app, "uploads/by-hand/test_dropped.py") == QUICK
     assert client.delete("/api/v1/test-files/uploads/by-hand/test_dropped.py").status_code == 204
 
 
@@ -284,11 +302,3 @@ def test_an_upload_that_is_not_multipart_is_415(client, body, content_type):
     assert response.status_code == 415 and error_code(response) == "unsupported_media_type"
     assert uploaded_paths(client) == []
 
-
-def test_a_fresh_upload_is_the_uploader_s_even_if_an_old_file_there_vanished_from_disk(app, client, as_role):
-    olga, pete = as_role("operator", "olga"), as_role("operator", "pete")
-    assert upload(olga).status_code == 201
-    (Path(app.config["UPLOADS_DIR"]) / "smoke" / "test_quick.py").unlink()  # removed by hand, as files may be
-    response = upload(pete)
-    assert response.status_code == 201 and response.json["owner"] == "pete"
-    assert pete.delete("/api/v1/test-files/uploads/smoke/test_quick.py").status_code == 204

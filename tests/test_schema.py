@@ -2,6 +2,8 @@
 the newest revision agree, several processes may start at once, ``flask db``, downgrades."""
 from __future__ import annotations
 
+import hashlib
+import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy import func, inspect, select, text
 from webapp import models, schema
 from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
 
-HEAD = "0005_runs_finished_index"
+HEAD = "0006_uploads_in_database"
 ADDED = {"runs": {"sandbox_mode", "sandbox_detail"}}  # columns of released tables added by later revisions
 NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log"}
 MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}
@@ -211,3 +213,51 @@ def test_downgrade_then_upgrade_again(engine, target):
     with engine.connect() as connection:
         assert current_revision(connection) == HEAD
         assert differences(connection) == []
+
+
+def test_uploads_on_disk_before_0006_are_imported_with_their_owners_listed_and_runnable(config, work):
+    """Revision 0006 moves DATA_DIR/uploads into the database: every file, its owner's row if it had one."""
+    from conftest import client_as
+    from webapp import create_app
+
+    engine = make_engine(config["DATABASE_URL"])
+    command.downgrade(schema.config(engine), "0005_runs_finished_index")
+    base = Path(config["DATA_DIR"]) / "uploads"
+    files = {"smoke/test_quick.py": b"def test_quick():\n    assert 1 + 1 == 2\n",
+             "smoke/other_test.py": b"def test_other():\n    pass\n",
+             "by-hand/deeper/test_deep.py": b"\xef\xbb\xbfdef test_deep():\n    pass\n"}
+    for name, content in files.items():
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_bytes(content)
+    (base / "smoke" / "helper.py").write_bytes(b"x = 1\n")  # not a test module: never listed, not imported
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO uploads (path, owner, uploaded_at) VALUES "
+                                "('uploads/smoke/test_quick.py', 'olga', :at), ('uploads/gone/test_gone.py', 'olga', :at)"),
+                           {"at": at(9)})
+    engine.dispose()
+
+    app = create_app(config)  # every process upgrades at start, with its DATA_DIR
+    try:
+        client = client_as(app, "admin")
+        listed = {e["path"]: e for e in client.get("/api/v1/test-files").json if e["uploaded"]}
+        assert {p: (e["size"], e["owner"]) for p, e in listed.items()} == {
+            "uploads/smoke/test_quick.py": (len(files["smoke/test_quick.py"]), "olga"),
+            "uploads/smoke/other_test.py": (len(files["smoke/other_test.py"]), None),
+            "uploads/by-hand/deeper/test_deep.py": (len(files["by-hand/deeper/test_deep.py"]), None)}
+        with app.app_context():
+            from webapp.extensions import db
+
+            rows = {r.path: r for r in db.session.scalars(select(models.UploadRow))}
+            assert {p: (r.content, r.sha256) for p, r in rows.items()} == {
+                f"uploads/{n}": (c, hashlib.sha256(c).hexdigest()) for n, c in files.items()}
+            assert current_revision(db.session.connection()) == HEAD
+            db.session.rollback()
+        created = client.post("/api/v1/runs", json={"environment_id": 3, "test_files": sorted(listed)})
+        assert created.status_code == 201, created.json
+        shutil.rmtree(base)  # the files now come from the database, not the disk
+        work()
+        done = client.get(f"/api/v1/runs/{created.json['id']}").json
+        assert done["state"] == "success", done
+        assert sorted(t["nodeid"].split("::")[0] for t in done["tests"]) == sorted(listed)
+    finally:
+        app.extensions["db"].kw["bind"].dispose()

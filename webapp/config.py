@@ -162,11 +162,10 @@ def load(overrides: dict | None = None) -> dict:
         "MAINTENANCE_INTERVAL_SECONDS": _float("MAINTENANCE_INTERVAL_SECONDS", 2.0),
         # Test runs: the environment lock's time to live (the worker's watchdog thread renews it and the run's
         # heartbeat every third of it, however long pytest stays silent; a run is lost only when both lapse),
-        # the longest a run may take, and where runs and uploaded test files live.
+        # the longest a run may take, and where this host's run directories live (uploads are in the database).
         "ENV_LOCK_TTL_SECONDS": _float("ENV_LOCK_TTL_SECONDS", 10.0),
         "RUN_TIMEOUT_SECONDS": _float("RUN_TIMEOUT_SECONDS", 600.0),
         "SAMPLE_TESTS_DIR": str(Path(__file__).resolve().parent.parent / "sample_tests"),
-        "UPLOADS_DIR": str(data_dir / "uploads"),
         "RUNS_DIR": str(data_dir / "runs"),
         # Events: pending events older than this are queued again by the workers' sweeper; optional
         # webhook channel (JSON POST signed per Standard Webhooks, plus the legacy X-Cutover-Signature).

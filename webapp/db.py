@@ -89,7 +89,7 @@ class Database:
         app.teardown_appcontext(self._close)
         app.cli.add_command(db_command)
         app.cli.add_command(init_db_command)
-        upgrade(engine)
+        upgrade(engine, app.config["DATA_DIR"])
 
     @property
     def engine(self) -> Engine:
@@ -116,8 +116,10 @@ class Database:
 SCHEMA_LOCK_KEY = 0x637574_6F766572  # "cutover"
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, data_dir: str | None = None) -> None:
     """Bring the database to the newest revision, then seed it. Several processes may do this at once.
+
+    ``data_dir``: the app's DATA_DIR, for revisions that import files from it (0005: ``DATA_DIR/uploads``).
 
     One at a time: a PostgreSQL advisory lock, or a lock file next to the SQLite database, is held while
     the schema is read and changed, in one transaction. A database made by a release before Alembic
@@ -131,7 +133,7 @@ def upgrade(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         if current_revision(connection) != head_revision():
-            cfg = schema.config(connection)
+            cfg = schema.config(connection, data_dir=data_dir)
             tables = set(inspect(connection).get_table_names())
             released = tables & schema.RELEASED_TABLES
             if released and "alembic_version" not in tables:
@@ -190,7 +192,7 @@ def db_upgrade_command() -> None:
 
 
 def _upgrade_and_say_so() -> None:
-    upgrade(_app_engine())
+    upgrade(_app_engine(), current_app.config["DATA_DIR"])
     click.echo(f"Database at {head_revision()}.")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, LargeBinary, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, utcnow
@@ -199,13 +199,17 @@ class TokenRow(Base):
 
 
 class UploadRow(Base):
-    """Who uploaded a test file (``uploads/<directory>/<name>``): only they or an admin may replace or delete it."""
+    """An uploaded test file (``uploads/<directory>/<name>``), its bytes and who uploaded it: only they or an
+    admin may replace or delete it (no owner: a file from before accounts, an admin's). Every host reads it here."""
 
     __tablename__ = "uploads"
 
     path: Mapped[str] = mapped_column(String(512), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class AuditRow(Base):

@@ -1,11 +1,11 @@
-"""Test files: the shipped samples (read-only) and uploads under DATA_DIR, listed fresh on every call."""
+"""Test files: the shipped samples (read-only, on disk: they ship with the code on every host) and uploads (in
+the database, which every host shares: a worker writes a run's files into its run directory), listed fresh."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
@@ -24,37 +24,30 @@ _TEST_NAME = re.compile(r"^(test_[A-Za-z0-9_.-]*\.py|[A-Za-z0-9_.-]*_test\.py)$"
 SAMPLES, UPLOADS = "sample_tests", "uploads"
 
 
-@dataclass(frozen=True)
-class Root:
-    prefix: str
-    path: Path
-    read_only: bool
+def _samples() -> Path:
+    return Path(current_app.config["SAMPLE_TESTS_DIR"])
 
 
-def roots() -> list[Root]:
-    config = current_app.config
-    return [Root(SAMPLES, Path(config["SAMPLE_TESTS_DIR"]), True), Root(UPLOADS, Path(config["UPLOADS_DIR"]), False)]
+def _sample_entry(base: Path, file: Path) -> dict:
+    path = f"{SAMPLES}/{file.relative_to(base).as_posix()}"
+    return {"path": path, "directory": path.rsplit("/", 1)[0], "size": file.stat().st_size, "uploaded": False}
 
 
-def _entry(root: Root, file: Path) -> dict:
-    path = f"{root.prefix}/{file.relative_to(root.path).as_posix()}"
-    return {"path": path, "directory": path.rsplit("/", 1)[0], "size": file.stat().st_size,
-            "uploaded": not root.read_only}
+def _upload_entry(path: str, size: int, owner: str | None) -> dict:
+    # owner None: uploaded before accounts (admins manage it)
+    return {"path": path, "directory": path.rsplit("/", 1)[0], "size": size, "uploaded": True, "owner": owner}
 
 
 def list_files() -> list[dict]:
-    """Every runnable test file, sorted by directory then name (read from disk now, not cached)."""
+    """Every runnable test file, sorted by directory then name: the samples from disk, uploads from the database."""
     found = []
-    for root in roots():
-        if not root.path.is_dir():
-            continue
-        for directory, dirs, files in os.walk(root.path):
+    base = _samples()
+    if base.is_dir():
+        for directory, dirs, files in os.walk(base):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-            found += [_entry(root, Path(directory) / f) for f in files if _TEST_NAME.match(f)]
-    owners = dict(db.session.execute(select(UploadRow.path, UploadRow.owner)).all())
-    for entry in found:
-        if entry["uploaded"]:
-            entry["owner"] = owners.get(entry["path"])  # None: uploaded before accounts (admins manage it)
+            found += [_sample_entry(base, Path(directory) / f) for f in files if _TEST_NAME.match(f)]
+    rows = db.session.execute(select(UploadRow.path, UploadRow.size, UploadRow.owner)).all()
+    found += [_upload_entry(*row) for row in rows]
     return sorted(found, key=lambda e: (e["directory"], e["path"]))
 
 
@@ -66,39 +59,56 @@ def grouped() -> dict[str, list[dict]]:
 
 
 def directories() -> list[str]:
-    """Directories an upload may go into (samples are read-only)."""
-    base = Path(current_app.config["UPLOADS_DIR"])
-    return sorted(d.name for d in base.iterdir() if d.is_dir()) if base.is_dir() else []
+    """Directories an upload may go into (samples are read-only): those that hold an upload."""
+    paths = db.session.scalars(select(UploadRow.path))
+    return sorted({p.split("/", 2)[1] for p in paths if p.count("/") == 2})
 
 
-def resolve(path: str) -> tuple[Root, Path] | None:
-    """The file behind an API path like ``sample_tests/test_x.py``, or None (never outside its root)."""
-    if not isinstance(path, str) or "\\" in path or "\0" in path or not _TEST_NAME.match(path.rsplit("/", 1)[-1]):
-        return None
+def _named_test(path: str) -> bool:
+    return isinstance(path, str) and "\\" not in path and "\0" not in path \
+        and bool(_TEST_NAME.match(path.rsplit("/", 1)[-1])) and ".." not in path.split("/")
+
+
+def _sample(path: str) -> Path | None:
+    """The shipped sample behind ``sample_tests/…``, or None (never outside its directory)."""
     prefix, _, rest = path.partition("/")
-    for root in roots():
-        if root.prefix == prefix and rest:
-            file = (root.path / rest).resolve()
-            if root.path.resolve() in file.parents and file.is_file():
-                return root, file
-    return None
+    if prefix != SAMPLES or not rest:
+        return None
+    base = _samples().resolve()
+    file = (base / rest).resolve()
+    return file if base in file.parents and file.is_file() else None
+
+
+def _upload(path: str) -> UploadRow | None:
+    return db.session.get(UploadRow, path) if path.startswith(UPLOADS + "/") else None
 
 
 def exists(path: str) -> bool:
-    return resolve(path) is not None
+    if not _named_test(path):
+        return False
+    if path.startswith(SAMPLES + "/"):
+        return _sample(path) is not None
+    return db.session.scalar(select(UploadRow.path).where(UploadRow.path == path)) is not None
 
 
 def materialise(paths: list[str], run_dir: Path) -> list[str]:
-    """Copy the files into the run's directory under their API paths; the paths that are gone."""
+    """Write the files into the run's directory under their API paths (uploads from the database, checked
+    against their SHA-256); the paths that are gone. Nothing is read from another host's disk."""
     missing = []
-    for path in paths:
-        found = resolve(path)
-        if found is None:
-            missing.append(path)
-            continue
-        target = run_dir / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(found[1], target)
+    with db.new_session() as session:  # its own, closed at once: no transaction stays open while pytest runs
+        for path in paths:
+            sample = _sample(path) if _named_test(path) else None
+            row = session.get(UploadRow, path) if sample is None and _named_test(path) \
+                and path.startswith(UPLOADS + "/") else None
+            if sample is None and (row is None or hashlib.sha256(row.content).hexdigest() != row.sha256):
+                missing.append(path)
+                continue
+            target = run_dir / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if sample is not None:
+                shutil.copyfile(sample, target)
+            else:
+                target.write_bytes(row.content)
     return missing
 
 
@@ -131,41 +141,33 @@ def _check_owner(path: str, actor: Principal, verb: str) -> None:
 
 def upload(filename: str, directory: str, data: bytes, overwrite: bool = False, *, actor: Principal) -> dict:
     name, folder, text = check_upload(filename, _upload_directory(directory), data)
-    root = roots()[1]
-    target_dir = root.path / folder
-    target = target_dir / name
     path = f"{UPLOADS}/{folder}/{name}"
-    if target.exists():
+    row = db.session.get(UploadRow, path)
+    if row is not None:
         if not overwrite:
             raise Conflict("file_exists", f"{path} already exists; send overwrite=true to replace it.",
                            {"file": ["A file with this name already exists in this directory."]})
         _check_owner(path, actor, "replace")
-    row = db.session.get(UploadRow, path) or UploadRow(path=path)
-    if not target.exists():  # a new file (even where one vanished from disk) is its uploader's
-        row.owner = actor.username
+    else:  # a new file is its uploader's
+        row = UploadRow(path=path, owner=actor.username)
+    content = text.encode("utf-8")
+    row.content, row.size, row.sha256 = content, len(content), hashlib.sha256(content).hexdigest()
     row.uploaded_at = utcnow()
+    audit.record("testfile.replace" if row in db.session else "testfile.upload", f"testfile:{path}", size=len(data))
     db.session.add(row)
-    audit.record("testfile.replace" if target.exists() else "testfile.upload", f"testfile:{path}", size=len(data))
-    target_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target_dir, delete=False, suffix=".part") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, target)  # readers never see half a file
-    db.session.commit()
-    return {**_entry(root, target), "owner": row.owner}
+    db.session.commit()  # one transaction: readers on every host see the whole old file or the whole new one
+    return _upload_entry(path, row.size, row.owner)
 
 
 def delete(path: str, *, actor: Principal) -> None:
-    found = resolve(path)
-    if found is None:
+    if not _named_test(path):
         raise NotFound("test file")
-    root, file = found
-    if root.read_only:
+    if _sample(path) is not None:
         raise ReadOnly("Shipped sample tests are read-only; only uploaded files can be deleted.")
-    path = f"{root.prefix}/{file.relative_to(root.path).as_posix()}"
+    row = _upload(path)
+    if row is None:
+        raise NotFound("test file")
     _check_owner(path, actor, "delete")
     db.session.execute(sql_delete(UploadRow).where(UploadRow.path == path))
     audit.record("testfile.delete", f"testfile:{path}")
     db.session.commit()
-    file.unlink()
-    if file.parent != root.path and not any(file.parent.iterdir()):
-        file.parent.rmdir()
