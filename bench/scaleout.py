@@ -9,7 +9,7 @@ a server it says so and exits 0. Per width, ``bench/throughput.py``'s machinery 
 gunicorn 1 x 4, ``--width`` x ``python worker.py``): test_trivial.py uploaded, a warm-up block, ``--count`` runs
 created through the API (run i on environment i mod ``--environments`` + 1) until all are final; baseline in the same
 run: bare = median wall time of ``--bare`` plain ``python -m pytest test_trivial.py`` (bench._runs.Bare) measured
-right before, ideal bound = width x 1 / bare. Target: runs/s / bound >= 0.85 at every width the cores can feed
+right before and ``--bare`` more right after the block, ideal bound = width x 1 / bare. Target: runs/s / bound >= 0.85 at every width the cores can feed
 (a width above the CPU count is reported, not held to it); prints where it stops scaling. Reports only: exits 0.
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,8 +67,10 @@ def width_run(args, url: str, width: int) -> dict:
         run_block(s, api, path, 0, 2 * width, args.environments, args.timeout)  # warm-up, not measured
         bare = r.Bare(s.tmp / "bare", {"test_trivial.py": r.TRIVIAL})
         bare.run("test_trivial.py")
-        bare_s = c.median([bare.run("test_trivial.py")["wall"] for _ in range(args.bare)])
+        before = [bare.run("test_trivial.py")["wall"] for _ in range(args.bare)]
         block = run_block(s, api, path, 2 * width, args.count, args.environments, args.timeout)
+        after = [bare.run("test_trivial.py")["wall"] for _ in range(args.bare)]  # the baseline brackets the block:
+        bare_s = c.median(before + after)  # load that comes or goes meanwhile weighs on both sides alike
         api.close()
     rate, bound = args.count / block["elapsed"], width / bare_s
     return {"width": width, "bare_s": bare_s, "rate": rate, "bound": bound, "ratio": rate / bound,

@@ -144,3 +144,21 @@ def test_retention_days_defaults_to_90(config, monkeypatch):
     from webapp import config as settings
 
     assert settings.load({k: v for k, v in config.items()})["RETENTION_DAYS"] == 90
+
+
+def test_each_retention_pass_is_counted_in_metrics(app, client, monkeypatch):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    monkeypatch.setattr(retention, "BATCH_ROWS", 2)
+    monkeypatch.setattr(retention, "BATCHES", 1)
+    with app.app_context():
+        add_run(chunks=3)
+    maintenance_tick(app)  # a pass, with a backlog left
+    maintenance_tick(app)  # and the next one at once
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {client.token}"}).get_data(as_text=True)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert samples[("cutover_retention_passes_total", ())] == 2
+    assert samples[("cutover_retention_deleted_total", (("kind", "run_logs"),))] == 3
+    assert samples[("cutover_retention_deleted_total", (("kind", "run_results"),))] == 1
+    assert samples[("cutover_retention_deleted_total", (("kind", "events"),))] == 0

@@ -30,6 +30,7 @@ BATCHES = 4
 PAUSE_SECONDS = 0.02  # between batches: writers waiting for SQLite's lock get their turn
 INTERVAL_SECONDS = 600
 DUE_KEY = "cutover:retention"
+COUNTS_KEY = "cutover:retention:deleted"  # a hash: "passes" and the rows deleted per kind, for GET /metrics
 FINAL = [s.value for s in RunState if s.is_final]
 KINDS = ("run_logs", "run_results", "notifications", "events")
 
@@ -48,6 +49,11 @@ def prune_if_due(now: datetime | None = None) -> dict:
     counts = prune(now)
     if counts.pop("backlog"):
         redis.delete(DUE_KEY)  # the next tick goes on
+    with redis.pipeline() as pipe:  # counted for /metrics (cutover_retention_*_total)
+        pipe.hincrby(COUNTS_KEY, "passes", 1)
+        for kind, rows in counts.items():
+            pipe.hincrby(COUNTS_KEY, kind, rows)
+        pipe.execute()
     return counts
 
 

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rq import Worker
 from sqlalchemy import func, select
 
+from .. import retention
 from ..domain.events import EventStatus
 from ..domain.migration import MigrationState
 from ..domain.runs import RunState
@@ -49,6 +50,18 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 def _counts(column) -> dict[str, int]:
     return dict(db.session.execute(select(column, func.count()).group_by(column)).all())
+
+
+def _retention(stored: dict) -> list:
+    """The retention passes the workers made and the rows they deleted, per kind (counters kept in Redis)."""
+    counts = {key.decode(): int(value) for key, value in stored.items()}
+    passes = CounterMetricFamily("cutover_retention_passes", "Retention passes made (RETENTION_DAYS).",
+                                 value=counts.get("passes", 0))
+    deleted = CounterMetricFamily("cutover_retention_deleted", "Rows deleted (run results: cleared) by retention.",
+                                  labels=["kind"])
+    for kind in retention.KINDS:
+        deleted.add_metric([kind], counts.get(kind, 0))
+    return [passes, deleted]
 
 
 def _quantile(ordered: list[float], q: float) -> float:
@@ -91,6 +104,7 @@ class CutoverCollector:
         yield _gauge("cutover_workers_alive", f"RQ workers that heartbeated in the last {HEARTBEAT_SECONDS} s.",
                      len(fresh))
         yield _gauge("cutover_workers_registered", "RQ workers registered in Redis (alive or not).", len(workers))
+        yield from _retention(queues.redis.hgetall(retention.COUNTS_KEY))
 
     def _runs(self, now: datetime):
         yield _by("cutover_runs", "Test runs by state.", "state", [s.value for s in RunState], _counts(RunRow.state))
