@@ -74,11 +74,20 @@ def kill_tree(pid: int, sig) -> None:
             pass
 
 
-def running_pytest(pid: int) -> bool:
+def running_pytest(pid: int, run_id: int) -> bool:
+    """Whether the worker ``pid`` runs run ``run_id``'s pytest (in that run's directory: the other hosts run
+    other runs meanwhile)."""
     try:
-        return any("pytest" in " ".join(p.cmdline()) for p in psutil.Process(pid).children(recursive=True))
+        children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return False
+    for child in children:
+        try:
+            if "pytest" in " ".join(child.cmdline()) and child.cwd().endswith(f"/runs/{run_id}"):
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def test_workers_sharing_only_the_database_and_redis_do_all_the_work(app, client, hosts, tmp_path):
@@ -100,7 +109,7 @@ def test_workers_sharing_only_the_database_and_redis_do_all_the_work(app, client
     events = [client.post("/api/v1/events", json={"user_id": "admin", "description": f"event {i}"}) for i in range(50)]
     assert all(e.status_code == 201 for e in events)
 
-    holder = wait_until(lambda: next((w for w in workers if running_pytest(w.pid)), None) if
+    holder = wait_until(lambda: next((w for w in workers if running_pytest(w.pid, slow)), None) if
                         client.get(f"/api/v1/runs/{slow}").json["state"] == "running" else None, 30,
                         message="the slow run to be running")
     kill_tree(holder.pid, signal.SIGKILL)  # that host dies: worker, work horse and pytest
