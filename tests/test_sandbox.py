@@ -72,7 +72,6 @@ def test_the_read_only_rules_never_reach_data_dir_or_the_etc_secrets(tmp_path):
 def test_a_private_data_dir_keeps_a_root_run_at_uid_0_and_says_why():
     base = Path(tempfile.mkdtemp())  # pytest's own temporary directories are private already
     base.chmod(0o755)
-    request_cleanup = base
     data_dir = base / "private"
     (data_dir / "runs" / "1").mkdir(parents=True)
     data_dir.chmod(0o700)
@@ -83,7 +82,7 @@ def test_a_private_data_dir_keeps_a_root_run_at_uid_0_and_says_why():
     try:
         assert sandbox.reachable_by_others(str(data_dir / "runs"))
     finally:
-        shutil.rmtree(request_cleanup)
+        shutil.rmtree(base)
 
 
 def test_the_modes(tmp_path, forced):
@@ -171,7 +170,7 @@ def test_a_partial_sandbox_still_denies_the_hostile_test_file(client, work, forc
     assert "DENIED read DATA_DIR/credentials_key: PermissionError" in log
     assert f"DENIED read /proc/{os.getpid()}/environ: PermissionError" in log
     assert f"DENIED kill -TERM {os.getpid()}: PermissionError" in log
-    assert "ALLOWED loopback server and client" in log and "ALLOWED " + "read" not in log
+    assert "ALLOWED loopback server and client" in log and "ALLOWED read" not in log
 
 
 # ---- the other accounts: a root worker dropping to nobody, and a worker that is not root -----------------------
