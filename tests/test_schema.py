@@ -17,9 +17,11 @@ from sqlalchemy import func, inspect, select, text
 from webapp import models, schema
 from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
 
-HEAD = "0006_uploads_in_database"
-ADDED = {"runs": {"sandbox_mode", "sandbox_detail"}}  # columns of released tables added by later revisions
-NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log"}
+HEAD = "0007_validation_and_waves"
+# columns of released tables added by later revisions
+ADDED = {"runs": {"sandbox_mode", "sandbox_detail", "migration_id"},
+         "migrations": {"phase", "validation", "validation_run_id"}}
+NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log", "waves", "wave_migrations"}
 MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}
 
 

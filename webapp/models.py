@@ -48,6 +48,11 @@ class MigrationRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Validation (issue 11): ``{"test_files": [...], "environment_id": n}`` or None; while the target is tested
+    # ``phase`` is "validating" and ``validation_run_id`` names the run (phase "copying" while copying).
+    phase: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    validation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    validation_run_id: Mapped[int | None] = mapped_column(nullable=True)
 
     source: Mapped[WorkloadRow] = relationship(lazy="raise")
 
@@ -87,6 +92,8 @@ class RunRow(Base):
     # How the run's code was confined (set when it starts): "landlock+pidns", "landlock", "pidns", "off", ...
     sandbox_mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
     sandbox_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The migration this run validates (its target is handed to pytest as CUTOVER_TARGET_* variables).
+    migration_id: Mapped[int | None] = mapped_column(nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -227,3 +234,35 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(128), default="")
     ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class WaveRow(Base):
+    """A batch of migrations run together: FIFO, at most ``max_parallel`` at a time, from ``start_at``."""
+
+    __tablename__ = "waves"
+    __table_args__ = (Index("ix_waves_state", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")
+    max_parallel: Mapped[int] = mapped_column(default=1)
+    start_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    stop_on_error: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WaveMemberRow(Base):
+    """A migration's place in a wave; ``started_at`` when the wave started it, ``outcome`` how it ended there."""
+
+    __tablename__ = "wave_migrations"
+    __table_args__ = (Index("ix_wave_migrations_migration", "migration_id"),)
+
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"), primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migrations.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
