@@ -36,11 +36,13 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 TOKEN_PATHS = ("/metrics",)  # beside /api/: authenticated by a Bearer token, refused as the API refuses
 
 
-def access(level: Role | str, *, write: Role | str | None = None, basic: bool = False, accepts: str = JSON,
+def access(level: Role | str, *, write: Role | str | None = None, basic: bool = False,
+           accepts: str | tuple[str, ...] = JSON,
            token_setting: str | None = None) -> Callable:
     """Declare who may use a view: ``ANONYMOUS`` or the lowest role; ``write``: a higher role for its
     POST (a page that shows a form to all but saves it for some). ``basic``: the API view also takes
-    HTTP Basic credentials. ``accepts``: the one request body type the API view takes. ``token_setting``:
+    HTTP Basic credentials. ``accepts``: the request body type the API view takes (or a tuple of them, for
+    a view that reads each, e.g. a bulk import's CSV or JSON). ``token_setting``:
     the name of a setting whose value (when set) is also a valid Bearer token, acting as ``level``."""
 
     def declare(view):
@@ -195,9 +197,11 @@ def _check_body_type(accepts: str) -> None:
         return
     if not (request.content_length or request.headers.get("Content-Type") or request.headers.get("Transfer-Encoding")):
         return  # no body at all (e.g. POST …/cancel)
-    if request.mimetype != accepts:
-        raise UnsupportedMediaType(f"Send the body as {accepts}.",
-                                   {"Content-Type": [f"Must be {accepts}, not {request.mimetype or 'missing'}."]})
+    accepted = (accepts,) if isinstance(accepts, str) else accepts
+    if request.mimetype not in accepted:
+        named = " or ".join(accepted)
+        raise UnsupportedMediaType(f"Send the body as {named}.",
+                                   {"Content-Type": [f"Must be {named}, not {request.mimetype or 'missing'}."]})
 
 
 def _to_login():

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
-from wtforms import FieldList, Form, FormField, PasswordField, StringField, SubmitField
+import base64
+import binascii
+import zlib
 
-from ..domain.errors import ValidationError
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import FieldList, Form, FormField, HiddenField, PasswordField, StringField, SubmitField
+
+from ..domain.errors import ValidationError, VaultKeyError
+from ..extensions import vault
 from ..forms import ServiceForm, clean_int
 
 
@@ -66,3 +73,34 @@ class EditWorkloadForm(WorkloadForm):
         data = super().payload()
         del data["ip"]
         return data
+
+
+class ImportForm(FlaskForm):
+    """Upload a CSV file (preview), then confirm: the file comes back sealed in ``content`` (encrypted, so no
+    password sits in the page; checked again on confirm, nothing of the preview trusted)."""
+
+    file = FileField("CSV file", render_kw={"accept": ".csv,text/csv"})
+    content = HiddenField()
+    preview = SubmitField("Preview")
+    confirm = SubmitField("Import")
+
+    SEAL = "cutover-import:v1:"  # what only an import's sealed content starts with
+
+    def confirming(self) -> bool:
+        return bool(self.confirm.data and self.content.data)
+
+    def uploaded(self) -> bytes | None:
+        return self.file.data.read() if self.file.data and self.file.data.filename else None
+
+    def seal(self, data: bytes) -> None:
+        self.content.data = vault.encrypt(self.SEAL + base64.b64encode(zlib.compress(data)).decode())
+
+    def unsealed(self) -> bytes:
+        try:
+            text = vault.decrypt(self.content.data or "")
+            if not text.startswith(self.SEAL):
+                raise ValueError
+            return zlib.decompress(base64.b64decode(text.removeprefix(self.SEAL)))  # ours: authenticated
+        except (VaultKeyError, ValueError, zlib.error, binascii.Error):
+            raise ValidationError.single("file", "The preview could not be read back: upload the file again.") \
+                from None

@@ -12,6 +12,7 @@ from ..db import utcnow
 from ..domain.errors import Conflict, NotFound
 from ..domain.workloads import Credentials, MountPoint, Workload
 from ..extensions import db, vault
+from ..inputs import imports
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
 
@@ -90,6 +91,41 @@ def update(workload_id: int, data: Any) -> WorkloadRow:
     _apply(row, workload)
     row.updated_at = utcnow()
     return _save(row, "workload.update")
+
+
+def stored_ips(ips: list[str]) -> dict[str, int]:
+    """``{ip: id}`` of the stored workloads among ``ips`` (normalised), one query per 500 addresses."""
+    found: dict[str, int] = {}
+    for start in range(0, len(ips), 500):
+        chunk = ips[start:start + 500]
+        found.update(db.session.execute(select(WorkloadRow.ip, WorkloadRow.id).where(WorkloadRow.ip.in_(chunk))).all())
+    return found
+
+
+def check_import(batch: imports.Batch) -> imports.Batch:
+    """Every row checked as a single create, their IPs against each other and the stored ones (for a preview)."""
+    return imports.check(batch, stored_ips)
+
+
+def import_batch(batch: imports.Batch) -> int:
+    """Create every workload of ``batch`` (from ``inputs.imports``) in one transaction, or none: a
+    ``ValidationError`` keyed ``rows.<n>.<field>`` when any row is refused. Returns how many were created."""
+    check_import(batch).raise_if_any()
+    rows = []
+    for workload in batch.workloads:
+        rows.append(WorkloadRow())
+        _apply(rows[-1], workload)
+    session = db.session
+    session.add_all(rows)
+    try:
+        session.flush()
+        audit.record("workload.import", "workloads", count=len(rows))
+        session.commit()
+    except IntegrityError:  # another request stored one of these IPs meanwhile
+        session.rollback()
+        raise Conflict("duplicate_ip", "A workload with one of these IPs was saved meanwhile: nothing was imported. "
+                                       "Try again to see which row.") from None
+    return len(rows)
 
 
 def in_use(workload_id: int) -> bool:

@@ -5,7 +5,7 @@ from flask import flash, redirect, render_template, request, url_for
 from .. import inputs
 from ..auth import operator, viewer
 from . import bp, pages, services
-from .forms import EditWorkloadForm, WorkloadForm
+from .forms import EditWorkloadForm, ImportForm, WorkloadForm
 
 
 @bp.get("/")
@@ -23,6 +23,16 @@ def create():
         flash(f"Workload {row.ip} saved.", "success")
         return redirect(url_for(".index"), 303)
     return render_template("workloads/form.html", **pages.form(form)), form.status
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@operator
+def import_file():
+    step = pages.import_step(ImportForm())
+    if step.created is not None:
+        flash(f"Imported {step.created} workload{'s' * (step.created != 1)}.", "success")
+        return redirect(url_for(".index"), 303)
+    return render_template("workloads/import.html", **step.context), step.status
 
 
 @bp.route("/<int:workload_id>/edit", methods=["GET", "POST"])
