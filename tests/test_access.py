@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import io
+import re
 import shutil
 import tempfile
 from datetime import timedelta
@@ -154,6 +155,8 @@ API_REQUESTS = {
     ("api.update_workload", "PATCH"): (lambda w: {"workload_id": w["w2"]},
                                        lambda: {"json": {"credentials": {"username": "u2", "password": "p2"}}}),
     ("api.delete_workload", "DELETE"): (lambda w: {"workload_id": w["w2"]}, dict),
+    ("api.import_workloads", "POST"): (lambda w: {}, lambda: {
+        "content_type": "text/csv", "data": "ip,username,password,domain,volumes\n10.0.0.78,u,p,,C:\\:40\n"}),
     ("api.create_migration", "POST"): (lambda w: {}, lambda: {"json": {
         "source_id": 2, "selected_mount_points": ["C:\\"],
         "target": {"cloud_type": "aws", "cloud_credentials": {"username": "c", "password": "p"}}}}),
@@ -564,6 +567,7 @@ PAGE_FORMS = {
     "workloads.edit": {"username": "u3", "password": "", "domain": "", "storage-0-name": "C:\\",
                        "storage-0-size": "40", "save": "Save workload"},
     "workloads.delete": {},
+    "workloads.import_file": None,  # multipart, then its confirm: see page_post()
 }
 VIEWER_PAGES = {"accounts.account", "accounts.logout", "accounts.revoke_token"}
 
@@ -575,6 +579,13 @@ def page_post(client, endpoint, world, **extra):
     if endpoint == "runs.upload":
         return client.post(url, content_type="multipart/form-data", data={
             "file": (io.BytesIO(QUICK + b"# page\n"), "test_page.py"), "directory": "smoke", "upload": "Upload"}, **extra)
+    if endpoint == "workloads.import_file":  # preview the file, then confirm what the preview sealed
+        preview = client.post(url, content_type="multipart/form-data", data={"preview": "Preview", "file": (
+            io.BytesIO(b"ip,username,password,domain,volumes\n10.0.0.79,u,p,,C:\\:40\n"), "w.csv")}, **extra)
+        sealed = re.search(r'name="content" type="hidden" value="([^"]+)"', preview.get_data(as_text=True))
+        if preview.status_code != 200 or sealed is None:
+            return preview
+        return client.post(url, data={"content": sealed.group(1), "confirm": "Import"}, **extra)
     return client.post(url, data=PAGE_FORMS[endpoint], **extra)
 
 

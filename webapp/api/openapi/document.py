@@ -7,6 +7,7 @@ from functools import lru_cache
 from ...domain.accounts import ANONYMOUS, Role
 from ...version import VERSION
 from .builders import HTML, JSON, error, errors, ok, operation, ref, string
+from .imports import import_paths
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
 from .shapes import schemas
@@ -94,7 +95,7 @@ INFO_DESCRIPTION = (
     "JSON in and out, no CSRF token needed. Every call but /ping, /readyz, /api/openapi.json and /api/docs needs "
     "`Authorization: Bearer <token>` (else 401 `unauthorized`, with `WWW-Authenticate`); each operation "
     "needs a role (viewer < operator < admin; too low: 403 `forbidden`). POST, PUT and PATCH bodies are "
-    "`application/json` (uploads: `multipart/form-data`); any other type is refused (415 "
+    "`application/json` (uploads: `multipart/form-data`; the bulk import also takes `text/csv`); any other type is refused (415 "
     "`unsupported_media_type`). Every error has the body "
     '`{"error": {"code", "message", "fields": {"<path>": ["<message>"]}}}`. '
     "A method a path does not offer answers 405 `method_not_allowed` (with `Allow`). Every answer carries "
@@ -106,7 +107,7 @@ INFO_DESCRIPTION = (
 @lru_cache(maxsize=1)
 def _document() -> dict:
     paths: dict = {}
-    for part in (_meta_paths, _workload_paths, _migration_paths, _run_paths, _test_file_paths,
+    for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, _run_paths, _test_file_paths,
                  _environment_paths, _event_paths, _account_paths):
         paths.update(part())
     for path, item in paths.items():
