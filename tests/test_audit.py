@@ -95,6 +95,9 @@ CASES = [
     # --- the API --------------------------------------------------------------------------------------
     ("workload create", "api", lambda c, a, w: new_id(c.post("/api/v1/workloads", json={**WORKLOAD, "ip": "10.0.0.50"},
                                                              **AT)), ["workload.create"], "workload:{}"),
+    ("workload import", "api", lambda c, a, w: c.post("/api/v1/workloads/import", content_type="text/csv", data=(
+        "ip,username,password,domain,volumes\n10.0.0.51,u,import-Secret-pw,,C:\\:1\n"), **AT),
+     ["workload.import"], "workloads"),
     ("workload update", "api", lambda c, a, w: c.patch(f"/api/v1/workloads/{w['w2']}", json={
         "credentials": {"username": "u", "password": "upd-Secret-pw"}}, **AT), ["workload.update"], "workload:{w2}"),
     ("workload delete", "api", lambda c, a, w: c.delete(f"/api/v1/workloads/{w['w2']}", **AT),
@@ -209,7 +212,7 @@ CASES = [
     ("logout", "web", lambda c, a, w: c.post("/logout", **AT), ["logout"], "user:admin"),
 ]
 SECRETS = ["s3cret!", "cl0ud!", CLOUD_PASSWORD, NEW_PASSWORD, ADMIN_PASSWORD, PASSWORD, "wrong-Secret-pw",
-           "upd-Secret-pw", "edit-Secret-pw", "form-Secret-pw", "$argon2"]
+           "import-Secret-pw", "upd-Secret-pw", "edit-Secret-pw", "form-Secret-pw", "$argon2"]
 
 
 def case_id(case) -> str:

@@ -325,6 +325,29 @@ def test_confirm_checks_again_and_never_trusts_the_preview(client):
     assert total(client) == 1
 
 
+def test_with_csrf_on_both_steps_need_the_session_s_token(config):
+    from conftest import client_as
+    from webapp import create_app
+
+    app = create_app({**config, "WTF_CSRF_ENABLED": True})
+    try:
+        client = client_as(app, "admin")
+        page = client.get("/workloads/import").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        data = {"file": (io.BytesIO(GOOD.encode()), "m.csv"), "preview": "Preview"}
+        assert client.post("/workloads/import", data=dict(data), content_type="multipart/form-data").status_code == 400
+        data = {"file": (io.BytesIO(GOOD.encode()), "m.csv"), "preview": "Preview", "csrf_token": token}
+        preview = client.post("/workloads/import", data=data, content_type="multipart/form-data")
+        content = sealed(preview.get_data(as_text=True))
+        assert preview.status_code == 200 and content
+        assert client.post("/workloads/import", data={"content": content, "confirm": "Import"}).status_code == 400
+        assert total(client) == 0
+        done = client.post("/workloads/import", data={"content": content, "confirm": "Import", "csrf_token": token})
+        assert done.status_code == 303 and total(client) == 2
+    finally:
+        app.extensions["db"].kw["bind"].dispose()
+
+
 # --- the domain rules -------------------------------------------------------------------------------------
 
 def test_duplicate_rows_names_the_first_row_of_each_ip():
