@@ -123,6 +123,11 @@ def test_a_bad_row_refuses_the_whole_file_keyed_by_row_and_field(client, lines, 
     assert total(client) == 1  # only the one made before
 
 
+def test_rows_count_from_0_after_the_header_and_blank_lines_are_not_rows(client):
+    text = f"{HEADER}\r\n\r\n10.5.0.1,a,p,,C:\\:1\r\n , , , , \r\n10.5.0.2,a,p,,C:\\:1\r\n10.5.0.3,a,p,,C:\\:0\r\n"
+    assert set(refused_fields(csv_post(client, text))) == {"rows.2.volumes"}
+
+
 def test_every_bad_row_is_reported_at_once_and_a_good_row_is_not_stored(client):
     text = "\n".join([HEADER, f"10.5.0.1,a,{SECRET},,C:\\:1", f"nope,,{SECRET},,C:\\:x", f"10.5.0.3,a,,,D:"])
     fields = refused_fields(csv_post(client, text))
