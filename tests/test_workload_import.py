@@ -2,8 +2,8 @@
 the /workloads/import page (upload → preview → confirm). All or nothing; errors keyed rows.<n>.<field>."""
 from __future__ import annotations
 
-import base64
 import io
+import os
 import re
 import zlib
 
@@ -81,6 +81,7 @@ def test_one_audit_entry_with_the_count_and_no_password(client):
 @pytest.mark.parametrize("text", [
     "\ufeff" + GOOD,  # a BOM (Excel's "CSV UTF-8")
     GOOD.replace("\n", "\r\n"),  # CRLF
+    "\n\r\n" + GOOD,  # blank lines before the header
     GOOD.replace(HEADER, "IP, UserName ,PASSWORD,Domain,VOLUMES"),  # header case and spaces
     GOOD.replace(HEADER, "volumes,domain,password,username,ip").replace(  # any column order
         f"10.5.0.1,admin,{SECRET},CORP,C:\\:40;D:\\:100", f"C:\\:40;D:\\:100,CORP,{SECRET},admin,10.5.0.1").replace(
@@ -307,6 +308,18 @@ def test_a_bad_file_is_explained_beside_the_file_field(client, text, status, mes
     assert 'id="file"' in field and message in field
 
 
+def test_a_big_file_comes_back_whole_and_one_too_big_for_a_form_field_is_explained(client):
+    lines = [f"10.8.{n // 250}.{n % 250 + 1},user{n},pw{n}x,CORP,C:\\:40;D:\\:{n + 1}" for n in range(MAX_IMPORT_ROWS)]
+    page = page_preview(client, "\n".join([HEADER, *lines])).get_data(as_text=True)
+    done = client.post("/workloads/import", data={"content": sealed(page), "confirm": "Import"})
+    assert done.status_code == 303 and total(client) == MAX_IMPORT_ROWS
+    noisy = [f"10.9.{n // 250}.{n % 250 + 1},u,{os.urandom(90).hex()},,C:\\:1" for n in range(7000)]
+    refused = page_preview(client, "\n".join([HEADER, *noisy]))
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 413 and "Too large to confirm on this page (7000 rows)" in text
+    assert sealed(text) is None and total(client) == MAX_IMPORT_ROWS
+
+
 def test_no_file_chosen_is_explained(client):
     response = client.post("/workloads/import", data={"preview": "Preview"}, content_type="multipart/form-data")
     assert response.status_code == 422 and "Choose a CSV file" in response.get_data(as_text=True)
@@ -324,9 +337,11 @@ def test_confirm_checks_again_and_never_trusts_the_preview(client):
 
     with client.application.app_context():
         # a ciphertext of the same key, packed alike, but not a sealed import (as a stored password is not)
-        other = vault.encrypt(base64.b64encode(zlib.compress(GOOD.replace("10.5.0.1", "10.5.0.9").encode())).decode())
-    refused = client.post("/workloads/import", data={"content": other, "confirm": "Import"})
-    assert refused.status_code == 422 and "upload the file again" in refused.get_data(as_text=True)
+        other = vault.encrypt(zlib.compress(GOOD.replace("10.5.0.1", "10.5.0.9").encode()).decode("latin-1"))
+        other_bytes = client.application.extensions["vault"].encrypt(zlib.compress(GOOD.encode())).decode()
+    for content in (other, other_bytes):
+        refused = client.post("/workloads/import", data={"content": content, "confirm": "Import"})
+        assert refused.status_code == 422 and "upload the file again" in refused.get_data(as_text=True)
     assert total(client) == 1
 
 

@@ -143,10 +143,9 @@ def csv_rows(data: bytes | str) -> Batch:
     reader = csv.reader(io.StringIO(_text(data), newline=""))
     batch = Batch(csv=True)
     try:
-        names = _header(next(reader))
-        for values in reader:
-            if not any(v.strip() for v in values):
-                continue
+        lines = (values for values in reader if any(v.strip() for v in values))  # blank lines are no rows
+        names = _header(next(lines))
+        for values in lines:
             if batch.count >= MAX_IMPORT_ROWS:
                 raise _too_many("file")
             row = batch.count

@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import base64
-import binascii
 import zlib
 
+from cryptography.fernet import InvalidToken
+from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import FieldList, Form, FormField, HiddenField, PasswordField, StringField, SubmitField
 
-from ..domain.errors import ValidationError, VaultKeyError
-from ..extensions import vault
+from ..domain.errors import ValidationError
 from ..forms import ServiceForm, clean_int
 
 
@@ -84,7 +83,7 @@ class ImportForm(FlaskForm):
     preview = SubmitField("Preview")
     confirm = SubmitField("Import")
 
-    SEAL = "cutover-import:v1:"  # what only an import's sealed content starts with
+    SEAL = b"cutover-import:v1:"  # what only an import's sealed content starts with
 
     def confirming(self) -> bool:
         return bool(self.confirm.data and self.content.data)
@@ -92,15 +91,21 @@ class ImportForm(FlaskForm):
     def uploaded(self) -> bytes | None:
         return self.file.data.read() if self.file.data and self.file.data.filename else None
 
-    def seal(self, data: bytes) -> None:
-        self.content.data = vault.encrypt(self.SEAL + base64.b64encode(zlib.compress(data)).decode())
+    def seal(self, data: bytes) -> bool:
+        """Put ``data`` in ``content``, compressed and encrypted with the credentials key (the vault's Fernet keys,
+        given bytes: one base64 layer only); False when it would be too large to come back as a form field."""
+        sealed = current_app.extensions["vault"].encrypt(self.SEAL + zlib.compress(data)).decode()
+        if len(sealed) > (current_app.config.get("MAX_FORM_MEMORY_SIZE") or 500_000) - 1024:
+            return False
+        self.content.data = sealed
+        return True
 
     def unsealed(self) -> bytes:
         try:
-            text = vault.decrypt(self.content.data or "")
-            if not text.startswith(self.SEAL):
+            packed = current_app.extensions["vault"].decrypt((self.content.data or "").encode())
+            if not packed.startswith(self.SEAL):
                 raise ValueError
-            return zlib.decompress(base64.b64decode(text.removeprefix(self.SEAL)))  # ours: authenticated
-        except (VaultKeyError, ValueError, zlib.error, binascii.Error):
+            return zlib.decompress(packed.removeprefix(self.SEAL))  # ours: authenticated by the key
+        except (InvalidToken, ValueError, zlib.error):
             raise ValidationError.single("file", "The preview could not be read back: upload the file again.") \
                 from None

@@ -76,12 +76,14 @@ def import_step(form) -> ImportStep:
             form.file.errors = [m for key in ("file", "header") for m in answer.fields.get(key, [])]
             form.form_errors = [] if form.file.errors else [answer.message]
             return ImportStep({"form": form, "columns": CSV_COLUMNS}, answer.status)
-    if not batch.errors.fields:
-        form.seal(data)
+    if not batch.errors.fields and not form.seal(data):
+        form.file.errors = [f"Too large to confirm on this page ({batch.count} rows): split the file, or send it "
+                            "to POST /api/v1/workloads/import."]
+        return ImportStep(_preview(form, batch, ready=False), 413)
     return ImportStep(_preview(form, batch), 422 if batch.errors.fields else 200)
 
 
-def _preview(form, batch) -> dict:
+def _preview(form, batch, ready: bool = True) -> dict:
     errors = batch.by_row()
     rows = [{"number": n, "cells": batch.cells[n], "errors": errors.get(n, {})}
             for n in range(min(batch.count, PREVIEW_ROWS))]
@@ -89,4 +91,4 @@ def _preview(form, batch) -> dict:
              for name, messages in fields.items() for message in messages]
     return {"form": form, "columns": CSV_COLUMNS, "rows": rows, "count": batch.count, "bad_rows": len(errors),
             "later": later[:LATER_ERRORS], "more_later": max(0, len(later) - LATER_ERRORS),
-            "ready": not batch.errors.fields}
+            "ready": ready and not batch.errors.fields}
