@@ -104,7 +104,7 @@ def _add_run(migration_id: int, username: str | None, plan: dict) -> RunRow | No
     return run
 
 
-def _disabled(migration_id: int, where, plan: dict, **values) -> bool:
+def _disabled(where, plan: dict, **values) -> bool:
     from . import services
 
     return services.end(where, MigrationState.ERROR, f"validation failed: environment {plan['environment_id']} "
@@ -128,7 +128,7 @@ def begin(migration_id: int, token: str, progress: list[dict]) -> bool:
     run = _add_run(migration_id, row.requested_by, row.validation)
     if run is None:
         session.rollback()
-        return _disabled(migration_id, where, row.validation, progress=progress)
+        return _disabled(where, row.validation, progress=progress)
     session.execute(sql_update(MigrationRow).where(MigrationRow.id == migration_id).values(validation_run_id=run.id))
     audit.record("migration.validate", f"migration:{migration_id}", run_id=run.id)
     session.commit()
@@ -215,6 +215,7 @@ def cancel(row: MigrationRow) -> None:
     from ..runs import services as runs
 
     db.session.execute(sql_update(MigrationRow).where(MigrationRow.id == row.id).values(cancel_requested=True))
+    db.session.commit()  # the migration's lock is let go first: the run's end locks the run, then the migration
     try:
         runs.cancel(row.validation_run_id)
     except InvalidStateError:  # its run ended meanwhile: end the migration by it
