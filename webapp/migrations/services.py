@@ -191,8 +191,7 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
         db.session.refresh(row)
         raise
     if retry and validation.can_revalidate(row):  # the copy had finished: only its validation runs again
-        validation.retry(row)
-        return row
+        return validation.retry(row)
     now = utcnow()
     row.state, row.error, row.cancel_requested = MigrationState.RUNNING.value, None, False
     row.progress, row.phase = _fresh_progress(migration), validation.COPYING
@@ -222,7 +221,6 @@ def cancel(migration_id: int) -> MigrationRow:
     audit.record("migration.cancel", f"migration:{row.id}")
     if row.phase == validation.VALIDATING:  # its run is cancelled; the run's end ends the migration
         validation.cancel(row)
-        db.session.refresh(row)
     elif row.started_at is None:  # no worker has it yet: end it here
         end(running(row.id, row.job_id) & MigrationRow.started_at.is_(None), MigrationState.ERROR, "cancelled")
         cancel_job(row.job_id)  # best effort: the job checks the record anyway

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import InvalidStateError, ValidationError
+from ..domain.errors import InvalidStateError, NotFound, ValidationError
 from ..domain.migration import Migration, MigrationState
 from ..domain.runs import RunState
 from ..extensions import db, vault
@@ -142,7 +142,7 @@ def can_revalidate(row: MigrationRow) -> bool:
             and bool(row.progress) and all(p["copied"] >= p["size"] for p in row.progress))
 
 
-def retry(row: MigrationRow) -> None:
+def retry(row: MigrationRow) -> MigrationRow:
     """Run only the validation again (the row is locked by the caller); commits. Refused while its
     environment is disabled (the migration stays as it was)."""
     from ..runs import dispatch
@@ -159,6 +159,7 @@ def retry(row: MigrationRow) -> None:
     audit.record("migration.retry", f"migration:{row.id}", only="validation", run_id=run.id)
     db.session.commit()
     dispatch.safe_dispatch(run.environment_id)
+    return row
 
 
 # --- ending ----------------------------------------------------------------------------------------
@@ -211,16 +212,18 @@ def run_ended(run_id: int, migration_id: int, state: str, error: str | None, sum
 
 
 def cancel(row: MigrationRow) -> None:
-    """Cancel a validating migration: its run is cancelled, and the run's end ends the migration."""
+    """Cancel a validating migration: its run is cancelled, and the run's end ends the migration (``row`` is
+    refreshed)."""
     from ..runs import services as runs
 
     db.session.execute(sql_update(MigrationRow).where(MigrationRow.id == row.id).values(cancel_requested=True))
     db.session.commit()  # the migration's lock is let go first: the run's end locks the run, then the migration
     try:
         runs.cancel(row.validation_run_id)
-    except InvalidStateError:  # its run ended meanwhile: end the migration by it
+    except (InvalidStateError, NotFound):  # its run ended (or is gone): end the migration by it
         db.session.rollback()
         repair()
+    db.session.refresh(row)
 
 
 def repair(now=None) -> int:
