@@ -18,7 +18,8 @@ FIXTURE_ERROR = "sample_tests/test_fixture_error.py"
 SKIP_XFAIL = "sample_tests/test_skip_xfail.py"
 PARAMETRIZED = "sample_tests/test_parametrized.py"
 RUN_KEYS = {"id", "username", "environment_id", "test_files", "state", "queue_position", "exit_code", "summary",
-            "tests", "error", "created_at", "started_at", "finished_at", "duration", "sandbox"}
+            "tests", "error", "created_at", "started_at", "finished_at", "duration", "sandbox",
+            "migration_id", "link"}
 
 
 def error_code(response) -> str:

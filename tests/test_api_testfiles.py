@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 QUICK = b"def test_quick():\n    assert sum(range(10)) == 45\n"
-SAMPLES = sorted(p.name for p in (ROOT / "sample_tests").glob("test_*.py"))
+SAMPLES = sorted(p.name for p in (ROOT / "sample_tests").glob("test_*.py")) + ["validation/test_target.py"]
 
 
 def error_code(response) -> str:
@@ -64,7 +64,7 @@ def test_the_shipped_samples_are_listed_read_only_with_their_sizes(client):
     assert [e["path"] for e in entries] == [f"sample_tests/{name}" for name in SAMPLES]
     for entry in entries:
         assert set(entry) == {"path", "directory", "size", "uploaded"}
-        assert entry["directory"] == "sample_tests" and entry["uploaded"] is False
+        assert entry["directory"] == entry["path"].rsplit("/", 1)[0] and entry["uploaded"] is False
         assert entry["size"] == (ROOT / entry["path"]).stat().st_size
 
 

@@ -151,7 +151,7 @@ def test_the_form_lists_environments_with_their_state_and_files_grouped_by_direc
     assert labels["3"] == "3 · env-3 — busy"
     assert "4" not in labels
     groups = optgroups(page)
-    assert list(groups) == ["sample_tests/", "uploads/smoke/"]
+    assert list(groups) == ["sample_tests/", "sample_tests/validation/", "uploads/smoke/"]
     assert PASSING in groups["sample_tests/"] and groups["uploads/smoke/"] == ["uploads/smoke/test_quick.py"]
     assert re.search(r'<select id="test_files" name="test_files" multiple', page)
     assert 'id="upload-panel"' in page and 'enctype="multipart/form-data"' in page and 'type="file"' in page

@@ -95,6 +95,8 @@ class Migration:
     state: MigrationState = MigrationState.NOT_STARTED
     error: str | None = None
     progress: list[VolumeProgress] = field(default_factory=list)
+    # ``{"test_files": [...], "environment_id": n}``: the test run that must pass on the target (None: none)
+    validation: dict | None = None
 
     def __post_init__(self) -> None:
         errors: dict[str, list[str]] = {}

@@ -10,6 +10,7 @@ from ..domain.migration import Migration, MigrationTarget
 from ..domain.testfiles import MAX_UPLOAD_BYTES
 from ..domain.workloads import Credentials, MountPoint, Workload
 from .errors import Errors, object_of
+from .validation import validation
 
 MAX_ID = 2**31 - 1  # the largest key every database stores (INTEGER on PostgreSQL)
 
@@ -90,15 +91,25 @@ def migration(
     load_source: Callable[[int], Workload | None],
     existing: Migration | None = None,
     current: Mapping | None = None,
+    *, file_exists: Callable[[str], bool] | None = None, environment_enabled: Callable[[int], bool] | None = None,
 ) -> tuple[int, Migration]:
     """``(source_id, Migration)`` from input; with ``existing``, an update where unsent fields stay.
 
     ``current`` is the migration's JSON shape, used to refuse changes to fields that can never change.
+    ``validation`` (the test run its target must pass) is checked with ``file_exists`` and ``environment_enabled``.
     """
     data = object_of(data, "", "The body")
     if existing is not None:
-        _check_immutable(data, current or {}, ("id", "source_id", "state", "created_at", "started_at", "finished_at"))
+        _check_immutable(data, current or {}, ("id", "source_id", "state", "phase", "created_at", "started_at",
+                                               "finished_at"))
     errors = Errors()
+    plan = existing.validation if existing is not None else None
+    if "validation" in data:
+        try:
+            plan = validation(data["validation"], file_exists or (lambda _: False),
+                              environment_enabled or (lambda _: False), (current or {}).get("validation"))
+        except ValidationError as exc:
+            errors.absorb(exc)
     source_id = data.get("source_id") if existing is None else (current or {}).get("source_id")
     source = existing.source if existing is not None else None
     if existing is None:
@@ -136,6 +147,7 @@ def migration(
     errors.raise_if_any()
     if existing is not None:
         built.state, built.error, built.progress = existing.state, existing.error, existing.progress
+    built.validation = plan
     return source_id, built
 
 

@@ -13,6 +13,8 @@ class MigrationForm(ServiceForm):
     cloud_username = StringField("Cloud username", render_kw={"autocomplete": "off"})
     cloud_password = PasswordField("Cloud password", render_kw={"autocomplete": "new-password"})
     cloud_domain = StringField("Cloud domain / account")
+    validation_test_files = SelectMultipleField("Validation test files", validate_choice=False)
+    validation_environment_id = SelectField("Validation environment", validate_choice=False)
     save = SubmitField("Save migration")
 
     FIELD_PATHS = {
@@ -21,6 +23,8 @@ class MigrationForm(ServiceForm):
         "target.cloud_credentials.username": "cloud_username",
         "target.cloud_credentials.password": "cloud_password",
         "target.cloud_credentials.domain": "cloud_domain",
+        "validation": "validation_test_files", "validation.test_files": "validation_test_files",
+        "validation.environment_id": "validation_environment_id",
     }
 
     def with_sources(self, choices: list[tuple[int, str]]) -> "MigrationForm":
@@ -39,7 +43,15 @@ class MigrationForm(ServiceForm):
                        "cloud_credentials": {"username": (self.cloud_username.data or "").strip(),
                                              "password": self.cloud_password.data or "",
                                              "domain": (self.cloud_domain.data or "").strip()}},
+            "validation": self.validation_payload(),
         }
+
+    def validation_payload(self) -> dict | None:
+        """No files and no environment: no validation (an edit that clears both removes it)."""
+        files, environment = list(self.validation_test_files.data or []), self.validation_environment_id.data
+        if not files and not environment:
+            return None
+        return {"test_files": files, "environment_id": clean_int(environment)}
 
 
 class EditMigrationForm(MigrationForm):

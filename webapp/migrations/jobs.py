@@ -11,7 +11,7 @@ from ..domain.migration import Migration, MigrationState, VolumeProgress
 from ..extensions import db, vault
 from ..models import MigrationRow
 from ..workloads import services as workloads
-from . import services
+from . import services, validation
 
 PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contract: at least every 1 s)
 
@@ -74,6 +74,9 @@ class Copier:
             "heartbeat_at": utcnow(),
             "progress": [{"name": v.name, "size": v.size, "copied": v.copied} for v in migration.progress],
         }
+        if migration.validation is not None and migration.state is MigrationState.SUCCESS:
+            # copied: its test run decides, and only then is the target VM recorded (validation.run_ended)
+            return validation.begin(self.id, self.token, values["progress"])
         if vm is not None and migration.state is MigrationState.SUCCESS:
             values["target_vm"] = {
                 "ip": vm.ip,

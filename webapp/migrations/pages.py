@@ -20,13 +20,24 @@ def _copied(row: MigrationRow) -> tuple[float, float]:
     return sum(p["copied"] for p in row.progress), sum(p["size"] for p in row.progress)
 
 
-def view(migration_id: int, message: str | None = None) -> dict:
-    """Everything the detail page and its live status fragment show."""
+def view(migration_id: int, message: str | None = None, shown: str | None = None) -> dict:
+    """Everything the detail page and its live status fragment show. ``shown``: the validation run the page
+    already shows (the poll's ``run`` argument); a newer one is sent with the fragment, out of band."""
     row = services.get(migration_id)
     source = db.session.get(WorkloadRow, row.source_id)
     return {"row": row, "source": source, "progress": services.progress_json(row),
             "preview": services.preview(row), "target_vm": services._target_vm_json(row.target_vm),
-            "final": MigrationState(row.state).is_final, "message": message}
+            "final": MigrationState(row.state).is_final, "message": message, **validation_run(row, shown)}
+
+
+def validation_run(row: MigrationRow, shown: str | None) -> dict:
+    """The validation run shown inline with the run's own partials (its status and live log tail)."""
+    from ..runs import pages as runs
+
+    if not row.validation_run_id:
+        return {"validation_run": None, "new_validation_run": False}
+    return {"validation_run": lambda: runs.run(row.validation_run_id),
+            "new_validation_run": shown != str(row.validation_run_id)}
 
 
 def source_for_form(source_id) -> WorkloadRow | None:
@@ -37,11 +48,16 @@ def source_for_form(source_id) -> WorkloadRow | None:
 
 
 def form(form, row: MigrationRow | None = None) -> dict:
-    """The new and edit forms: the source's volumes as checkboxes (the system volume preselected on a fresh choice)."""
+    """The new and edit forms: the source's volumes as checkboxes (the system volume preselected on a fresh choice),
+    and the validation's test files (the run form's picker) and environment."""
+    from ..runs import pages as runs
+
     chosen = form.selected_mount_points.data
     selected = chosen if (chosen or form.is_submitted() or row) else None
     source_id = row.source_id if row else form.source_id.data
-    return {"form": form, "row": row, **volumes(source_id, selected, form.selected_mount_points)}
+    form.validation_environment_id.choices = runs.environment_choices("— no validation —")
+    return {"form": form, "row": row, **volumes(source_id, selected, form.selected_mount_points),
+            "groups": runs.named_groups(), "selected_files": set(form.validation_test_files.data or [])}
 
 
 def volumes(source_id, selected: list[str] | None = None, field=None) -> dict:
@@ -51,5 +67,8 @@ def volumes(source_id, selected: list[str] | None = None, field=None) -> dict:
 
 
 def form_data(row: MigrationRow) -> dict:
+    plan = row.validation or {}
     return {"source_id": str(row.source_id), "selected_mount_points": list(row.selected),
-            "cloud_type": row.cloud_type, "cloud_username": row.cloud_username, "cloud_domain": row.cloud_domain}
+            "cloud_type": row.cloud_type, "cloud_username": row.cloud_username, "cloud_domain": row.cloud_domain,
+            "validation_test_files": list(plan.get("test_files", [])),
+            "validation_environment_id": str(plan.get("environment_id", ""))}

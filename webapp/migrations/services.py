@@ -25,7 +25,7 @@ from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
-from . import jobs
+from . import jobs, validation
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def to_domain(row: MigrationRow, source: Workload | None = None) -> Migration:
     migration = Migration(row.selected, source, MigrationTarget(row.cloud_type, creds))
     migration.state, migration.error = MigrationState(row.state), row.error
     migration.progress = [VolumeProgress(p["name"], p["size"], p["copied"]) for p in row.progress]
+    migration.validation = row.validation
     return migration
 
 
@@ -95,8 +96,10 @@ def as_json(row: MigrationRow) -> dict:
             "target_vm": _target_vm_json(row.target_vm),
         },
         "state": row.state,
+        "phase": row.phase,
         "error": row.error,
         "progress": progress_json(row),
+        "validation": validation.as_json(row),
         "requested_by": row.requested_by,
         "created_at": _iso(row.created_at),
         "started_at": _iso(row.started_at),
@@ -105,7 +108,7 @@ def as_json(row: MigrationRow) -> dict:
 
 
 def status_json(row: MigrationRow) -> dict:
-    return {"state": row.state, "finished": MigrationState(row.state).is_final,
+    return {"state": row.state, "phase": row.phase, "finished": MigrationState(row.state).is_final,
             "progress": progress_json(row), "error": row.error}
 
 
@@ -125,13 +128,16 @@ def _fresh_progress(migration: Migration) -> list[dict]:
     return [{"name": m.name, "size": m.size, "copied": 0.0} for m in migration.selected]
 
 
-def _apply(row: MigrationRow, migration: Migration) -> None:
+def _apply(row: MigrationRow, migration: Migration, fresh: bool = True) -> None:  # fresh: the copy no longer counts
+    row.validation = migration.validation
     row.selected = list(migration.selected_mount_points)
     row.cloud_type = migration.target.cloud_type.value
     creds = migration.target.cloud_credentials
     row.cloud_username, row.cloud_domain = creds.username, creds.domain
     row.cloud_password_enc = vault.encrypt(creds.password)
-    row.progress = _fresh_progress(migration)
+    if fresh:
+        row.progress = _fresh_progress(migration)
+        row.phase = row.phase and validation.COPYING
 
 
 def _load_source(source_id: int) -> Workload | None:
@@ -140,7 +146,7 @@ def _load_source(source_id: int) -> Workload | None:
 
 
 def create(data: Any) -> MigrationRow:
-    source_id, migration = inputs.migration(data, _load_source)
+    source_id, migration = inputs.migration(data, _load_source, **validation.checks())
     row = MigrationRow(source_id=source_id, state=MigrationState.NOT_STARTED.value)
     _apply(row, migration)
     db.session.add(row)
@@ -152,8 +158,9 @@ def create(data: Any) -> MigrationRow:
 
 def update(migration_id: int, data: Any) -> MigrationRow:
     row = editable(migration_id, for_update=True)
-    _, migration = inputs.migration(data, _load_source, existing=to_domain(row), current=as_json(row))
-    _apply(row, migration)
+    existing = to_domain(row)
+    _, migration = inputs.migration(data, _load_source, existing=existing, current=as_json(row), **validation.checks())
+    _apply(row, migration, fresh=not validation.copy_kept(existing, migration))
     row.updated_at = utcnow()
     audit.record("migration.update", f"migration:{row.id}")
     db.session.commit()
@@ -183,9 +190,11 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
         end(MigrationRow.id == row.id, migration.state, migration.error)
         db.session.refresh(row)
         raise
+    if retry and validation.can_revalidate(row):  # the copy had finished: only its validation runs again
+        return validation.retry(row)
     now = utcnow()
     row.state, row.error, row.cancel_requested = MigrationState.RUNNING.value, None, False
-    row.progress = _fresh_progress(migration)
+    row.progress, row.phase = _fresh_progress(migration), validation.COPYING
     row.job_id = f"migration-{row.id}-{uuid.uuid4().hex[:12]}"
     row.queued_at, row.started_at, row.heartbeat_at, row.finished_at = now, None, None, None
     audit.record("migration.retry" if retry else "migration.run", f"migration:{row.id}")
@@ -210,7 +219,9 @@ def cancel(migration_id: int) -> MigrationRow:
     if row.state != MigrationState.RUNNING.value:
         raise InvalidStateError(f"Only a running migration can be cancelled; this one is {row.state}.")
     audit.record("migration.cancel", f"migration:{row.id}")
-    if row.started_at is None:  # no worker has it yet: end it here
+    if row.phase == validation.VALIDATING:  # its run is cancelled; the run's end ends the migration
+        validation.cancel(row)
+    elif row.started_at is None:  # no worker has it yet: end it here
         end(running(row.id, row.job_id) & MigrationRow.started_at.is_(None), MigrationState.ERROR, "cancelled")
         cancel_job(row.job_id)  # best effort: the job checks the record anyway
         db.session.refresh(row)
@@ -228,6 +239,15 @@ def running(migration_id: int, token: str | None):
 
 def end(where, state: MigrationState, error: str | None, now=None, **values) -> bool:
     """Record a final state where ``where`` still holds, and tell the requester, in one transaction."""
+    ended, event_id = end_in(where, state, error, now, **values)
+    db.session.commit()
+    if event_id:
+        events.queue(event_id)
+    return ended
+
+
+def end_in(where, state: MigrationState, error: str | None, now=None, **values) -> tuple[bool, str | None]:
+    """``end`` inside the caller's transaction (it commits, then queues the returned event's id)."""
     now = now or utcnow()
     ended = db.session.execute(
         sql_update(MigrationRow).where(where)
@@ -237,10 +257,7 @@ def end(where, state: MigrationState, error: str | None, now=None, **values) -> 
     event = ended and events.notify(
         ended.requested_by, f"Migration #{ended.id} to {ended.cloud_type} ended {state.value}"
         + (f": {error}" if error else "."), EventSource.MIGRATION, "migrations.detail", migration_id=ended.id)
-    db.session.commit()
-    if event:
-        events.queue(event.id)
-    return ended is not None
+    return ended is not None, event.id if event else None
 
 
 def reap(now=None) -> dict:
@@ -250,10 +267,11 @@ def reap(now=None) -> dict:
     session = db.session
     silent = session.execute(select(MigrationRow.id, MigrationRow.job_id).where(
         MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
-        MigrationRow.heartbeat_at < stale)).all()
+        MigrationRow.heartbeat_at < stale, validation.not_validating())).all()
     session.rollback()
-    lost = sum(end(running(m.id, m.job_id) & (MigrationRow.heartbeat_at < stale), MigrationState.ERROR,
-                   "worker lost", now) for m in silent)
+    lost = sum(end(running(m.id, m.job_id) & (MigrationRow.heartbeat_at < stale) & validation.not_validating(),
+                   MigrationState.ERROR, "worker lost", now) for m in silent)
+    validation.repair(now)
     waiting = session.scalars(select(MigrationRow).where(
         MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_(None),
         MigrationRow.queued_at < stale)).all()

@@ -37,7 +37,8 @@ def volumes():
 @bp.get("/<int:migration_id>")
 @viewer
 def detail(migration_id: int):
-    return page_or_fragment("migrations/detail.html", "migrations/_status.html", **pages.view(migration_id))
+    return page_or_fragment("migrations/detail.html", "migrations/_status.html",
+                            **pages.view(migration_id, shown=request.args.get("run")))
 
 
 @bp.route("/<int:migration_id>/edit", methods=["GET", "POST"])

@@ -90,15 +90,23 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
         sql_update(RunRow)
         .where(RunRow.id == run_id, holder, RunRow.state.in_((QUEUED, RUNNING)))
         .values(**values)
-        .returning(RunRow.username, RunRow.environment_id, RunRow.summary)
+        .returning(RunRow.username, RunRow.environment_id, RunRow.summary, RunRow.migration_id)
     ).first()
     event = run and events.notify(run.username, _ended(run_id, run, values), EventSource.RUN, "runs.detail",
                                   run_id=run_id)
+    ids = [event.id] if event else []
+    if run and run.migration_id is not None:  # a validation run: its migration ends with it, in this transaction
+        from ..migrations import validation
+
+        _, migration_event = validation.run_ended(run_id, run.migration_id, values["state"], values.get("error"),
+                                                  values.get("summary") or run.summary, values["finished_at"])
+        ids += [migration_event] if migration_event else []
     db.session.commit()
-    if event and queued is not None:
-        queued.append(event.id)
-    elif event:
-        events.queue(event.id)
+    if queued is not None:
+        queued.extend(ids)
+    else:
+        for event_id in ids:
+            events.queue(event_id)
     return run is not None
 
 

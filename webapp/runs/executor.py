@@ -21,6 +21,7 @@ from ..db import utcnow
 from ..domain.runs import LogCap, RunState, outcome, parse_junit
 from ..extensions import db, queues
 from ..models import RunLogChunk, RunRow
+from ..migrations import validation
 from . import sandbox, testfiles
 
 
@@ -28,9 +29,11 @@ def cancel_key(run_id: int) -> str:
     return f"run-cancel:{run_id}"
 
 
-def scrubbed_environment(run_dir: Path) -> dict[str, str]:
-    """What pytest sees: no app settings or secrets, only what a Python process needs."""
+def scrubbed_environment(run_dir: Path, target: dict[str, str] | None = None) -> dict[str, str]:
+    """What pytest sees: no app settings or secrets, only what a Python process needs, and for a validation
+    run its migration's target (``CUTOVER_*``: id, IP, cloud, volumes; never a credential)."""
     return {
+        **(target or {}),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(run_dir),
         "TMPDIR": str(run_dir / "tmp"),
@@ -168,11 +171,12 @@ def run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock) 
         session.execute(sql_update(RunRow).where(RunRow.id == run_id).values(
             sandbox_mode=confinement.mode, sandbox_detail=confinement.detail))
         session.commit()
+        target = validation.target_variables(session, run_id)
     writer = LogWriter(make_session, run_id, start=log_start)
     writer.start()
     writer.write(f"# sandbox: {confinement.mode} - {confinement.detail}\n")
     writer.write(f"$ {' '.join(['pytest', *args])}\n")
-    proc = subprocess.Popen(confinement.command(args), cwd=run_dir, env=scrubbed_environment(run_dir),
+    proc = subprocess.Popen(confinement.command(args), cwd=run_dir, env=scrubbed_environment(run_dir, target),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     watchdog = Watchdog(proc, run_id, token, lock, make_session, timeout,

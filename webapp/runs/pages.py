@@ -20,12 +20,20 @@ def listing(page: Page, filters: Mapping) -> dict:
             "duration": services.duration}
 
 
-def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
+def environment_choices(blank: str) -> list[SelectChoice]:
+    """The enabled environments, each with how busy it is, after a ``blank`` choice."""
     rows, states = environments.all_with_status()
-    choices = [SelectChoice("", "— choose an environment —")] + [
+    return [SelectChoice("", blank)] + [
         SelectChoice(str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
-    run_form.environment_id.choices = choices
-    return {"form": run_form, "upload_form": upload_form, "groups": _named(testfiles.grouped()),
+
+
+def named_groups() -> dict[str, list[dict]]:
+    return _named(testfiles.grouped())
+
+
+def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
+    run_form.environment_id.choices = environment_choices("— choose an environment —")
+    return {"form": run_form, "upload_form": upload_form, "groups": named_groups(),
             "directories": testfiles.directories(), "uploaded": uploaded, "upload_limit": size_text(MAX_UPLOAD_BYTES),
             "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}
 

@@ -15,6 +15,7 @@ from ..domain.runs import RunState
 from ..extensions import cancel_job, db, queues
 from ..models import EnvironmentRow, RunLogChunk, RunRow
 from ..pagination import Page, paginate
+from ..migrations import validation
 from . import dispatch, testfiles
 from .executor import cancel_key
 
@@ -104,6 +105,7 @@ def as_json(row: RunRow, positions: dict[int, int] | None = None) -> dict:
         "error": row.error, "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at), "duration": duration(row),
         "sandbox": {"mode": row.sandbox_mode, "detail": row.sandbox_detail},
+        "migration_id": row.migration_id, "link": validation.link(row.migration_id),
     }
 
 

@@ -70,9 +70,13 @@ def _migration_paths() -> dict:
                 **errors(400, 404, 409, 413, 422, t409="It is running or done (`invalid_state`).",
                          c422=["system_volume_required", "validation_error"],
                          t422="C:\\ is not selected (`system_volume_required`: the migration ends `error`), "
-                              "or `requested_by` is not the signed-in account.")},
+                              "`requested_by` is not the signed-in account, or (a retry of its validation) the "
+                              "validation's environment is disabled (`validation.environment_id`).")},
                 params=[mid], body=json_body(ref("MigrationRunRequest"), required=False),
-                description="The signed-in account is told when it ends (`requested_by` may only name it)."),
+                description="The signed-in account is told when it ends (`requested_by` may only name it). With a "
+                            "`validation`, the copy is followed by its test run (`phase` validating), and the "
+                            "migration ends `success` only if that run does. Retrying a migration that ended "
+                            "`error` while validating runs only the validation again."),
         },
         "/api/v1/migrations/{migration_id}/status": {
             "get": operation("getMigrationStatus", "migrations", "A migration's state and progress", {
@@ -80,7 +84,8 @@ def _migration_paths() -> dict:
         },
         "/api/v1/migrations/{migration_id}/cancel": {
             "post": operation("cancelMigration", "migrations", "Cancel a running migration", {
-                "202": ok("Cancelling: it ends `error` (`cancelled`) within 2 s.", ref("Migration")),
+                "202": ok("Cancelling: it ends `error` (`cancelled`) within 2 s; while validating its run is "
+                          "cancelled (`validation failed: run #N (cancelled)`).", ref("Migration")),
                 **errors(404, 409, t409="It is not running (`invalid_state`).")}, params=[mid]),
         },
     }

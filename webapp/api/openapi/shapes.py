@@ -51,6 +51,25 @@ def _workload_in(update: bool) -> Schema:
                description="Fields not sent stay as they are." if update else None)
 
 
+PHASE = enum(["copying", "validating"], nullable=True, description=(
+    "null before the first run; copying; validating once copied, while its validation run decides (kept when it "
+    "ends: a Retry of a migration that ended in error while validating only runs the validation again)."))
+
+
+def _validation_in() -> Schema:
+    schema = obj({
+        "test_files": array(string(minLength=1, examples=["sample_tests/validation/test_target.py"]), minItems=1,
+                            maxItems=MAX_FILES, uniqueItems=True, description="Paths from GET /api/v1/test-files."),
+        "environment_id": integer(minimum=ENVIRONMENT_IDS[0], maximum=ENVIRONMENT_IDS[-1],
+                                  description="An enabled environment (a string of digits is accepted too)."),
+    }, ["test_files", "environment_id"], closed=False, description=(
+        "A test run that must pass on the target once copied (the same rules as a run's files and environment; "
+        "errors keyed validation.test_files, validation.environment_id); null removes it. Its pytest gets "
+        "CUTOVER_MIGRATION_ID, CUTOVER_TARGET_IP, CUTOVER_TARGET_CLOUD and CUTOVER_TARGET_VOLUMES (JSON list of "
+        "{name, size}), never a credential. run_id and state may be sent back unchanged."))
+    return {**schema, "type": ["object", "null"]}
+
+
 def _migration_in(update: bool) -> Schema:
     target = obj({"cloud_type": enum(CloudType), "cloud_credentials": _credentials_in(keep=update)},
                  [] if update else ["cloud_type", "cloud_credentials"], closed=False)
@@ -60,6 +79,7 @@ def _migration_in(update: bool) -> Schema:
         "selected_mount_points": array(string(examples=["C:\\"]), minItems=1, uniqueItems=True,
                                        description="Names of the source's volumes to copy; C:\\ is needed to run."),
         "target": target,
+        "validation": _validation_in(),
     }
     if update:
         properties["state"] = described(enum(MigrationState), "Never changes here: only its current value may be sent.")
@@ -109,10 +129,19 @@ def schemas() -> dict[str, Schema]:
             "id": integer(minimum=1), "source_id": integer(minimum=1), "selected_mount_points": array(string()),
             "target": obj({"cloud_type": enum(CloudType), "cloud_credentials": ref("Credentials"),
                            "target_vm": described(nullable(ref("TargetVM")), "Set once the migration succeeded.")}),
-            "state": enum(MigrationState), "error": string(nullable=True), "progress": ref("Progress"),
+            "state": enum(MigrationState), "phase": PHASE, "error": string(nullable=True, description=(
+                "Why it ended in error, e.g. `validation failed: run #12 (2 failed)` or `validation failed: run #12 "
+                "(cancelled)`.")),
+            "progress": ref("Progress"), "validation": described(nullable(ref("Validation")), "null: none."),
             "requested_by": string(nullable=True), "created_at": timestamp(), "started_at": timestamp(nullable=True),
             "finished_at": timestamp(nullable=True),
         }),
+        "Validation": obj({
+            "test_files": array(string()), "environment_id": integer(minimum=1),
+            "run_id": integer(nullable=True, minimum=1, description="The latest validation run (null before)."),
+            "state": enum(RunState, nullable=True, description="That run's state: success ends the migration "
+                                                              "success, any other final state ends it error."),
+        }, description="The test run the target must pass before the migration succeeds."),
         "MigrationInput": _migration_in(update=False),
         "MigrationUpdate": _migration_in(update=True),
         "MigrationRunRequest": obj({"requested_by": string(
@@ -120,8 +149,8 @@ def schemas() -> dict[str, Schema]:
                 "Optional: who is notified when it ends is always the signed-in account. Leave it out or send "
                 "your own username; any other name is refused (422)."))},
             [], closed=False),
-        "MigrationStatus": obj({"state": enum(MigrationState), "finished": boolean(), "progress": ref("Progress"),
-                                "error": string(nullable=True)}),
+        "MigrationStatus": obj({"state": enum(MigrationState), "phase": PHASE, "finished": boolean(),
+                                "progress": ref("Progress"), "error": string(nullable=True)}),
         "MigrationPage": _page("Migration", "migrations, newest first"),
         "RunSummary": obj({n: integer(minimum=0) for n in ("total", "passed", "failed", "errors", "skipped")}),
         "TestResult": obj({"nodeid": string(), "outcome": enum(["passed", "failed", "error", "skipped"]),
@@ -141,6 +170,9 @@ def schemas() -> dict[str, Schema]:
                     "detail says what is missing), off (SANDBOX=off: unconfined), unavailable (the run ended "
                     "in error). null until the run starts.")),
                 "detail": string(nullable=True, description="What was blocked and what is missing, in words.")}),
+            "migration_id": integer(nullable=True, minimum=1, description="The migration this run validates "
+                                                                          "(null: a plain run)."),
+            "link": string(nullable=True, examples=["/migrations/3"], description="That migration's page."),
         }),
         "RunInput": obj({
             "username": string(nullable=True, maxLength=USERNAME_MAX, description=(
