@@ -96,7 +96,7 @@ def as_json(row: MigrationRow) -> dict:
             "target_vm": _target_vm_json(row.target_vm),
         },
         "state": row.state,
-        "phase": row.phase,
+        "phase": phase(row),
         "error": row.error,
         "progress": progress_json(row),
         "validation": validation.as_json(row),
@@ -107,8 +107,13 @@ def as_json(row: MigrationRow) -> dict:
     }
 
 
+def phase(row: MigrationRow) -> str | None:
+    """What a running migration is doing, or (ended ``error``) where it stopped, which tells what Retry does."""
+    return row.phase if row.state in (MigrationState.RUNNING.value, MigrationState.ERROR.value) else None
+
+
 def status_json(row: MigrationRow) -> dict:
-    return {"state": row.state, "phase": row.phase, "finished": MigrationState(row.state).is_final,
+    return {"state": row.state, "phase": phase(row), "finished": MigrationState(row.state).is_final,
             "progress": progress_json(row), "error": row.error}
 
 
