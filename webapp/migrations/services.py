@@ -25,7 +25,7 @@ from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
-from . import jobs
+from . import jobs, preflight
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,7 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     ``requested_by``: the account that pressed Run (told when it ends)."""
     row = get(migration_id, for_update=True)
     row.requested_by = requested_by or row.requested_by
+    preflight.require(row)  # a failed check refuses (422), the migration as it was; C:\ still ends it error
     migration = to_domain(row)
     retry = row.state == MigrationState.ERROR.value
     try:

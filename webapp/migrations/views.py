@@ -40,6 +40,12 @@ def detail(migration_id: int):
     return page_or_fragment("migrations/detail.html", "migrations/_status.html", **pages.view(migration_id))
 
 
+@bp.get("/<int:migration_id>/preflight")
+@operator  # as the API's preflight: the step before Run (reads only)
+def preflight(migration_id: int):
+    return page_or_fragment("migrations/detail.html", "migrations/_preflight.html", **pages.view(migration_id))
+
+
 @bp.route("/<int:migration_id>/edit", methods=["GET", "POST"])
 @operator
 def edit(migration_id: int):
