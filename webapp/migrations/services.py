@@ -51,10 +51,12 @@ def source_ips(rows: list[MigrationRow]) -> dict[int, str]:
     return dict(db.session.execute(select(WorkloadRow.id, WorkloadRow.ip).where(WorkloadRow.id.in_(ids))).all())
 
 
-def to_domain(row: MigrationRow, source: Workload | None = None) -> Migration:
+def to_domain(row: MigrationRow, source: Workload | None = None, *, drop_gone: bool = False) -> Migration:
+    """``drop_gone``: leave out selected volumes the source no longer has (an edit may then fix the selection)."""
     source = source or workloads.to_domain(workloads.get(row.source_id))
     creds = Credentials(row.cloud_username, vault.decrypt(row.cloud_password_enc), row.cloud_domain or "")
-    migration = Migration(row.selected, source, MigrationTarget(row.cloud_type, creds))
+    selected = [n for n in row.selected if source.volume(n)] if drop_gone else row.selected
+    migration = Migration(selected, source, MigrationTarget(row.cloud_type, creds))
     migration.state, migration.error = MigrationState(row.state), row.error
     migration.progress = [VolumeProgress(p["name"], p["size"], p["copied"]) for p in row.progress]
     return migration
@@ -152,7 +154,8 @@ def create(data: Any) -> MigrationRow:
 
 def update(migration_id: int, data: Any) -> MigrationRow:
     row = editable(migration_id, for_update=True)
-    _, migration = inputs.migration(data, _load_source, existing=to_domain(row), current=as_json(row))
+    _, migration = inputs.migration(data, _load_source, existing=to_domain(row, drop_gone=True),
+                                    current=as_json(row))
     _apply(row, migration)
     row.updated_at = utcnow()
     audit.record("migration.update", f"migration:{row.id}")
