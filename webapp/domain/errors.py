@@ -107,8 +107,8 @@ class ImmutableFieldError(ValidationError):
 class SystemVolumeRequired(DomainError):
     """A migration must include the system volume C:\\."""
 
-    def __init__(self, message: str, extra: dict[str, Any] | None = None):
-        super().__init__(message, {"selected_mount_points": [message]}, extra)
+    def __init__(self, message: str):
+        super().__init__(message, {"selected_mount_points": [message]})
 
 
 class PreflightFailed(DomainError):

@@ -39,7 +39,8 @@ def report(row: MigrationRow) -> dict:
 def require(row: MigrationRow) -> None:
     """Refuse to run ``row`` (locked by the caller) unless every check passes. A failed check raises
     ``PreflightFailed`` and leaves the migration exactly as it was (the caller's pending changes are rolled back);
-    only the seed's C:\\ rule still ends the migration ``error`` (``SystemVolumeRequired``), as it always did.
+    only the seed's C:\\ rule still ends the migration ``error`` (``SystemVolumeRequired``, its error body unchanged),
+    as it always did, whatever else failed.
     Either refusal is audited as ``migration.run`` with ``refused``. A migration that may not run at all
     (running, success) is left to the caller's own rule (409)."""
     if row.state not in RUNNABLE:
@@ -54,7 +55,7 @@ def require(row: MigrationRow) -> None:
         audit.record("migration.run", target, refused="system_volume_required")
         services.end(MigrationRow.id == row.id, MigrationState.ERROR, SYSTEM_VOLUME_MESSAGE)
         db.session.refresh(row)
-        raise SystemVolumeRequired(SYSTEM_VOLUME_MESSAGE, extra={"checks": failed})
+        raise SystemVolumeRequired(SYSTEM_VOLUME_MESSAGE)  # its body exactly as ever (the preflight API lists all)
     db.session.rollback()  # nothing of the migration changes, not even who asked to run it
     audit.record("migration.run", target, refused="preflight_failed", failed=[c["name"] for c in failed])
     db.session.commit()

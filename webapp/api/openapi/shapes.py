@@ -87,7 +87,7 @@ def schemas() -> dict[str, Schema]:
             "fields": {"type": "object", "additionalProperties": array(string()),
                        "description": "Messages by dotted field path, e.g. storage.0.size."},
             "checks": described(array(ref("PreflightCheck")), "Only when a run is refused by its preflight "
-                                "(`preflight_failed`, `system_volume_required`): the failed checks."),
+                                "(`preflight_failed`): the failed checks."),
         }, ["code", "message", "fields"])}),
         "Ping": obj({"status": enum(["ok"]), "time": timestamp(description="UTC, e.g. 2024-05-01T12:00:00Z"),
                      "version": string(description="The release.", examples=[VERSION])}),
