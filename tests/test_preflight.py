@@ -371,12 +371,21 @@ def test_a_run_refused_on_the_page_shows_why_beside_the_button_and_changes_nothi
     assert htmx.status_code == 200
     text = htmx.get_data(as_text=True)
     assert 'id="migration-status"' in text and "Preflight failed: D:\\ is no longer a volume of 10.0.0.10." in text
+    oob = text[text.index('<section id="preflight" class="preflight" hx-swap-oob="true">'):]
+    assert 'data-check="volumes">✗ failed' in oob  # the checks as they are now, beside the refusal
     plain = client.post(f"/migrations/{migration['id']}/run")
     assert plain.status_code == 303
     shown = client.get(plain.headers["Location"]).get_data(as_text=True)
     assert "Preflight failed: D:\\ is no longer a volume of 10.0.0.10." in shown and "✗ failed" in shown
     assert stored(app, migration["id"]) == before
     assert [d["refused"] for d in run_refusals(client)] == ["preflight_failed", "preflight_failed"]
+
+
+def test_a_run_started_on_the_page_empties_the_preflight_section(client, migration):
+    text = client.post(f"/migrations/{migration['id']}/run", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "badge-running" in text
+    oob = text[text.index('<section id="preflight" class="preflight" hx-swap-oob="true">'):]
+    assert "Preflight" not in oob[:oob.index("</section>")]
 
 
 def test_the_page_run_without_c_still_ends_in_error(client, source):

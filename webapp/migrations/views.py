@@ -82,6 +82,7 @@ def delete(migration_id: int):
 
 
 def _status_or_back(migration_id: int, message: str | None):
-    """htmx gets the refreshed status fragment; a plain browser is sent back to the detail page."""
+    """htmx gets the refreshed status fragment (and the Preflight section, out of band); a plain browser is sent
+    back to the detail page."""
     back = lambda: back_to(url_for(".detail", migration_id=migration_id), message, "Done.")  # noqa: E731
-    return page_or_fragment(back, "migrations/_status.html", **pages.view(migration_id, message))
+    return page_or_fragment(back, "migrations/_run_answer.html", **pages.view(migration_id, message))
