@@ -5,6 +5,7 @@ C:\\ rule still ends it ``error``; the detail page lists the checks (without dec
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 from cryptography.fernet import Fernet
@@ -204,6 +205,28 @@ def test_a_really_running_migration_of_the_same_source_refuses_the_run(app, clie
     assert ran.status_code == 422 and [c["name"] for c in ran.json["error"]["checks"]] == ["exclusive_source"]
     assert client.get(f"/api/v1/migrations/{migration['id']}").json["state"] == "not_started"
     assert queued_jobs(app) == 1  # only the other one's job
+
+
+def test_two_migrations_of_one_source_run_at_the_same_moment_start_one_only(app, client):
+    """Each run locks its migration; the preflight also locks the source, so both cannot pass exclusive_source."""
+    second = client_as(app, ADMIN)
+    for n in range(5):
+        source = make_workload(client, ip=f"10.0.3.{n}")
+        pair = [make_migration(client, source["id"])["id"] for _ in range(2)]
+        barrier, answers = threading.Barrier(2), {}
+
+        def run(who, migration_id):
+            barrier.wait()
+            answers[migration_id] = who.post(f"/api/v1/migrations/{migration_id}/run").status_code
+
+        threads = [threading.Thread(target=run, args=(who, m)) for who, m in zip((client, second), pair)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert sorted(answers.values()) == [202, 422], answers
+        states = sorted(client.get(f"/api/v1/migrations/{m}").json["state"] for m in pair)
+        assert states == ["not_started", "running"]
 
 
 @pytest.mark.parametrize("validation, text", [

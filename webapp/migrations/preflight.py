@@ -45,6 +45,9 @@ def require(row: MigrationRow) -> None:
     (running, success) is left to the caller's own rule (409)."""
     if row.state not in RUNNABLE:
         return
+    # The source's row is locked too (PostgreSQL), so two migrations of one source cannot both pass
+    # ``exclusive_source`` at the same moment; ``checks`` then reads it from the session.
+    db.session.get(WorkloadRow, row.source_id, with_for_update=True)
     failed = [c.as_json() for c in rules.failed(checks(row))]
     if not failed:
         return
