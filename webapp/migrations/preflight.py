@@ -36,11 +36,11 @@ def report(row: MigrationRow) -> dict:
     return {"ok": all(c.ok for c in found), "checks": [c.as_json() for c in found]}
 
 
-def require(row: MigrationRow) -> None:
+def require(row: MigrationRow, requested_by: str | None = None) -> None:
     """Refuse to run ``row`` (locked by the caller) unless every check passes. A failed check raises
-    ``PreflightFailed`` and leaves the migration exactly as it was (the caller's pending changes are rolled back);
-    only the seed's C:\\ rule still ends the migration ``error`` (``SystemVolumeRequired``, its error body unchanged),
-    as it always did, whatever else failed.
+    ``PreflightFailed`` and leaves the migration exactly as it was (only the audit entry is committed); only the
+    seed's C:\\ rule still ends the migration ``error`` (``SystemVolumeRequired``, its error body unchanged, and
+    ``requested_by`` told), as it always did, whatever else failed.
     Either refusal is audited as ``migration.run`` with ``refused``. A migration that may not run at all
     (running, success) is left to the caller's own rule (409)."""
     if row.state not in RUNNABLE:
@@ -55,11 +55,11 @@ def require(row: MigrationRow) -> None:
     if any(c["name"] == "system_volume" for c in failed):
         from . import services  # services imports this module
 
+        row.requested_by = requested_by or row.requested_by
         audit.record("migration.run", target, refused="system_volume_required")
         services.end(MigrationRow.id == row.id, MigrationState.ERROR, SYSTEM_VOLUME_MESSAGE)
         db.session.refresh(row)
         raise SystemVolumeRequired(SYSTEM_VOLUME_MESSAGE)  # its body exactly as ever (the preflight API lists all)
-    db.session.rollback()  # nothing of the migration changes, not even who asked to run it
     audit.record("migration.run", target, refused="preflight_failed", failed=[c["name"] for c in failed])
     db.session.commit()
     raise PreflightFailed(failed)

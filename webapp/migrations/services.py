@@ -176,8 +176,8 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     """Check the rules, mark the migration running and queue a job with its id (nothing else).
     ``requested_by``: the account that pressed Run (told when it ends)."""
     row = get(migration_id, for_update=True)
+    preflight.require(row, requested_by)  # a failed check refuses (422), the migration as it was; C:\ ends it error
     row.requested_by = requested_by or row.requested_by
-    preflight.require(row)  # a failed check refuses (422), the migration as it was; C:\ still ends it error
     migration = to_domain(row)
     retry = row.state == MigrationState.ERROR.value
     try:
