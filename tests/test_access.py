@@ -100,8 +100,8 @@ def upload(client, name="test_quick.py", body=QUICK, directory="smoke", **form):
 
 @pytest.fixture
 def world(app, client):
-    """workload 1 (source of migrations 1 and 2), workload 2 (unused), migration 1 not started,
-    migration 2 queued, run 1 queued on environment 1, one pending event, an upload of operator ``op``,
+    """workload 1 (source of migration 1), workload 2 (unused), workload 3 (source of migration 2), migration 1
+    not started, migration 2 queued (of another source, so that migration 1 passes its preflight), run 1 queued on environment 1, one pending event, an upload of operator ``op``,
     the viewer account ``victim``. Values are the ids of all this."""
     make_user(app, "op", "operator")
     op = client_as(app, "op")
@@ -110,7 +110,8 @@ def world(app, client):
     w2 = client.post("/api/v1/workloads", json={**WORKLOAD, "ip": "10.0.0.11"}).json["id"]
     target = {"cloud_type": "aws", "cloud_credentials": {"username": "cloud", "password": "cl0ud!"}}
     m1 = client.post("/api/v1/migrations", json={"source_id": w1, "selected_mount_points": ["C:\\"], "target": target})
-    m2 = client.post("/api/v1/migrations", json={"source_id": w1, "selected_mount_points": ["C:\\"], "target": target})
+    w3 = client.post("/api/v1/workloads", json={**WORKLOAD, "ip": "10.0.0.12"}).json["id"]
+    m2 = client.post("/api/v1/migrations", json={"source_id": w3, "selected_mount_points": ["C:\\"], "target": target})
     assert client.post(f"/api/v1/migrations/{m2.json['id']}/run").status_code == 202
     run = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": [PASSING]})
     assert run.status_code == 201, run.json
@@ -166,6 +167,7 @@ API_REQUESTS = {
                                         lambda: {"json": {"selected_mount_points": ["C:\\", "D:\\"]}}),
     ("api.delete_migration", "DELETE"): (lambda w: {"migration_id": w["m1"]}, dict),
     ("api.run_migration", "POST"): (lambda w: {"migration_id": w["m1"]}, dict),
+    ("api.preflight_migration", "POST"): (lambda w: {"migration_id": w["m1"]}, dict),
     ("api.cancel_migration", "POST"): (lambda w: {"migration_id": w["m2"]}, dict),
     ("api.create_run", "POST"): (lambda w: {}, lambda: {"json": {"environment_id": 2, "test_files": [PASSING]}}),
     ("api.cancel_run", "POST"): (lambda w: {"run_id": w["run"]}, dict),

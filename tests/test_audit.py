@@ -56,14 +56,16 @@ def basic(username: str, password: str) -> dict:
 
 @pytest.fixture
 def world(app, client):
-    """As in test_access: workloads 1 (in use) and 2, migration 1 (not started) and 2 (running), run 1
-    (queued), a pending event, an upload, the viewer ``victim`` with a token, environment 1 held by run 1."""
+    """As in test_access: workloads 1 (in use), 2 and 3, migration 1 (not started) and 2 (running, of workload 3:
+    migration 1 passes its preflight), run 1 (queued), a pending event, an upload, the viewer ``victim`` with a
+    token, environment 1 held by run 1."""
     assert upload(client).status_code == 201
     w1 = client.post("/api/v1/workloads", json=WORKLOAD).json["id"]
     w2 = client.post("/api/v1/workloads", json={**WORKLOAD, "ip": "10.0.0.11"}).json["id"]
     body = {"source_id": w1, "selected_mount_points": ["C:\\"], "target": TARGET}
     m1 = client.post("/api/v1/migrations", json=body).json["id"]
-    m2 = client.post("/api/v1/migrations", json=body).json["id"]
+    w3 = client.post("/api/v1/workloads", json={**WORKLOAD, "ip": "10.0.0.12"}).json["id"]
+    m2 = client.post("/api/v1/migrations", json={**body, "source_id": w3}).json["id"]
     assert client.post(f"/api/v1/migrations/{m2}/run").status_code == 202
     run = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": [PASSING]}).json["id"]
     event = client.post("/api/v1/events", json={"user_id": "someone", "description": "hello"}).json["id"]
@@ -156,7 +158,7 @@ CASES = [
      ["login.failed"], "user:admin"),
     # --- the pages ------------------------------------------------------------------------------------
     ("workload create", "web", lambda c, a, w: c.post("/workloads/new", data=workload_form(), **AT),
-     ["workload.create"], "workload:3"),
+     ["workload.create"], "workload:{}"),
     ("workload update", "web", lambda c, a, w: c.post(f"/workloads/{w['w2']}/edit", data={
         "username": "u3", "password": "edit-Secret-pw", "domain": "", "storage-0-name": "C:\\",
         "storage-0-size": "40", "save": "Save workload"}, **AT), ["workload.update"], "workload:{w2}"),

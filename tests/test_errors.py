@@ -14,8 +14,9 @@ from conftest import ADMIN, client_as
 from webapp import errors
 from webapp.domain import errors as flat
 from webapp.domain.errors import (BadJson, Conflict, DomainError, Forbidden, ImmutableFieldError, InvalidStateError,
-                                  InvalidTransition, NotFound, ReadOnly, SystemVolumeRequired, Throttled, Unauthorized,
-                                  UnsupportedMediaType, UploadTooLarge, ValidationError, VaultKeyError)
+                                  InvalidTransition, NotFound, PreflightFailed, ReadOnly, SystemVolumeRequired,
+                                  Throttled, Unauthorized, UnsupportedMediaType, UploadTooLarge, ValidationError,
+                                  VaultKeyError)
 
 ROOT = Path(__file__).resolve().parent.parent
 BEARER = {"WWW-Authenticate": 'Bearer realm="cutover"'}
@@ -40,6 +41,8 @@ CASES = {
     ImmutableFieldError: (ImmutableFieldError.single("ip", "Never."), 422, "immutable_field", {"ip": ["Never."]}, {}),
     SystemVolumeRequired: (SystemVolumeRequired("C:\\ please."), 422, "system_volume_required",
                            {"selected_mount_points": ["C:\\ please."]}, {}),
+    PreflightFailed: (PreflightFailed([{"name": "volumes", "ok": False, "message": "D:\\ is gone."}]), 422,
+                      "preflight_failed", {}, {}),
     Throttled: (Throttled(7), 429, "too_many_attempts", {}, {"Retry-After": "7"}),
     VaultKeyError: (VaultKeyError(), 503, "secret_unreadable", {}, {}),
 }
@@ -109,9 +112,20 @@ def test_the_api_and_the_pages_answer_from_the_same_table(probe, cls):
     exc, status, code, fields, headers = CASES[cls]
     api = probe.get(f"/api/v1/probe-error/{cls.__name__}")
     assert api.status_code == status
-    assert api.json == {"error": {"code": code, "message": exc.message, "fields": fields}}
+    assert api.json == {"error": {"code": code, "message": exc.message, "fields": fields, **exc.extra}}
     page = probe.get(f"/probe-error/{cls.__name__}")
     assert page.status_code == status and page.mimetype == "text/html"
     assert str(escape(exc.message)) in page.get_data(as_text=True)
     for response in (api, page):
         assert {k: response.headers.get(k) for k in headers} == headers
+
+
+def test_extra_members_join_the_api_error_object_but_never_replace_its_own(app):
+    exc = PreflightFailed([{"name": "volumes", "ok": False, "message": "D:\\ is gone."}])
+    assert exc.extra == {"checks": exc.checks} and errors.refusal(exc).extra == exc.extra
+    assert DomainError("x").extra == {}  # the rest carry nothing more
+    with app.test_request_context():
+        response, status = errors.error_body(422, "preflight_failed", "Refused.", {},
+                                             {"code": "other", "message": "no", "fields": {"a": ["b"]}, "checks": []})
+    assert status == 422
+    assert response.json == {"error": {"code": "preflight_failed", "message": "Refused.", "fields": {}, "checks": []}}

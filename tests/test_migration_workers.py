@@ -104,8 +104,8 @@ def test_run_while_redis_is_down_is_accepted_and_delivered_later(app, client, re
 
 def test_forking_workers_run_migrations_too(client, worker_processes):
     worker_processes(2, WORKER_FORK=1)
-    source = make_workload(client)
-    ids = [make_migration(client, source["id"])["id"] for _ in range(4)]
+    sources = [make_workload(client, ip=f"10.0.1.{n}") for n in range(4)]  # one each: a source runs one at a time
+    ids = [make_migration(client, source["id"])["id"] for source in sources]
     for migration_id in ids:
         assert client.post(f"/api/v1/migrations/{migration_id}/run").status_code == 202
     for migration_id in ids:

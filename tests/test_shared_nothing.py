@@ -102,8 +102,8 @@ def test_workers_sharing_only_the_database_and_redis_do_all_the_work(app, client
     slow = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": [SLOW]}).json["id"]
     runs = [client.post("/api/v1/runs", json={"environment_id": 1 + i % 10, "test_files": [quick]}) for i in range(30)]
     assert all(r.status_code == 201 for r in runs), [r.json for r in runs]
-    workload = make_workload(client)
-    migrations = [make_migration(client, workload["id"])["id"] for _ in range(10)]
+    workloads = [make_workload(client, ip=f"10.0.2.{n}") for n in range(10)]  # a source runs one at a time
+    migrations = [make_migration(client, workload["id"])["id"] for workload in workloads]
     for migration in migrations:
         assert client.post(f"/api/v1/migrations/{migration}/run").status_code == 202
     events = [client.post("/api/v1/events", json={"user_id": "admin", "description": f"event {i}"}) for i in range(50)]

@@ -11,8 +11,8 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from .domain.errors import (BadJson, Conflict, DomainError, Forbidden, ImmutableFieldError, InvalidStateError,
-                            InvalidTransition, NotFound, ReadOnly, SystemVolumeRequired, Throttled, Unauthorized,
-                            UnsupportedMediaType, UploadTooLarge, ValidationError, VaultKeyError)
+                            InvalidTransition, NotFound, PreflightFailed, ReadOnly, SystemVolumeRequired, Throttled,
+                            Unauthorized, UnsupportedMediaType, UploadTooLarge, ValidationError, VaultKeyError)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ ERRORS: dict[type[DomainError], tuple[int, str]] = {
     ValidationError: (422, "validation_error"),
     ImmutableFieldError: (422, "immutable_field"),
     SystemVolumeRequired: (422, "system_volume_required"),
+    PreflightFailed: (422, "preflight_failed"),
     Throttled: (429, "too_many_attempts"),
     VaultKeyError: (503, "secret_unreadable"),
 }
@@ -57,6 +58,7 @@ class Refusal:
     message: str
     fields: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # more members of the API's error object (e.g. ``checks``)
 
 
 def _nearest(table: dict, exc: DomainError):
@@ -67,15 +69,17 @@ def refusal(exc: DomainError) -> Refusal:
     """The status, code, message, fields and headers of a refused request, from the table."""
     status, code = _nearest(ERRORS, exc)
     headers = _nearest(HEADERS, exc)
-    return Refusal(status, exc.code or code, exc.message, exc.fields, headers(exc) if headers else {})
+    return Refusal(status, exc.code or code, exc.message, exc.fields, headers(exc) if headers else {}, exc.extra)
 
 
 def _snake(name: str) -> str:
     return name.lower().replace(" ", "_").replace("-", "_")
 
 
-def error_body(status: int, code: str, message: str, fields: dict | None = None):
-    return jsonify({"error": {"code": code, "message": message, "fields": fields or {}}}), status
+def error_body(status: int, code: str, message: str, fields: dict | None = None, extra: dict | None = None):
+    """The API's one error shape; ``extra`` adds members (never replacing code, message or fields)."""
+    body = {"code": code, "message": message, "fields": fields or {}}
+    return jsonify({"error": {**(extra or {}), **body}}), status
 
 
 def _is_api() -> bool:
@@ -91,7 +95,7 @@ def register_error_handlers(app: Flask) -> None:
         if answer.status >= 500:  # the operator's setting (e.g. the credentials key), not the user's input
             log.error("%s on %s %s", exc, request.method, request.path)
         if _is_api():
-            response, status = error_body(answer.status, answer.code, answer.message, answer.fields)
+            response, status = error_body(answer.status, answer.code, answer.message, answer.fields, answer.extra)
         else:
             response, status = render_template("error.html", status=answer.status, message=answer.message), \
                 answer.status

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import request, url_for
 
 from .. import inputs
-from ..migrations import services as migrations
+from ..migrations import preflight, services as migrations
 from ..workloads import services as workloads
 from ..auth import operator, principal, viewer
 from . import bp
@@ -80,6 +80,12 @@ def delete_migration(migration_id: int):
 def run_migration(migration_id: int):
     row = migrations.run(migration_id, inputs.acting_as(json_body(optional=True), "requested_by", principal().username))
     return migrations.as_json(row), 202
+
+
+@bp.post("/v1/migrations/<int:migration_id>/preflight")
+@operator  # the step before Run; it changes nothing, so it writes no audit entry
+def preflight_migration(migration_id: int):
+    return preflight.report(migrations.get(migration_id))
 
 
 @bp.get("/v1/migrations/<int:migration_id>/status")

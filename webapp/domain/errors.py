@@ -1,7 +1,7 @@
 """Every error the app raises on purpose, a flat list (rq's ``exceptions.py`` idea): plain Python, no Flask.
 
 Each carries a ``message`` for people and ``fields`` (messages keyed by the dotted path of a field) for forms and
-the API. ``webapp.errors.ERRORS`` gives every class here its HTTP status and error code, one table for the API and
+the API, and may carry ``extra``: more members of the API's error object (e.g. the failed ``checks`` of a preflight). ``webapp.errors.ERRORS`` gives every class here its HTTP status and error code, one table for the API and
 the pages; a ``Conflict`` names its own code.
 """
 from __future__ import annotations
@@ -14,10 +14,12 @@ class DomainError(Exception):
 
     code: str | None = None  # a more precise error code than the table's, for this instance
 
-    def __init__(self, message: str = "", fields: dict[str, list[str]] | None = None):
+    def __init__(self, message: str = "", fields: dict[str, list[str]] | None = None,
+                 extra: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.fields: dict[str, list[str]] = fields or {}
+        self.extra: dict[str, Any] = extra or {}  # merged into the API's error object, beside code/message/fields
 
 
 class BadJson(DomainError):
@@ -107,6 +109,15 @@ class SystemVolumeRequired(DomainError):
 
     def __init__(self, message: str):
         super().__init__(message, {"selected_mount_points": [message]})
+
+
+class PreflightFailed(DomainError):
+    """A run refused by its preflight checks; the migration is left as it was. ``checks``: the failed ones
+    (``{"name", "ok", "message"}``), also listed in the API's error object."""
+
+    def __init__(self, checks: list[dict[str, Any]]):
+        super().__init__("Preflight failed: " + " ".join(c["message"] for c in checks), extra={"checks": checks})
+        self.checks = checks
 
 
 class Throttled(DomainError):

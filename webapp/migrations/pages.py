@@ -1,11 +1,13 @@
 """What the migration pages show, gathered in one place so the views stay thin."""
 from __future__ import annotations
 
+from functools import partial
+
 from ..domain.migration import SYSTEM_VOLUME, MigrationState
 from ..extensions import db
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page
-from . import services
+from . import preflight, services
 
 
 def listing(page: Page) -> dict:
@@ -22,12 +24,14 @@ def _copied(row: MigrationRow) -> tuple[float, float]:
 
 def view(migration_id: int, message: str | None = None, shown: str | None = None) -> dict:
     """Everything the detail page and its live status fragment show. ``shown``: the validation run the page
-    already shows (the poll's ``run`` argument); a newer one is sent with the fragment, out of band."""
+    already shows (the poll's ``run`` argument); a newer one is sent with the fragment, out of band.
+    ``preflight`` is called only by the Preflight section of the full page (it decrypts): never by a poll."""
     row = services.get(migration_id)
     source = db.session.get(WorkloadRow, row.source_id)
     return {"row": row, "source": source, "progress": services.progress_json(row),
             "preview": services.preview(row), "target_vm": services._target_vm_json(row.target_vm),
-            "final": MigrationState(row.state).is_final, "message": message, **validation_run(row, shown)}
+            "final": MigrationState(row.state).is_final, "message": message,
+            "preflight": partial(preflight.report, row), **validation_run(row, shown)}
 
 
 def validation_run(row: MigrationRow, shown: str | None) -> dict:

@@ -25,7 +25,7 @@ from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
-from . import jobs, validation
+from . import jobs, preflight, validation
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,12 @@ def source_ips(rows: list[MigrationRow]) -> dict[int, str]:
     return dict(db.session.execute(select(WorkloadRow.id, WorkloadRow.ip).where(WorkloadRow.id.in_(ids))).all())
 
 
-def to_domain(row: MigrationRow, source: Workload | None = None) -> Migration:
+def to_domain(row: MigrationRow, source: Workload | None = None, *, drop_gone: bool = False) -> Migration:
+    """``drop_gone``: leave out selected volumes the source no longer has (an edit may then fix the selection)."""
     source = source or workloads.to_domain(workloads.get(row.source_id))
     creds = Credentials(row.cloud_username, vault.decrypt(row.cloud_password_enc), row.cloud_domain or "")
-    migration = Migration(row.selected, source, MigrationTarget(row.cloud_type, creds))
+    selected = [n for n in row.selected if source.volume(n)] if drop_gone else row.selected
+    migration = Migration(selected, source, MigrationTarget(row.cloud_type, creds))
     migration.state, migration.error = MigrationState(row.state), row.error
     migration.progress = [VolumeProgress(p["name"], p["size"], p["copied"]) for p in row.progress]
     migration.validation = row.validation
@@ -163,7 +165,7 @@ def create(data: Any) -> MigrationRow:
 
 def update(migration_id: int, data: Any) -> MigrationRow:
     row = editable(migration_id, for_update=True)
-    existing = to_domain(row)
+    existing = to_domain(row, drop_gone=True)
     _, migration = inputs.migration(data, _load_source, existing=existing, current=as_json(row), **validation.checks())
     _apply(row, migration, fresh=not validation.copy_kept(existing, migration))
     row.updated_at = utcnow()
@@ -185,6 +187,7 @@ def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     """Check the rules, mark the migration running and queue a job with its id (nothing else).
     ``requested_by``: the account that pressed Run (told when it ends)."""
     row = get(migration_id, for_update=True)
+    preflight.require(row, requested_by)  # a failed check refuses (422), the migration as it was; C:\ ends it error
     row.requested_by = requested_by or row.requested_by
     migration = to_domain(row)
     retry = row.state == MigrationState.ERROR.value

@@ -41,6 +41,12 @@ def detail(migration_id: int):
                             **pages.view(migration_id, shown=request.args.get("run")))
 
 
+@bp.get("/<int:migration_id>/preflight")
+@operator  # as the API's preflight: the step before Run (reads only)
+def preflight(migration_id: int):
+    return page_or_fragment("migrations/detail.html", "migrations/_preflight.html", **pages.view(migration_id))
+
+
 @bp.route("/<int:migration_id>/edit", methods=["GET", "POST"])
 @operator
 def edit(migration_id: int):
@@ -77,6 +83,7 @@ def delete(migration_id: int):
 
 
 def _status_or_back(migration_id: int, message: str | None):
-    """htmx gets the refreshed status fragment; a plain browser is sent back to the detail page."""
+    """htmx gets the refreshed status fragment (and the Preflight section, out of band); a plain browser is sent
+    back to the detail page."""
     back = lambda: back_to(url_for(".detail", migration_id=migration_id), message, "Done.")  # noqa: E731
-    return page_or_fragment(back, "migrations/_status.html", **pages.view(migration_id, message))
+    return page_or_fragment(back, "migrations/_run_answer.html", **pages.view(migration_id, message))

@@ -68,15 +68,28 @@ def _migration_paths() -> dict:
             "post": operation("runMigration", "migrations", "Run a migration", {
                 "202": ok("Queued: the migration is `running`.", ref("Migration")),
                 **errors(400, 404, 409, 413, 422, t409="It is running or done (`invalid_state`).",
-                         c422=["system_volume_required", "validation_error"],
-                         t422="C:\\ is not selected (`system_volume_required`: the migration ends `error`), "
-                              "`requested_by` is not the signed-in account, or (a retry of its validation) the "
-                              "validation's environment is disabled (`validation.environment_id`).")},
+                         c422=["system_volume_required", "preflight_failed", "validation_error"],
+                         t422="A preflight check failed (`preflight_failed`, `error.checks` lists the failed ones; "
+                              "the migration is left as it was), C:\\ is not selected (`system_volume_required`: "
+                              "the migration ends `error`), `requested_by` is not the signed-in account, or (a "
+                              "retry of its validation) the validation's environment is disabled "
+                              "(`validation.environment_id`).")},
                 params=[mid], body=json_body(ref("MigrationRunRequest"), required=False),
                 description="The signed-in account is told when it ends (`requested_by` may only name it). With a "
                             "`validation`, the copy is followed by its test run (`phase` validating), and the "
                             "migration ends `success` only if that run does. Retrying a migration that ended "
-                            "`error` while validating runs only the validation again."),
+                            "`error` while validating runs only the validation again. Runs the preflight checks first (see "
+                            "`preflightMigration`)."),
+        },
+        "/api/v1/migrations/{migration_id}/preflight": {
+            "post": operation("preflightMigration", "migrations", "Check a migration before running it", {
+                "200": ok("Every check, passed or not (`ok`: all passed).", ref("Preflight")), **errors(404)},
+                params=[mid],
+                description="Changes nothing. The checks Run performs: `system_volume` (C:\\ selected), `volumes` "
+                            "(each selected volume is still one of the source workload's), `credentials` (the "
+                            "stored passwords can be read with the current key), `exclusive_source` (no other "
+                            "migration of the same source is running), `validation` (its test files exist and its "
+                            "environment exists and is enabled; ok with no validation run)."),
         },
         "/api/v1/migrations/{migration_id}/status": {
             "get": operation("getMigrationStatus", "migrations", "A migration's state and progress", {

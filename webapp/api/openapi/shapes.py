@@ -6,6 +6,7 @@ from ...domain.accounts import (DISPLAY_NAME_MAX, MAX_TOKEN_DAYS, PASSWORD_MAX, 
 from ...domain.environments import DESCRIPTION_MAX as ENVIRONMENT_DESCRIPTION_MAX, NAME_MAX
 from ...domain.events import DESCRIPTION_MAX, EventSource, EventStatus, USER_ID_MAX
 from ...domain.migration import CloudType, MigrationState
+from ...domain.preflight import NAMES as PREFLIGHT_CHECKS
 from ...domain.runs import ENVIRONMENT_IDS, MAX_FILES, RunState, USERNAME_MAX
 from ...inputs import MAX_ID, MAX_PER_PAGE
 from ...health import HEARTBEAT_SECONDS
@@ -105,7 +106,9 @@ def schemas() -> dict[str, Schema]:
             "message": string(),
             "fields": {"type": "object", "additionalProperties": array(string()),
                        "description": "Messages by dotted field path, e.g. storage.0.size."},
-        })}),
+            "checks": described(array(ref("PreflightCheck")), "Only when a run is refused by its preflight "
+                                "(`preflight_failed`): the failed checks."),
+        }, ["code", "message", "fields"])}),
         "Ping": obj({"status": enum(["ok"]), "time": timestamp(description="UTC, e.g. 2024-05-01T12:00:00Z"),
                      "version": string(description="The release.", examples=[VERSION])}),
         "Readiness": obj({"status": enum(["ready", "not_ready"]), "checks": obj({
@@ -152,6 +155,11 @@ def schemas() -> dict[str, Schema]:
         "MigrationStatus": obj({"state": enum(MigrationState), "phase": PHASE, "finished": boolean(),
                                 "progress": ref("Progress"), "error": string(nullable=True)}),
         "MigrationPage": _page("Migration", "migrations, newest first"),
+        "PreflightCheck": obj({
+            "name": string(description="Stable: " + ", ".join(f"`{n}`" for n in PREFLIGHT_CHECKS) + "."),
+            "ok": boolean(), "message": string(description="What is wrong (or right), in words to act on.")}),
+        "Preflight": obj({"ok": boolean(description="Every check passed: Run will not be refused by them."),
+                          "checks": array(ref("PreflightCheck"))}),
         "RunSummary": obj({n: integer(minimum=0) for n in ("total", "passed", "failed", "errors", "skipped")}),
         "TestResult": obj({"nodeid": string(), "outcome": enum(["passed", "failed", "error", "skipped"]),
                            "duration": number(minimum=0, description="seconds")}),
