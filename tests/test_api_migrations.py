@@ -57,7 +57,7 @@ def test_run_to_success_through_a_worker(client, source, work):
     assert client.get(f"{url}/status").json["finished"] is False
     work()
     status = client.get(f"{url}/status").json
-    assert status == {"state": "success", "phase": "copying", "finished": True, "error": None, "progress": {"percent": 100.0, "mount_points": [
+    assert status == {"state": "success", "phase": None, "finished": True, "error": None, "progress": {"percent": 100.0, "mount_points": [
         {"name": "C:\\", "size": 40, "copied": 40.0}, {"name": "E:\\", "size": 60, "copied": 60.0}]}}
     body = client.get(url).json
     assert body["target"]["target_vm"] == {

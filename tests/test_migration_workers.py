@@ -56,7 +56,7 @@ def test_cancel_stops_a_running_migration_within_two_seconds(client, running_mig
 def test_a_killed_worker_ends_its_migration_as_lost_and_a_retry_succeeds(app, client, running_migration,
                                                                           worker_processes):
     from webapp.extensions import db
-    from webapp.migrations import services
+    from webapp.migrations import reaper, services
     from webapp.models import MigrationRow
 
     worker = psutil.Process(running_migration["worker_pid"])
@@ -64,7 +64,7 @@ def test_a_killed_worker_ends_its_migration_as_lost_and_a_retry_succeeds(app, cl
         proc.kill()
     with app.app_context():
         later = services.utcnow() + timedelta(seconds=app.config["MIGRATION_STALE_SECONDS"] + 1)
-        assert services.reap(now=later)["lost"] == 1
+        assert reaper.reap(now=later)["lost"] == 1
         assert db.session.get(MigrationRow, running_migration["id"]).state == "error"
     body = client.get(f"/api/v1/migrations/{running_migration['id']}").json
     assert body["error"] == "worker lost" and body["target"]["target_vm"] is None

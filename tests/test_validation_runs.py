@@ -197,7 +197,7 @@ def test_a_migration_without_validation_still_ends_success_at_copy_end(client, w
 def test_the_reaper_leaves_a_validating_migration_alone_and_repairs_one_whose_run_ended(app, client, work):
     from webapp.db import update as sql_update
     from webapp.extensions import db
-    from webapp.migrations import services
+    from webapp.migrations import reaper, services
     from webapp.models import RunRow
 
     migration = validated_migration(client, [SAMPLE])
@@ -212,13 +212,13 @@ def test_the_reaper_leaves_a_validating_migration_alone_and_repairs_one_whose_ru
     run_id = body["validation"]["run_id"]
     with app.app_context():
         later = services.utcnow() + timedelta(seconds=app.config["MIGRATION_STALE_SECONDS"] + 60)
-        assert services.reap(now=later)["lost"] == 0
+        assert reaper.reap(now=later)["lost"] == 0
     assert get(client, migration["id"])["state"] == "running"
     with app.app_context():  # a run that ended without its migration (cannot happen: repaired all the same)
         db.session.execute(sql_update(RunRow).where(RunRow.id == run_id)
                            .values(state="error", error="worker lost", finished_at=services.utcnow()))
         db.session.commit()
-        services.reap(now=later)
+        reaper.reap(now=later)
     done = get(client, migration["id"])
     assert done["state"] == "error" and done["error"] == f"validation failed: run #{run_id} (worker lost)"
 
@@ -421,8 +421,9 @@ def test_an_environment_disabled_before_the_copy_ends_fails_the_validation_and_r
     assert failed["validation"]["run_id"] is None and failed["target"]["target_vm"] is None
     refused = client.post(f"/api/v1/migrations/{migration['id']}/run")
     assert refused.status_code == 422, refused.json
-    assert refused.json["error"]["fields"] == {
-        "validation.environment_id": ["Environment 14 is disabled: choose another one."]}
+    assert refused.json["error"]["code"] == "preflight_failed"  # the preflight's validation check refuses it
+    assert [c["name"] for c in refused.json["error"]["checks"]] == ["validation"]
+    assert "14" in refused.json["error"]["checks"][0]["message"]
     assert get(client, migration["id"])["state"] == "error"
     client.patch("/api/v1/environments/14", json={"enabled": True})
     retried = start(client, migration["id"])

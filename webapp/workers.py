@@ -52,7 +52,7 @@ def maintenance_tick(app: Flask) -> dict:
     Idempotent: every worker host may run it."""
     from . import retention
     from .events import services as events
-    from .migrations import services as migrations
+    from .migrations import reaper as migrations
     from .runs import dispatch as runs
 
     with app.app_context():

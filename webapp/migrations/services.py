@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq.job import JobStatus
 from sqlalchemy import select
 
 from .. import inputs
@@ -20,7 +18,7 @@ from ..domain.events import EventSource
 from ..domain.migration import Migration, MigrationState, MigrationTarget, TargetPlan, VolumeProgress
 from ..domain.workloads import Credentials, MountPoint, Workload
 from ..events import services as events
-from ..extensions import cancel_job, db, enqueue, job_status, vault
+from ..extensions import cancel_job, db, enqueue, vault
 from ..models import MigrationRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
@@ -266,33 +264,6 @@ def end_in(where, state: MigrationState, error: str | None, now=None, **values) 
         ended.requested_by, f"Migration #{ended.id} to {ended.cloud_type} ended {state.value}"
         + (f": {error}" if error else "."), EventSource.MIGRATION, "migrations.detail", migration_id=ended.id)
     return ended is not None, event.id if event else None
-
-
-def reap(now=None) -> dict:
-    """Maintenance: end migrations whose worker went silent; queue again those whose job was lost."""
-    now = now or utcnow()
-    stale = now - timedelta(seconds=current_app.config["MIGRATION_STALE_SECONDS"])
-    session = db.session
-    silent = session.execute(select(MigrationRow.id, MigrationRow.job_id).where(
-        MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_not(None),
-        MigrationRow.heartbeat_at < stale, validation.not_validating())).all()
-    session.rollback()
-    lost = sum(end(running(m.id, m.job_id) & (MigrationRow.heartbeat_at < stale) & validation.not_validating(),
-                   MigrationState.ERROR, "worker lost", now) for m in silent)
-    validation.repair(now)
-    waiting = session.scalars(select(MigrationRow).where(
-        MigrationRow.state == MigrationState.RUNNING.value, MigrationRow.started_at.is_(None),
-        MigrationRow.queued_at < stale)).all()
-    requeued = 0
-    for row in waiting:
-        status = job_status(row.job_id)
-        if status in (None, JobStatus.CANCELED, JobStatus.STOPPED):
-            _enqueue(row)
-            requeued += 1
-        elif status == JobStatus.FAILED:
-            end(running(row.id, row.job_id), MigrationState.ERROR, "the worker failed before it started the copy")
-    session.commit()
-    return {"lost": lost, "requeued": requeued}
 
 
 # --- the rule for editing ------------------------------------------------------------------------
