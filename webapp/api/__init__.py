@@ -7,4 +7,5 @@ from . import views  # noqa: E402,F401
 from . import runs  # noqa: E402,F401
 from . import events  # noqa: E402,F401
 from . import accounts  # noqa: E402,F401
+from . import waves  # noqa: E402,F401
 from . import openapi  # noqa: E402,F401

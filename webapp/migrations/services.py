@@ -240,6 +240,10 @@ def end(where, state: MigrationState, error: str | None, now=None, **values) -> 
     db.session.commit()
     if event:
         events.queue(event.id)
+    if ended is not None:
+        from ..waves import services as waves  # here: waves imports this module
+
+        waves.migration_ended(ended.id)  # never raises
     return ended is not None
 
 

@@ -1,0 +1,61 @@
+"""What the wave pages show, gathered in one place so the views stay thin."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..domain.migration import MigrationState
+from ..domain.waves import ACTIONS, UNFINISHED, WaveState, counts
+from ..extensions import db
+from ..models import MigrationRow, WaveMemberRow, WaveRow
+from ..pagination import Page
+from ..migrations import services as migrations
+from . import services
+from .forms import WaveForm
+
+CHOOSABLE = (MigrationState.NOT_STARTED.value, MigrationState.ERROR.value)
+
+
+def choices() -> list[MigrationRow]:
+    """Migrations a new wave may take: not started or in error, and in no unfinished wave."""
+    taken = select(WaveMemberRow.migration_id).join(WaveRow, WaveRow.id == WaveMemberRow.wave_id).where(
+        WaveRow.state.in_(UNFINISHED))
+    return list(db.session.scalars(select(MigrationRow).where(
+        MigrationRow.state.in_(CHOOSABLE), MigrationRow.id.not_in(taken)).order_by(MigrationRow.id).limit(500)))
+
+
+def new_form(formdata=None) -> WaveForm:
+    form = WaveForm(formdata=formdata)
+    form.migration_ids.choices = [(str(m.id), str(m.id)) for m in choices()]
+    return form
+
+
+def listing(page: Page, form: WaveForm | None = None) -> dict:
+    """The list (polls while a wave on this page has not ended) and the new-wave form."""
+    live = any(not WaveState(w.state).is_final for w in page.items)
+    tallies = {w.id: counts(services.as_members(services.members(w.id))) for w in page.items}
+    options = choices()
+    return {"page": page, "keep": page.links(), "live": live, "tallies": tallies, "form": form or new_form(),
+            "options": options, "ips": migrations.source_ips(options)}
+
+
+def view(wave_id: int, message: str | None = None) -> dict:
+    """The wave page and its live fragment: one bar per migration, one overall."""
+    row = services.get(wave_id)
+    rows = services.members(wave_id)
+    ips = migrations.source_ips([m for _, m in rows])
+    shown = []
+    for member, migration in rows:
+        progress = migrations.progress_json(migration)
+        started = member.started_at is not None
+        shown.append({"id": migration.id, "state": migration.state if started else "not_started",
+                      "started": started, "phase": migration.phase, "ip": ips.get(migration.source_id, "?"), "error": migration.error,
+                      "percent": progress["percent"] if started else 0.0})
+    tally = counts(services.as_members(rows))
+    total = sum(tally.values())
+    ended = tally["success"] + tally["error"]
+    return {"row": row, "members": shown, "counts": tally, "total": total, "ended": ended,
+            "final": WaveState(row.state).is_final, "message": message,
+            "actions": [a for a in BUTTONS if WaveState(row.state) in ACTIONS[a[0]]]}
+
+
+BUTTONS = (("pause", "Pause", "secondary"), ("resume", "Resume", "primary"), ("cancel", "Cancel wave", "danger"))
