@@ -435,3 +435,40 @@ def test_the_wave_page_shows_validating_for_a_member_in_its_validation_phase(app
 def test_the_nav_links_to_the_waves(client):
     page = client.get("/migrations/").get_data(as_text=True)
     assert 'href="/waves/"' in page
+
+
+def test_advance_from_many_threads_at_once_never_starts_more_than_max_parallel(app, client):
+    """Eight callers (each its own session, as separate processes would be) race for one due wave."""
+    import threading
+
+    from webapp.extensions import db
+    from webapp.models import AuditRow, WaveRow
+    from webapp.waves import services as waves
+
+    ids = migrations_of(client, 6)
+    body = new_wave(client, ids, max_parallel=2, start_at=in_the_future(3600)).json
+    with app.app_context():
+        db.session.execute(update(WaveRow).where(WaveRow.id == body["id"]).values(start_at=utcnow()))
+        db.session.commit()
+    barrier, failures = threading.Barrier(8), []
+
+    def race():
+        try:
+            with app.app_context():
+                barrier.wait()
+                waves.advance(body["id"])
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    now = wave(client, body["id"])
+    assert now["state"] == "running" and now["counts"] == {"not_started": 4, "running": 2, "success": 0, "error": 0}
+    with app.app_context():
+        actions = list(db.session.scalars(select(AuditRow.action).where(
+            AuditRow.action.in_(("wave.start", "migration.run")))))
+    assert sorted(actions) == ["migration.run", "migration.run", "wave.start"]
