@@ -405,8 +405,9 @@ def test_the_wave_page_polls_until_the_wave_ends_and_its_buttons_are_real_forms(
     assert 'aria-live="polite"' in page and 'id="wave-progress"' in page and "hx-trigger" in page
     assert page.count("<progress") == 3  # overall and one per migration
     for action in ("pause", "cancel"):
-        assert f'<form method="post" action="/waves/{body["id"]}/{action}"' in page
-    assert 'name="csrf_token"' in page or "csrf" in page
+        form = page.split(f'<form method="post" action="/waves/{body["id"]}/{action}"', 1)[1].split("</form>")[0]
+        assert 'name="csrf_token"' in form and 'type="submit"' in form
+    assert f'action="/waves/{body["id"]}/resume"' not in page  # running: nothing to resume
     fragment = client.get(f"/waves/{body['id']}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith('<section id="wave-progress"') and "<html" not in fragment
     paused = client.post(f"/waves/{body['id']}/pause")
@@ -430,6 +431,16 @@ def test_the_wave_page_shows_validating_for_a_member_in_its_validation_phase(app
         db.session.commit()
     fragment = client.get(f"/waves/{body['id']}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "validating" in fragment
+
+
+def test_the_list_polls_only_while_a_wave_may_change_soon(client):
+    ids = migrations_of(client, 2)
+    later = new_wave(client, ids[:1], start_at=in_the_future(3600)).json
+    table = lambda: client.get("/waves/", headers={"HX-Request": "true"}).get_data(as_text=True)  # noqa: E731
+    assert table().lstrip().startswith('<section id="waves-table">') and "hx-trigger" not in table()
+    assert 'hx-trigger="every 5s"' in client.get(f"/waves/{later['id']}").get_data(as_text=True)
+    new_wave(client, ids[1:])  # running: no worker here
+    assert 'hx-trigger="every 2s"' in table()
 
 
 def test_the_nav_links_to_the_waves(client):

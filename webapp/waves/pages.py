@@ -1,7 +1,11 @@
 """What the wave pages show, gathered in one place so the views stay thin."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
+
+from ..db import utcnow
 
 from ..domain.migration import MigrationState
 from ..domain.waves import ACTIONS, UNFINISHED, WaveState, counts
@@ -31,11 +35,19 @@ def new_form(formdata=None) -> WaveForm:
 
 def listing(page: Page, form: WaveForm | None = None) -> dict:
     """The list (polls while a wave on this page has not ended) and the new-wave form."""
-    live = any(not WaveState(w.state).is_final for w in page.items)
+    live = any(_changing(w) for w in page.items)
     tallies = {w.id: counts(services.as_members(services.members(w.id))) for w in page.items}
     options = choices()
     return {"page": page, "keep": page.links(), "live": live, "tallies": tallies, "form": form or new_form(),
             "options": options, "ips": migrations.source_ips(options)}
+
+
+def _changing(row: WaveRow) -> bool:
+    """Whether what the list shows of a wave may change soon: it runs, is paused (its running ones finish), or
+    is due within a minute."""
+    soon = utcnow() + timedelta(seconds=60)
+    return row.state in (WaveState.RUNNING.value, WaveState.PAUSED.value) or (
+        row.state == WaveState.SCHEDULED.value and (row.start_at is None or row.start_at <= soon))
 
 
 def view(wave_id: int, message: str | None = None) -> dict:
@@ -55,6 +67,7 @@ def view(wave_id: int, message: str | None = None) -> dict:
     ended = tally["success"] + tally["error"]
     return {"row": row, "members": shown, "counts": tally, "total": total, "ended": ended,
             "final": WaveState(row.state).is_final, "message": message,
+            "every": "1s" if row.state == WaveState.RUNNING.value else "5s",
             "actions": [a for a in BUTTONS if WaveState(row.state) in ACTIONS[a[0]]]}
 
 
