@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from .errors import InvalidStateError, ValidationError
 
 NAME_MAX = 128
-MAX_PARALLEL = 50
+MIN_PARALLEL, MAX_PARALLEL = 1, 50
 MAX_MEMBERS = 1000  # migrations in one wave
 MAX_ID = 2**31 - 1
 
@@ -72,8 +72,9 @@ def check_name(value: Any) -> str:
 
 
 def check_max_parallel(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARALLEL:
-        raise ValidationError.single("max_parallel", f"Max parallel must be a whole number from 1 to {MAX_PARALLEL}.")
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_PARALLEL <= value <= MAX_PARALLEL:
+        raise ValidationError.single("max_parallel", f"Max parallel must be a whole number from {MIN_PARALLEL} to "
+                                                     f"{MAX_PARALLEL}.")
     return value
 
 

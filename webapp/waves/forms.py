@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from wtforms import BooleanField, SelectMultipleField, StringField, SubmitField
 
-from ..domain.waves import MAX_PARALLEL, NAME_MAX
+from ..domain.waves import MAX_PARALLEL, MIN_PARALLEL, NAME_MAX
 from ..forms import ServiceForm, clean_int
 
 
@@ -12,7 +12,7 @@ class WaveForm(ServiceForm):
     name = StringField("Name", render_kw={"maxlength": NAME_MAX, "placeholder": "Finance servers, wave 1"})
     migration_ids = SelectMultipleField("Migrations (started in this order)", validate_choice=False)
     max_parallel = StringField("At most this many at a time", default="3",
-                               render_kw={"type": "number", "min": 1, "max": MAX_PARALLEL, "inputmode": "numeric"})
+                               render_kw={"type": "number", "min": MIN_PARALLEL, "max": MAX_PARALLEL, "inputmode": "numeric"})
     start_at = StringField("Start at (UTC; blank: at once)", render_kw={"type": "datetime-local", "step": 1})
     stop_on_error = BooleanField("Stop starting new migrations after the first error")
     save = SubmitField("Create wave")

@@ -1,7 +1,7 @@
 """The waves' operations and shapes (``webapp/api/waves.py``, ``waves.services.as_json``)."""
 from __future__ import annotations
 
-from ...domain.waves import MAX_MEMBERS, MAX_PARALLEL, NAME_MAX, WaveState
+from ...domain.waves import MAX_MEMBERS, MAX_PARALLEL, MIN_PARALLEL, NAME_MAX, WaveState
 from ...inputs import MAX_ID
 from .builders import (PAGING, Schema, array, boolean, created, enum, errors, integer, json_body, obj, ok, operation,
                        path_id, ref, string, timestamp)
@@ -13,7 +13,7 @@ def wave_schemas() -> dict[str, Schema]:
     return {
         "Wave": obj({
             "id": integer(minimum=1), "name": string(), "state": enum(WaveState),
-            "max_parallel": integer(minimum=1, maximum=MAX_PARALLEL),
+            "max_parallel": integer(minimum=MIN_PARALLEL, maximum=MAX_PARALLEL),
             "start_at": timestamp(nullable=True, description="UTC; null: it started (or starts) at once."),
             "stop_on_error": boolean(),
             "counts": obj({n: integer(minimum=0) for n in COUNTED}, description=(
@@ -27,7 +27,7 @@ def wave_schemas() -> dict[str, Schema]:
                                    uniqueItems=True, description=(
                                        "Started in this order. Each not_started or error, and in no unfinished "
                                        "wave.")),
-            "max_parallel": integer(minimum=1, maximum=MAX_PARALLEL, default=1),
+            "max_parallel": integer(minimum=MIN_PARALLEL, maximum=MAX_PARALLEL, default=1),
             "start_at": string(nullable=True, description=(
                 "ISO 8601 date and time; without a timezone it is taken as UTC. null or past: at once.")),
             "stop_on_error": boolean(default=False),
