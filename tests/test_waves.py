@@ -483,3 +483,26 @@ def test_advance_from_many_threads_at_once_never_starts_more_than_max_parallel(a
         actions = list(db.session.scalars(select(AuditRow.action).where(
             AuditRow.action.in_(("wave.start", "migration.run")))))
     assert sorted(actions) == ["migration.run", "migration.run", "wave.start"]
+
+
+def test_with_csrf_on_the_wave_forms_need_their_token(app, client, config):
+    import re
+
+    from conftest import ADMIN, client_as
+
+    ids = migrations_of(client, 2)
+    later = new_wave(client, ids[:1], start_at=in_the_future(3600)).json
+    guarded = create_app({**config, "WTF_CSRF_ENABLED": True})
+    browser = client_as(guarded, ADMIN)
+    form = {"name": "csrf", "migration_ids": [str(ids[1])], "max_parallel": "1", "save": "Create wave"}
+    assert browser.post("/waves/new", data=form).status_code == 400
+    assert browser.post(f"/waves/{later['id']}/cancel").status_code == 400
+    assert client.get("/api/v1/waves").json["total"] == 1 and wave(client, later["id"])["state"] == "scheduled"
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      browser.get("/waves/").get_data(as_text=True)).group(1)
+    assert browser.post("/waves/new", data={**form, "csrf_token": token}).status_code == 303
+    page = browser.get(f"/waves/{later['id']}").get_data(as_text=True)
+    action_token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert browser.post(f"/waves/{later['id']}/cancel", data={"csrf_token": action_token}).status_code == 303
+    assert wave(client, later["id"])["state"] == "cancelled"
+    guarded.extensions["db"].kw["bind"].dispose()
