@@ -280,6 +280,15 @@ def test_pause_holds_new_starts_and_resume_goes_on(app, client, work):
     assert client.post(f"/api/v1/waves/{body['id']}/resume").status_code == 409
 
 
+def test_a_paused_wave_with_nothing_left_to_start_ends_when_its_last_migration_does(client, work):
+    ids = migrations_of(client, 2)
+    body = new_wave(client, ids, max_parallel=2).json
+    assert client.post(f"/api/v1/waves/{body['id']}/pause").json["state"] == "paused"
+    work()
+    body = wave(client, body["id"])
+    assert body["state"] == "done" and body["counts"]["success"] == 2
+
+
 def test_a_paused_scheduled_wave_resumes_to_scheduled(client):
     ids = migrations_of(client, 1)
     body = new_wave(client, ids, start_at=in_the_future(3600)).json

@@ -29,7 +29,7 @@ from ..models import MigrationRow, WaveMemberRow, WaveRow
 from ..pagination import Page, paginate
 
 log = logging.getLogger(__name__)
-RUNNING, SCHEDULED = WaveState.RUNNING.value, WaveState.SCHEDULED.value
+RUNNING, SCHEDULED, PAUSED = WaveState.RUNNING.value, WaveState.SCHEDULED.value, WaveState.PAUSED.value
 _advancing: contextvars.ContextVar[frozenset] = contextvars.ContextVar("waves_advancing", default=frozenset())
 
 
@@ -200,7 +200,7 @@ def advance(wave_id: int) -> str | None:
 def _step(wave_id: int) -> bool:
     """One locked step; True when it changed something and another step may follow."""
     session, now = db.session, utcnow()
-    row = _locked(wave_id, SCHEDULED, RUNNING)
+    row = _locked(wave_id, SCHEDULED, RUNNING, PAUSED)
     if row is None:
         return False
     if row.state == SCHEDULED:
@@ -216,12 +216,12 @@ def _step(wave_id: int) -> bool:
         if member.started_at is not None and member.outcome is None and MigrationState(migration.state).is_final:
             member.outcome = migration.state
     decision = plan(as_members(rows), row.max_parallel, row.stop_on_error)
-    if decision.final is not None:
+    if decision.final is not None:  # a paused wave ends too once nothing more would start
         event = _finish(row, decision.final)
         session.commit()
         _queue(event)
         return False
-    if not decision.start:
+    if not decision.start or row.state == PAUSED:
         session.commit()
         return False
     member = next(m for m, _ in rows if m.migration_id == decision.start[0])
@@ -256,11 +256,11 @@ def _refused(wave_id: int, migration_id: int, exc: DomainError) -> None:
 
 
 def tick(now=None) -> dict:
-    """Maintenance: start the scheduled waves that are due and advance the running ones."""
+    """Maintenance: start the scheduled waves that are due and advance the running and paused ones."""
     now = now or utcnow()
     session = db.session
     due = list(session.scalars(select(WaveRow.id).where(or_(
-        WaveRow.state == RUNNING,
+        WaveRow.state.in_((RUNNING, PAUSED)),
         (WaveRow.state == SCHEDULED) & (WaveRow.start_at.is_(None) | (WaveRow.start_at <= now))))
         .order_by(WaveRow.id)))
     session.rollback()
@@ -269,14 +269,14 @@ def tick(now=None) -> dict:
 
 
 def migration_ended(migration_id: int) -> None:
-    """A migration ended: advance the running waves that started it. Never raises (called by
+    """A migration ended: advance the running (or paused) waves that started it. Never raises (called by
     ``migrations.services.end`` after its commit)."""
     session = db.session
     try:
         waves = list(session.scalars(
             select(WaveMemberRow.wave_id).join(WaveRow, WaveRow.id == WaveMemberRow.wave_id)
             .where(WaveMemberRow.migration_id == migration_id, WaveMemberRow.started_at.is_not(None),
-                   WaveRow.state == RUNNING)))
+                   WaveRow.state.in_((RUNNING, PAUSED)))))
         session.rollback()
         for wave_id in waves:
             if wave_id not in _advancing.get():  # the step that is running it goes on by itself
