@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from webapp.domain.errors import InvalidStateError, ValidationError
+from webapp.domain.errors import InvalidStateError, SystemVolumeRequired, ValidationError
 from webapp.domain.waves import (MAX_PARALLEL, Member, WaveState, check_action, check_max_parallel,
                                  check_migration_ids, check_name, check_start_at, check_stop_on_error, counts,
-                                 member_problem, plan)
+                                 member_problem, plan, refusal_text)
 
 
 def members(*specs: str) -> list[Member]:
@@ -143,3 +143,12 @@ def test_member_problems():
     assert "already migrated" in member_problem(1, "success", None)
     assert "running" in member_problem(1, "running", None)
     assert member_problem(1, "not_started", None) is None and member_problem(1, "error", None) is None
+
+
+def test_refusal_text_says_why_in_one_line():
+    assert refusal_text(ValidationError({"storage": ["No C:\\ on the source."]})) == "No C:\\ on the source."
+    assert refusal_text(SystemVolumeRequired("The system volume C:\\ must be selected.")) == (
+        "The system volume C:\\ must be selected.")
+    assert refusal_text(InvalidStateError("A migration that is running cannot be run.")) == (
+        "A migration that is running cannot be run.")
+    assert refusal_text(ValidationError({"a": ["one"], "b": ["two"]}, "Preflight failed.")) == "Preflight failed. (one; two)"

@@ -232,6 +232,21 @@ def test_stop_on_error_starts_no_new_migration_after_the_first_error(app, client
     assert [migration(client, i)["state"] for i in ids[2:]] == ["not_started", "not_started"]
 
 
+def test_a_source_edited_to_lose_its_system_volume_fails_its_migration_and_stops_the_wave(client, work):
+    ids = migrations_of(client, 3)
+    source = migration(client, ids[1])["source_id"]
+    edited = client.patch(f"/api/v1/workloads/{source}", json={"storage": [{"name": "D:\\", "size": 100}]})
+    assert edited.status_code == 200, edited.json
+    body = new_wave(client, ids, max_parallel=1, stop_on_error=True).json
+    work()
+    body = wave(client, body["id"])
+    assert body["state"] == "failed"
+    assert body["counts"] == {"not_started": 1, "running": 0, "success": 1, "error": 1}
+    failed = migration(client, ids[1])
+    assert failed["state"] == "error" and failed["error"].startswith("preflight failed: "), failed
+    assert "C:\\" in failed["error"], failed
+
+
 def test_without_stop_on_error_the_wave_goes_on_and_ends_failed(app, client, work):
     ids = migrations_of(client, 3)
     drop_system_volume(app, ids[0])
@@ -257,7 +272,8 @@ def test_a_refusal_of_run_ends_a_not_started_migration_in_error_and_the_wave_goe
     monkeypatch.setattr(migrations, "run", refuse_first)
     body = new_wave(client, ids, max_parallel=1).json
     first = migration(client, ids[0])
-    assert first["state"] == "error" and first["error"] == "preflight failed: Preflight checks failed."
+    assert first["state"] == "error"
+    assert first["error"] == "preflight failed: Preflight checks failed. (the target cloud is unreachable)"
     assert body["counts"] == {"not_started": 0, "running": 1, "success": 0, "error": 1}
     work()
     assert wave(client, body["id"])["state"] == "failed"

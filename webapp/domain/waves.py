@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .errors import InvalidStateError, ValidationError
+from .errors import DomainError, InvalidStateError, ValidationError
 
 NAME_MAX = 128
 MIN_PARALLEL, MAX_PARALLEL = 1, 50
@@ -175,3 +175,11 @@ def plan(members: list[Member], max_parallel: int, stop_on_error: bool) -> Plan:
         return Plan(start, None)
     ok = not waiting and all(m.state == "success" for m in started)
     return Plan([], WaveState.DONE if ok else WaveState.FAILED)
+
+
+def refusal_text(exc: DomainError) -> str:
+    """Why a member could not be started, in one line: the refusal's message, with its fields' messages."""
+    details = "; ".join(m for messages in exc.fields.values() for m in messages)
+    if not details or details == exc.message:
+        return exc.message[:1000]
+    return (details if exc.message in ("", ValidationError().message) else f"{exc.message} ({details})")[:1000]

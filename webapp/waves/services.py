@@ -21,7 +21,8 @@ from ..db import utcnow
 from ..domain.errors import DomainError, InvalidStateError, NotFound
 from ..domain.events import EventSource
 from ..domain.migration import MigrationState
-from ..domain.waves import MAX_MEMBERS, UNFINISHED, Member, WaveState, check_action, counts, member_problem, plan
+from ..domain.waves import (MAX_MEMBERS, UNFINISHED, Member, WaveState, check_action, counts, member_problem, plan,
+                            refusal_text)
 from ..events import services as events
 from ..extensions import db
 from ..migrations import services as migrations
@@ -101,7 +102,7 @@ def create(data, created_by: str) -> WaveRow:
                  max_parallel=row.max_parallel, start_at=_iso(row.start_at), stop_on_error=row.stop_on_error)
     session.commit()
     if row.start_at is None or row.start_at <= utcnow():
-        advance(row.id)
+        _advance_now(row.id)
         session.refresh(row)
     return row
 
@@ -141,7 +142,7 @@ def pause(wave_id: int) -> WaveRow:
 def resume(wave_id: int) -> WaveRow:
     row = _act(wave_id, "resume")
     db.session.commit()
-    advance(wave_id)
+    _advance_now(wave_id)
     db.session.refresh(row)
     return row
 
@@ -197,6 +198,15 @@ def advance(wave_id: int) -> str | None:
     return state
 
 
+def _advance_now(wave_id: int) -> None:
+    """After a person's change (committed): advance at once; should that fail, the maintenance loop will."""
+    try:
+        advance(wave_id)
+    except Exception:
+        log.exception("advancing wave %s failed; the maintenance loop tries again", wave_id)
+        db.session.rollback()
+
+
 def _step(wave_id: int) -> bool:
     """One locked step; True when it changed something and another step may follow."""
     session, now = db.session, utcnow()
@@ -246,11 +256,12 @@ def _refused(wave_id: int, migration_id: int, exc: DomainError) -> None:
         return
     member.started_at = member.started_at or utcnow()
     migration = session.get(MigrationRow, migration_id, populate_existing=True)
-    log.info("wave %s: migration %s refused: %s", wave_id, migration_id, exc.message)
+    reason = refusal_text(exc)
+    log.info("wave %s: migration %s refused: %s", wave_id, migration_id, reason)
     if migration is not None and migration.state == MigrationState.NOT_STARTED.value:
         member.outcome = MigrationState.ERROR.value
         migrations.end((MigrationRow.id == migration_id) & (MigrationRow.state == MigrationState.NOT_STARTED.value),
-                       MigrationState.ERROR, f"preflight failed: {exc.message}")  # commits
+                       MigrationState.ERROR, f"preflight failed: {reason}")  # commits
     else:
         session.commit()
 
