@@ -466,6 +466,7 @@ def test_the_list_polls_only_while_a_wave_may_change_soon(client):
     assert 'hx-trigger="every 5s"' in client.get(f"/waves/{later['id']}").get_data(as_text=True)
     new_wave(client, ids[1:])  # running: no worker here
     assert 'hx-trigger="every 2s"' in table()
+    assert "0 ✓ · 0 ✗ · 1 running · 0 waiting" in table() and "0 ✓ · 0 ✗ · 0 running · 1 waiting" in table()
 
 
 def test_the_nav_links_to_the_waves(client):
