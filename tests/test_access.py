@@ -100,9 +100,10 @@ def upload(client, name="test_quick.py", body=QUICK, directory="smoke", **form):
 
 @pytest.fixture
 def world(app, client):
-    """workload 1 (source of migration 1), workload 2 (unused), workload 3 (source of migration 2), migration 1
-    not started, migration 2 queued (of another source, so that migration 1 passes its preflight), run 1 queued on environment 1, one pending event, an upload of operator ``op``,
-    the viewer account ``victim``. Values are the ids of all this."""
+    """workload 1 (source of migrations 1, 3 and 4), workload 2 (unused), workload 3 (source of migration 2),
+    migration 1 not started, migration 2 queued (of another source, so that migration 1 passes its preflight),
+    run 1 queued on environment 1, one pending event, an upload of operator ``op``, the viewer account
+    ``victim``, wave 1 scheduled (migration 3), wave 2 paused (migration 4). Values are the ids of all this."""
     make_user(app, "op", "operator")
     op = client_as(app, "op")
     assert upload(op).status_code == 201
@@ -118,9 +119,19 @@ def world(app, client):
     event = client.post("/api/v1/events", json={"user_id": "someone", "description": "hello"})
     assert event.status_code == 201
     make_user(app, "victim", "viewer")
+    waves = []
+    for paused in (False, True):
+        member = client.post("/api/v1/migrations", json={"source_id": w1, "selected_mount_points": ["C:\\"],
+                                                         "target": target}).json["id"]
+        wave = client.post("/api/v1/waves", json={"name": "later", "migration_ids": [member],
+                                                  "start_at": "2999-01-01T00:00:00Z"})
+        assert wave.status_code == 201, wave.json
+        waves.append(wave.json["id"])
+        assert not paused or client.post(f"/api/v1/waves/{wave.json['id']}/pause").status_code == 200
     admin_token = client.get("/api/v1/tokens").json["items"][0]["id"]
     return {"w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
-            "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py"}
+            "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py",
+            "wave": waves[0], "paused_wave": waves[1]}
 
 
 def snapshot(app) -> dict:
@@ -185,6 +196,11 @@ API_REQUESTS = {
     ("api.revoke_token", "DELETE"): (lambda w: {"token_id": w["admin_token"]}, dict),
     ("api.create_user", "POST"): (lambda w: {}, lambda: {"json": {"username": "newbie", "password": PASSWORD}}),
     ("api.update_user", "PATCH"): (lambda w: {"username": "victim"}, lambda: {"json": {"role": "operator"}}),
+    ("api.create_wave", "POST"): (lambda w: {}, lambda: {"json": {"name": "new", "migration_ids": [1],
+                                                                  "start_at": "2999-01-01T00:00:00Z"}}),
+    ("api.pause_wave", "POST"): (lambda w: {"wave_id": w["wave"]}, dict),
+    ("api.resume_wave", "POST"): (lambda w: {"wave_id": w["paused_wave"]}, dict),
+    ("api.cancel_wave", "POST"): (lambda w: {"wave_id": w["wave"]}, dict),
 }
 
 # The viewer's own: it may create and revoke tokens of its own.
@@ -376,7 +392,7 @@ def test_a_viewer_may_read_every_get_endpoint_but_the_admins(app, as_role, world
     endpoint, _ = pair
     viewer = as_role("viewer")
     values = {"workload_id": world["w1"], "migration_id": world["m1"], "run_id": world["run"],
-              "event_id": world["event"], "environment_id": 1, "username": "victim"}
+              "event_id": world["event"], "environment_id": 1, "username": "victim", "wave_id": world["wave"]}
     rule = next(r for r in RULES if r.endpoint == endpoint)
     response = viewer.get(sample_url(endpoint, {k: v for k, v in values.items() if k in rule.arguments}))
     if level(endpoint, "GET") is Role.ADMIN:
@@ -493,7 +509,8 @@ def test_only_an_admin_opens_another_accounts_inbox(client, as_role, role):
 
 def page_values(world) -> dict:
     return {"workload_id": world["w2"], "migration_id": world["m1"], "run_id": world["run"],
-            "event_id": world["event"], "environment_id": 1, "username": "victim", "token_id": world["admin_token"]}
+            "event_id": world["event"], "environment_id": 1, "username": "victim", "token_id": world["admin_token"],
+            "wave_id": world["wave"]}
 
 
 def page_url(endpoint: str, world: dict | None = None) -> str:
@@ -570,6 +587,11 @@ PAGE_FORMS = {
                        "storage-0-size": "40", "save": "Save workload"},
     "workloads.delete": {},
     "workloads.import_file": None,  # multipart, then its confirm: see page_post()
+    "waves.create": {"name": "page", "migration_ids": ["1"], "max_parallel": "1", "start_at": "2999-01-01T00:00",
+                     "save": "Create wave"},
+    "waves.pause": {},
+    "waves.resume": {},
+    "waves.cancel": {},
 }
 VIEWER_PAGES = {"accounts.account", "accounts.logout", "accounts.revoke_token"}
 
@@ -578,6 +600,8 @@ def page_post(client, endpoint, world, **extra):
     url = page_url(endpoint, world)
     if endpoint == "migrations.cancel":
         url = url.replace(f"/{world['m1']}/", f"/{world['m2']}/")
+    if endpoint == "waves.resume":
+        url = url.replace(f"/{world['wave']}/", f"/{world['paused_wave']}/")
     if endpoint == "runs.upload":
         return client.post(url, content_type="multipart/form-data", data={
             "file": (io.BytesIO(QUICK + b"# page\n"), "test_page.py"), "directory": "smoke", "upload": "Upload"}, **extra)

@@ -176,11 +176,15 @@ def seed(client, n: int) -> dict:
                                                       "directory": f"seed-{n}"})
     user = client.post("/api/v1/users", json={"username": f"seed-{n}", "password": PASSWORD, "role": "operator"})
     token = client.post("/api/v1/tokens", json={"name": f"seed-{n}", "expires_in_days": 1})
-    statuses = (run.status_code, event.status_code, upload.status_code, user.status_code, token.status_code)
-    assert statuses == (201,) * 5
+    member = make_migration(client, make_workload(client, ip=f"10.78.{n // 200}.{n % 200 + 1}")["id"])
+    wave = client.post("/api/v1/waves", json={"name": f"seed {n}", "migration_ids": [member["id"]],
+                                              "start_at": "2999-01-01T00:00:00Z"})
+    statuses = (run.status_code, event.status_code, upload.status_code, user.status_code, token.status_code,
+                wave.status_code)
+    assert statuses == (201,) * 6
     return {"workload_id": workload["id"], "migration_id": migration["id"], "run_id": run.json["id"],
             "environment_id": run.json["environment_id"], "event_id": event.json["id"], "path": upload.json["path"],
-            "username": user.json["username"], "token_id": token.json["id"]}
+            "username": user.json["username"], "token_id": token.json["id"], "wave_id": wave.json["id"]}
 
 
 def finished(client, work) -> dict:
@@ -261,6 +265,8 @@ def valid_bodies(ids: dict, n: int) -> dict[str, object]:
         "POST /api/v1/tokens": {"name": f"valid-{n}", "role": "operator", "expires_in_days": 30},
         "POST /api/v1/users": {"username": f"valid-{n}", "password": PASSWORD, "display_name": "Valid"},
         "PATCH /api/v1/users/{username}": {"role": "viewer", "display_name": "Changed", "disabled": True},
+        "POST /api/v1/waves": {"name": f"valid {n}", "migration_ids": [ids["migration_id"]], "max_parallel": 2,
+                               "start_at": "2999-01-01T00:00:00Z", "stop_on_error": True},
     }
 
 
@@ -272,6 +278,7 @@ VALID_MEDIA = {"POST /api/v1/workloads/import": "application/json"}
 PREPARE = {
     "POST /api/v1/migrations/{migration_id}/cancel": lambda client, ids: client.post(
         f"/api/v1/migrations/{ids['migration_id']}/run"),
+    "POST /api/v1/waves/{wave_id}/resume": lambda client, ids: client.post(f"/api/v1/waves/{ids['wave_id']}/pause"),
 }
 
 

@@ -54,10 +54,11 @@ def maintenance_tick(app: Flask) -> dict:
     from .events import services as events
     from .migrations import reaper as migrations
     from .runs import dispatch as runs
+    from .waves import services as waves
 
     with app.app_context():
         return {"migrations": migrations.reap(), "runs": runs.reap(), "events": events.sweep(),
-                "retention": retention.prune_if_due()}
+                "waves": waves.tick(), "retention": retention.prune_if_due()}
 
 
 class Maintenance(threading.Thread):

@@ -19,6 +19,7 @@ class EventSource(str, enum.Enum):
     API = "api"
     MIGRATION = "migration"
     RUN = "run"
+    WAVE = "wave"
 
 
 # pending → processed | failed, and failed → pending (which queues the event again)

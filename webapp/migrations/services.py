@@ -249,11 +249,21 @@ def end(where, state: MigrationState, error: str | None, now=None, **values) -> 
     db.session.commit()
     if event_id:
         events.queue(event_id)
-    return ended
+    if ended is not None:
+        after_end(ended)
+    return ended is not None
+
+
+def after_end(migration_id: int) -> None:
+    """What follows a migration's end, once committed: its wave may start the next one (never raises)."""
+    from ..waves import services as waves  # here: waves imports this module
+
+    waves.migration_ended(migration_id)
 
 
 def end_in(where, state: MigrationState, error: str | None, now=None, **values) -> tuple[bool, str | None]:
-    """``end`` inside the caller's transaction (it commits, then queues the returned event's id)."""
+    """``end`` inside the caller's transaction: (the id of the migration it ended or None, the event's id to
+    queue). The caller commits, queues the event and calls ``after_end``."""
     now = now or utcnow()
     ended = db.session.execute(
         sql_update(MigrationRow).where(where)
@@ -263,7 +273,7 @@ def end_in(where, state: MigrationState, error: str | None, now=None, **values) 
     event = ended and events.notify(
         ended.requested_by, f"Migration #{ended.id} to {ended.cloud_type} ended {state.value}"
         + (f": {error}" if error else "."), EventSource.MIGRATION, "migrations.detail", migration_id=ended.id)
-    return ended is not None, event.id if event else None
+    return (ended.id if ended else None), (event.id if event else None)
 
 
 # --- the rule for editing ------------------------------------------------------------------------

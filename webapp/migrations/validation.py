@@ -190,9 +190,10 @@ def _target_vm(row: MigrationRow) -> dict:
 
 
 def run_ended(run_id: int, migration_id: int, state: str, error: str | None, summary: dict | None,
-              now=None) -> tuple[bool, str | None]:
+              now=None) -> tuple[int | None, str | None]:
     """Called by ``dispatch.finish`` in its transaction (no commit here): end the migration this run validates,
-    if it still waits for this run. Returns (ended, the id of the event to queue after the commit)."""
+    if it still waits for this run. Returns (the migration's id if it ended, the id of the event to queue after
+    the commit); the caller then calls ``services.after_end``."""
     from . import services
 
     where = _validating(migration_id, run_id)
@@ -201,7 +202,7 @@ def run_ended(run_id: int, migration_id: int, state: str, error: str | None, sum
     if failure is None:
         row = db.session.get(MigrationRow, migration_id)
         if row is None or row.validation_run_id != run_id:
-            return False, None
+            return None, None
         try:
             values["target_vm"] = _target_vm(row)
         except Exception as exc:  # e.g. a stored key changed: the migration ends with the reason
@@ -248,7 +249,9 @@ def repair(now=None) -> int:
             continue
         ended, event_id = run_ended(m.run_id, m.id, m.state, m.error, m.summary, now)
         db.session.commit()
-        repaired += ended
         if event_id:
             events.queue(event_id)
+        if ended is not None:
+            repaired += 1
+            services.after_end(ended)
     return repaired

@@ -94,12 +94,13 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
     ).first()
     event = run and events.notify(run.username, _ended(run_id, run, values), EventSource.RUN, "runs.detail",
                                   run_id=run_id)
-    ids = [event.id] if event else []
+    ids, migration_ended = [event.id] if event else [], None
     if run and run.migration_id is not None:  # a validation run: its migration ends with it, in this transaction
         from ..migrations import validation
 
-        _, migration_event = validation.run_ended(run_id, run.migration_id, values["state"], values.get("error"),
-                                                  values.get("summary") or run.summary, values["finished_at"])
+        migration_ended, migration_event = validation.run_ended(
+            run_id, run.migration_id, values["state"], values.get("error"), values.get("summary") or run.summary,
+            values["finished_at"])
         ids += [migration_event] if migration_event else []
     db.session.commit()
     if queued is not None:
@@ -107,6 +108,10 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
     else:
         for event_id in ids:
             events.queue(event_id)
+    if migration_ended is not None:
+        from ..migrations import services as migrations
+
+        migrations.after_end(migration_ended)
     return run is not None
 
 

@@ -11,6 +11,7 @@ from .imports import import_paths
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
 from .shapes import schemas
+from .waves import wave_paths, wave_schemas
 
 
 # --- who may call what (webapp.auth): GETs need a viewer, other methods an operator, except these ----
@@ -107,8 +108,8 @@ INFO_DESCRIPTION = (
 @lru_cache(maxsize=1)
 def _document() -> dict:
     paths: dict = {}
-    for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, _run_paths, _test_file_paths,
-                 _environment_paths, _event_paths, _account_paths):
+    for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, wave_paths, _run_paths,
+                 _test_file_paths, _environment_paths, _event_paths, _account_paths):
         paths.update(part())
     for path, item in paths.items():
         for method, op in item.items():
@@ -117,13 +118,13 @@ def _document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "Cutover API", "version": VERSION, "description": INFO_DESCRIPTION},
         "servers": [{"url": "/"}],
-        "tags": [{"name": t} for t in ("workloads", "migrations", "runs", "test files", "environments", "events",
-                                       "accounts", "audit", "meta")],
+        "tags": [{"name": t} for t in ("workloads", "migrations", "waves", "runs", "test files", "environments",
+                                       "events", "accounts", "audit", "meta")],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
             "securitySchemes": SECURITY_SCHEMES,
-            "schemas": schemas(),
+            "schemas": {**schemas(), **wave_schemas()},
             "responses": {"MethodNotAllowed": error(
                 405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
         },
