@@ -279,6 +279,19 @@ def test_a_refusal_of_run_ends_a_not_started_migration_in_error_and_the_wave_goe
     assert wave(client, body["id"])["state"] == "failed"
 
 
+def test_two_migrations_of_one_source_run_one_after_the_other_not_in_error(client, work):
+    """The preflight refuses a second running migration of a source: the wave waits for the first instead."""
+    i = next(IPS)
+    source = make_workload(client, ip=f"10.9.{i // 200}.{i % 200 + 1}")["id"]
+    ids = [make_migration(client, source)["id"] for _ in range(2)]
+    body = new_wave(client, ids, max_parallel=2).json
+    assert body["counts"] == {"not_started": 1, "running": 1, "success": 0, "error": 0}
+    assert migration(client, ids[1])["state"] == "not_started"
+    work()
+    body = wave(client, body["id"])
+    assert body["state"] == "done" and body["counts"]["success"] == 2, body
+
+
 def test_pause_holds_new_starts_and_resume_goes_on(app, client, work):
     ids = migrations_of(client, 3)
     body = new_wave(client, ids, max_parallel=1).json

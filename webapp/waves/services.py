@@ -18,7 +18,7 @@ from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.errors import DomainError, InvalidStateError, NotFound
+from ..domain.errors import DomainError, InvalidStateError, NotFound, PreflightFailed
 from ..domain.events import EventSource
 from ..domain.migration import MigrationState
 from ..domain.waves import (MAX_MEMBERS, UNFINISHED, Member, WaveState, check_action, counts, member_problem, plan,
@@ -238,6 +238,18 @@ def _step(wave_id: int) -> bool:
     member.started_at, created_by = now, row.created_by
     try:
         migrations.run(member.migration_id, requested_by=created_by or None)  # commits the member's start too
+    except PreflightFailed as exc:
+        session.rollback()
+        if {c["name"] for c in exc.checks} == {"exclusive_source"}:
+            # its source is busy with another migration: wait for it (FIFO) and try again when that one ends.
+            # (The refusal's audit entry was committed with the member's start: undo that start.)
+            session.execute(sql_update(WaveMemberRow).where(WaveMemberRow.wave_id == wave_id,
+                                                            WaveMemberRow.migration_id == member.migration_id,
+                                                            WaveMemberRow.outcome.is_(None))
+                            .values(started_at=None))
+            session.commit()
+            return False
+        _refused(wave_id, member.migration_id, exc)
     except DomainError as exc:
         session.rollback()
         _refused(wave_id, member.migration_id, exc)
