@@ -347,7 +347,7 @@ def test_cancel_stops_what_runs_and_leaves_the_rest_not_started(app, client, wor
 
 
 def test_advance_called_again_and_again_changes_nothing_more(app, client):
-    from webapp.waves import services as waves
+    from webapp.waves import engine as waves
 
     ids = migrations_of(client, 5)
     body = new_wave(client, ids, max_parallel=2).json
@@ -493,7 +493,7 @@ def test_advance_from_many_threads_at_once_never_starts_more_than_max_parallel(a
 
     from webapp.extensions import db
     from webapp.models import AuditRow, WaveRow
-    from webapp.waves import services as waves
+    from webapp.waves import engine as waves
 
     ids = migrations_of(client, 6)
     body = new_wave(client, ids, max_parallel=2, start_at=in_the_future(3600)).json

@@ -54,7 +54,7 @@ def maintenance_tick(app: Flask) -> dict:
     from .events import services as events
     from .migrations import reaper as migrations
     from .runs import dispatch as runs
-    from .waves import services as waves
+    from .waves import engine as waves
 
     with app.app_context():
         return {"migrations": migrations.reap(), "runs": runs.reap(), "events": events.sweep(),

@@ -256,7 +256,7 @@ def end(where, state: MigrationState, error: str | None, now=None, **values) -> 
 
 def after_end(migration_id: int) -> None:
     """What follows a migration's end, once committed: its wave may start the next one (never raises)."""
-    from ..waves import services as waves  # here: waves imports this module
+    from ..waves import engine as waves  # here: waves imports this module
 
     waves.migration_ended(migration_id)
 
