@@ -17,11 +17,12 @@ from sqlalchemy import func, inspect, select, text
 from webapp import models, schema
 from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
 
-HEAD = "0007_validation_and_waves"
+HEAD = "0008_test_results"
 # columns of released tables added by later revisions
 ADDED = {"runs": {"sandbox_mode", "sandbox_detail", "migration_id"},
          "migrations": {"phase", "validation", "validation_run_id"}}
-NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log", "waves", "wave_migrations"}
+NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log", "waves", "wave_migrations",
+              "test_results", "test_stats"}
 MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}
 
 
@@ -263,3 +264,28 @@ def test_uploads_on_disk_before_0006_are_imported_with_their_owners_listed_and_r
         assert sorted(t["nodeid"].split("::")[0] for t in done["tests"]) == sorted(listed)
     finally:
         app.extensions["db"].kw["bind"].dispose()
+
+
+def test_the_results_runs_kept_before_0008_are_copied_into_test_results_and_the_runs_keep_them(engine):
+    """The previous release (0007) kept a run's results only in ``runs.tests``: 0008 gives each its own row."""
+    command.upgrade(schema.config(engine), "0007_validation_and_waves")
+    kept = [{"nodeid": "sample_tests/test_x.py::test_a", "outcome": "passed", "duration": 0.25},
+            {"nodeid": "sample_tests/test_x.py::test_b", "outcome": "failed", "duration": 1},
+            {"nodeid": "", "outcome": "passed", "duration": 0.1}, "not a result"]
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO environments (id, name, description, enabled, updated_at) "
+                                "VALUES (3, 'env-3', '', true, :at)"), {"at": at(7)})
+        run = released_rows()["runs"][0]
+        connection.execute(Base.metadata.tables["runs"].insert(),
+                           [{**run, "environment_id": 3, "tests": kept}])
+    upgrade(engine)
+    with engine.connect() as connection:
+        results = connection.execute(select(models.TestResultRow.run_id, models.TestResultRow.environment_id,
+                                            models.TestResultRow.nodeid, models.TestResultRow.outcome,
+                                            models.TestResultRow.duration, models.TestResultRow.finished_at)
+                                     .order_by(models.TestResultRow.id)).all()
+        assert [tuple(r) for r in results] == [
+            (1, 3, "sample_tests/test_x.py::test_a", "passed", 0.25, at(13)),
+            (1, 3, "sample_tests/test_x.py::test_b", "failed", 1.0, at(13))]
+        assert connection.scalar(select(models.RunRow.tests)) == kept
+        assert current_revision(connection) == HEAD
