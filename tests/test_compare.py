@@ -144,8 +144,8 @@ def test_the_page_shows_each_bucket_with_its_count_links_to_each_test_and_both_r
         section = re.search(rf'<section id="{key}".*?</section>', html, re.S).group(0)
         assert f"({count})" in section
         assert len(re.findall(r'<li><a href="/tests/', section)) == count
-    assert 'href="/tests/t.py%3A%3Afixed_f"' in html
-    assert 'href="/tests/t.py%3A%3Atest_p%5Ba/b%20c%3F%23%25%5D"' in html  # / kept; ? # % [ ] and spaces escaped
+    assert 'href="/tests/t.py::fixed_f"' in html
+    assert 'href="/tests/t.py::test_p%5Ba/b%20c%3F%23%25%5D"' in html  # / and : kept; ? # % [ ] and spaces escaped
     slower = re.search(r'<section id="slower".*?</section>', html, re.S).group(0)
     assert "(2)" in slower and "0.200 s" in slower and "2.200 s" in slower and "1.600 s" in slower
     assert slower.index("t.py::slowest") < slower.index("t.py::slower")
@@ -218,3 +218,17 @@ def test_a_viewer_may_compare_and_an_anonymous_caller_may_not(app, as_role, anon
     assert "t.py" not in refused.get_data(as_text=True)
     page = anon_client.get(f"/runs/{a}/compare/{b}")
     assert page.status_code == 302 and "/login" in page.headers["Location"]
+
+
+@pytest.mark.parametrize("nodeid", ["t.py::test_x", "dir/sub/test_a.py::TestK::test_p[a/b c?#%&'\"<>]",
+                                    "uploads/alice/test_ü.py::test_é[1-2]", "t.py::test[..]"])
+def test_a_test_link_leads_back_to_its_nodeid_as_url_for_would_build_it(nodeid):
+    from urllib.parse import unquote
+
+    from werkzeug.routing import Map, Rule
+
+    urls = Map([Rule("/tests/<path:nodeid>", endpoint="test")]).bind("localhost")
+    href = compare.test_href(nodeid)
+    assert href == urls.build("test", {"nodeid": nodeid})
+    assert "?" not in href and "#" not in href and " " not in href
+    assert urls.match(unquote(href)) == ("test", {"nodeid": nodeid})  # the server sees the decoded path

@@ -70,10 +70,13 @@ def previous_run(row: RunRow) -> RunRow | None:
     return db.session.get(RunRow, match) if match is not None else None
 
 
+URL_SAFE = "!$&'()*+,/:;=@"  # what Werkzeug's converters leave unquoted: url_for would build the same URL
+
+
 def test_href(nodeid: str) -> str:
-    """The test's history page, ``/tests/<path:nodeid>`` (``webapp/testhistory``), its nodeid %-quoted (``/``
-    kept, as the path converter takes it; ``?``, ``#``, ``%``, ``[``, spaces and the like escaped)."""
-    return "/tests/" + quote(nodeid, safe="/")
+    """The test's history page, ``/tests/<path:nodeid>`` (``webapp/testhistory``), its nodeid %-quoted as
+    ``url_for`` would (``/`` and ``::`` kept; ``?``, ``#``, ``%``, ``[``, ``]``, spaces and the like escaped)."""
+    return "/tests/" + quote(nodeid, safe=URL_SAFE)
 
 
 def page(before_id: int, after_id: int) -> dict:
