@@ -84,4 +84,5 @@ def page(before_id: int, after_id: int) -> dict:
     before, after = _runs(before_id, after_id)
     found = rule.compare(*results(before, after))
     return {"before": before, "after": after, "found": found, "counts": {k: len(v) for k, v in found.items()},
-            "test_href": test_href, "slower_ratio": 1.5, "slower_min": rule.SLOWER_MIN_MS / 1000}
+            "test_href": test_href, "slower_ratio": rule.SLOWER_RATIO[0] / rule.SLOWER_RATIO[1],
+            "slower_min": rule.SLOWER_MIN_MS / 1000}
