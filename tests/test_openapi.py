@@ -184,7 +184,8 @@ def seed(client, n: int) -> dict:
     assert statuses == (201,) * 6
     return {"workload_id": workload["id"], "migration_id": migration["id"], "run_id": run.json["id"],
             "environment_id": run.json["environment_id"], "event_id": event.json["id"], "path": upload.json["path"],
-            "username": user.json["username"], "token_id": token.json["id"], "wave_id": wave.json["id"]}
+            "username": user.json["username"], "token_id": token.json["id"], "wave_id": wave.json["id"],
+            "before_id": run.json["id"], "after_id": run.json["id"]}  # a run compared with itself
 
 
 def finished(client, work) -> dict:

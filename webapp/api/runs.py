@@ -9,7 +9,7 @@ from ..domain.accounts import Role
 from ..environments import services as environments
 from ..htmx import download
 from ..runs import services as runs
-from ..runs import testfiles
+from ..runs import compare, testfiles
 from . import bp
 from .helpers import created, json_body, no_content
 
@@ -63,6 +63,12 @@ def run_junit(run_id: int):
 @viewer
 def run_log_text(run_id: int):
     return download(runs.log_text(run_id), "text/plain", f"run-{run_id}.log")  # Flask adds the charset
+
+
+@bp.get("/v1/runs/<int:before_id>/compare/<int:after_id>")
+@viewer
+def compare_runs(before_id: int, after_id: int):
+    return compare.compare(before_id, after_id)
 
 
 @bp.get("/v1/test-files")

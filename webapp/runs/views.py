@@ -7,7 +7,7 @@ from ..auth import operator, principal, viewer
 from ..domain.errors import ValidationError
 from ..forms import attempt
 from ..htmx import back_to, download, page_or_fragment
-from . import bp, pages, services
+from . import bp, compare, pages, services
 from .forms import RunForm, UploadForm
 
 
@@ -81,3 +81,9 @@ def log_text(run_id: int):
 @viewer
 def junit(run_id: int):
     return download(services.junit_xml(run_id), "application/xml", f"run-{run_id}-junit.xml")
+
+
+@bp.get("/<int:before_id>/compare/<int:after_id>")
+@viewer
+def compare_runs(before_id: int, after_id: int):
+    return render_template("runs/compare.html", **compare.page(before_id, after_id))

@@ -7,6 +7,7 @@ from functools import lru_cache
 from ...domain.accounts import ANONYMOUS, Role
 from ...version import VERSION
 from .builders import HTML, JSON, error, errors, ok, operation, ref, string
+from .compare import compare_paths, compare_schemas
 from .imports import import_paths
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
@@ -109,7 +110,7 @@ INFO_DESCRIPTION = (
 def _document() -> dict:
     paths: dict = {}
     for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, wave_paths, _run_paths,
-                 _test_file_paths, _environment_paths, _event_paths, _account_paths):
+                 compare_paths, _test_file_paths, _environment_paths, _event_paths, _account_paths):
         paths.update(part())
     for path, item in paths.items():
         for method, op in item.items():
@@ -124,7 +125,7 @@ def _document() -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": SECURITY_SCHEMES,
-            "schemas": {**schemas(), **wave_schemas()},
+            "schemas": {**schemas(), **wave_schemas(), **compare_schemas()},
             "responses": {"MethodNotAllowed": error(
                 405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
         },
