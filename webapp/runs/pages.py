@@ -10,7 +10,7 @@ from ..domain.testfiles import MAX_UPLOAD_BYTES
 from ..domain.units import size_text
 from ..environments import services as environments
 from ..pagination import Page
-from . import services, testfiles
+from . import services, testfiles, trends
 
 
 def listing(page: Page, filters: Mapping) -> dict:
@@ -60,7 +60,7 @@ def run(run_id: int, message: str | None = None) -> dict:
     (the live tail continues from there), so that a poll of the status does not read it."""
     row = services.get(run_id)
     return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final, "message": message,
-            "log": lambda: services.log_slice(run_id, 0)}
+            "log": lambda: services.log_slice(run_id, 0), "charts": lambda: trends.run_charts(row)}
 
 
 def log(run_id: int, offset: int) -> dict:
