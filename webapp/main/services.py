@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from ..db import utcnow
 from ..domain.events import EventStatus
@@ -32,20 +32,28 @@ def _counts(column, values, *where) -> dict[str, int]:
     return {v: found.get(v, 0) for v in values}
 
 
+def _ended(state, finished_at, start: datetime, end: datetime) -> dict[str, int]:
+    """What ended from ``start`` to ``end``, per state. Bounded on both sides, so that SQLite picks the range
+    along ``ix_runs_finished`` (with only ``>= start`` it read the whole table along ``ix_runs_state``)."""
+    return dict(db.session.execute(select(state, func.count()).where(finished_at >= start, finished_at < end)
+                                   .group_by(state)).all())
+
+
 def now(moment: datetime | None = None) -> dict:
     """The live panel's numbers: in progress, waiting, failed in the last 24 h, events not yet delivered."""
-    since = (moment or utcnow()) - timedelta(hours=24)
+    moment = moment or utcnow()
+    since, until = moment - timedelta(hours=24), moment + timedelta(hours=1)
     runs = _counts(RunRow.state, (RunState.RUNNING.value, RunState.QUEUED.value))
-    failed = _counts(RunRow.state, (RunState.FAILED.value, RunState.ERROR.value), RunRow.finished_at >= since)
-    migration_errors = _counts(MigrationRow.state, (MigrationState.ERROR.value,), MigrationRow.finished_at >= since)
+    failed = _ended(RunRow.state, RunRow.finished_at, since, until)
+    migration_errors = _ended(MigrationRow.state, MigrationRow.finished_at, since, until)
     events = _counts(EventRow.status, (EventStatus.PENDING.value, EventStatus.FAILED.value))
     _, states = environments.all_with_status()
     return {
         "migrations_running": _counts(MigrationRow.state, (MigrationState.RUNNING.value,))["running"],
         "runs_running": runs["running"], "runs_waiting": runs["queued"],
         "environments_busy": sum(1 for s in states.values() if s["busy"]), "environments": len(states),
-        "runs_failed": failed["failed"], "runs_error": failed["error"],
-        "migrations_error": migration_errors["error"],
+        "runs_failed": failed.get(RunState.FAILED.value, 0), "runs_error": failed.get(RunState.ERROR.value, 0),
+        "migrations_error": migration_errors.get(MigrationState.ERROR.value, 0),
         "events_pending": events["pending"], "events_failed": events["failed"],
     }
 
@@ -57,15 +65,15 @@ def day_starts(moment: datetime | None = None, days: int = DAYS) -> list[datetim
 
 
 def per_day(column, state, outcomes: tuple[str, ...], starts: list[datetime]) -> dict[str, list[int]]:
-    """How many rows ended (``column``: their end time) each day since ``starts[0]``, per ``state`` of
-    ``outcomes``: one GROUP BY over the time range (an index on ``column`` serves it)."""
-    day = case(*((column < start, i - 1) for i, start in enumerate(starts) if i), else_=len(starts) - 1)
-    rows = select(day.label("day"), state.label("state")).where(column >= starts[0], state.in_(outcomes)).subquery()
-    counted = db.session.execute(select(rows.c.day, rows.c.state, func.count())
-                                 .group_by(rows.c.day, rows.c.state)).all()
+    """How many rows ended (``column``: their end time) each day from ``starts``, per ``state`` of ``outcomes``:
+    one small count per day over its time range (an index on ``column`` serves each; one query with a CASE
+    per day was three times slower on SQLite)."""
     result = {o: [0] * len(starts) for o in outcomes}
-    for index, name, n in counted:
-        result[name][int(index)] = n
+    ends = starts[1:] + [starts[-1] + timedelta(days=1)]
+    for i, (start, end) in enumerate(zip(starts, ends)):
+        for name, n in _ended(state, column, start, end).items():
+            if name in result:
+                result[name][i] = n
     return result
 
 
