@@ -131,7 +131,7 @@ def test_busy_share_and_wait_percentiles_match_their_tables(client, app):
     hourly = figure(page, "Busy share per hour, last 24 hours")
     bars = attrs(hourly, "rect", "data-label", "data-value", "height")
     assert len(bars) == 24 and bars[-1][0] == hour.strftime("%H:00")
-    assert bars[-2][1] == "50" and {b[1] for b in bars[:-2]} <= {"0"}
+    assert bars[-2][1] == "50.0" and {b[1] for b in bars[:-2]} <= {"0.0"}
     assert [r[1] for r in rows(hourly)] == [f"{b[1]}%" for b in bars]
     tallest = max(float(b[2]) for b in bars)
     assert float(bars[-2][2]) == tallest > 0
@@ -146,6 +146,16 @@ def test_busy_share_and_wait_percentiles_match_their_tables(client, app):
                                 if drawn[(label, "p50")] else ["—", "—"]) for label in table)
     assert "6 runs started in these 7 days" in page
     no_inline_style(page)
+
+
+def test_busy_share_covers_each_bucket_by_the_runs_in_it():
+    from webapp.environments.usage import busy_share
+
+    t0 = utcnow().replace(minute=0, second=0, microsecond=0)
+    hour = timedelta(hours=1)
+    buckets = [(t0, t0 + hour), (t0 + hour, t0 + 2 * hour), (t0 + 2 * hour, t0 + 2 * hour)]
+    runs = [(t0 + hour / 2, t0 + hour + hour / 4), (t0 - hour, t0 + hour / 4)]
+    assert busy_share(runs, buckets) == [75.0, 25.0, 0.0] and busy_share([], buckets[:1]) == [0.0]
 
 
 # ---- the overview ----------------------------------------------------------------------------------------

@@ -26,14 +26,14 @@ def _runs(environment_id: int, since: datetime) -> list:
         .order_by(RunRow.id.desc()).limit(MAX_RUNS)).all()
 
 
-def busy_share(intervals: list[tuple[datetime, datetime]], buckets: list[tuple[datetime, datetime]]) -> list[int]:
-    """For each bucket ``(start, end)``, the percentage of it covered by the ``intervals`` (at most 100; one
-    environment runs one run at a time)."""
+def busy_share(intervals: list[tuple[datetime, datetime]], buckets: list[tuple[datetime, datetime]]) -> list[float]:
+    """For each bucket ``(start, end)``, the percentage of it covered by the ``intervals`` (one decimal, at most
+    100: one environment runs one run at a time)."""
     shares = []
     for start, end in buckets:
         length = (end - start).total_seconds()
         busy = sum(max((min(e, end) - max(s, start)).total_seconds(), 0) for s, e in intervals)
-        shares.append(min(round(100 * busy / length), 100) if length > 0 else 0)
+        shares.append(min(round(100 * busy / length, 1), 100.0) if length > 0 else 0.0)
     return shares
 
 
