@@ -5,7 +5,7 @@ import hashlib
 
 from .. import htmx
 from ..models import EnvironmentRow
-from . import services
+from . import services, usage
 
 GRID_FAST, GRID_IDLE, GRID_AFTER = "2s", "10s", 15  # busy: every 2 s; all idle: 10 s; slower once unchanged
 
@@ -35,4 +35,5 @@ def activity(env: EnvironmentRow) -> dict:
     """What the environment's page shows: who holds it, who waits, what ran; live while busy or waited on."""
     state = services.status([env])[env.id]
     return {"env": env, "state": state, "live": bool(state["busy"] or state["queue"]),
-            "queued": services.queued_runs(env.id), "recent": services.recent_runs(env.id)}
+            "queued": services.queued_runs(env.id), "recent": services.recent_runs(env.id),
+            "charts": lambda: usage.environment_charts(env.id)}

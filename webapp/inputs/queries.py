@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from ..domain import events, runs
+from ..domain.migration import MigrationState
 from ..domain.errors import ValidationError
 from .errors import Errors
 
@@ -78,6 +79,17 @@ def event_filters(args: Mapping[str, str]) -> dict:
     if args.get("user_id"):
         filters["user_id"] = args["user_id"]
     return filters
+
+
+def migration_filters(args: Mapping[str, str]) -> dict:
+    """``?state=``: one of the migration states."""
+    if not args.get("state"):
+        return {}
+    try:
+        return {"state": MigrationState(args["state"]).value}
+    except ValueError:
+        raise ValidationError.single("state", "Unknown state: use " + ", ".join(s.value for s in MigrationState)
+                                     + ".") from None
 
 
 def _moment(value: str, name: str) -> datetime:

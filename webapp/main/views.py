@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import render_template
+from flask import request
 
 from .. import health
 from ..auth import public, viewer
+from ..htmx import page_or_fragment, seen
 from ..version import VERSION
-from . import bp, services
+from . import bp, pages
 
 
 @bp.get("/ping")
@@ -27,4 +28,4 @@ def readyz():
 @bp.get("/")
 @viewer
 def index():
-    return render_template("main/index.html", overview=services.overview())
+    return page_or_fragment("main/index.html", "main/_now.html", **pages.overview(seen(request.args)))

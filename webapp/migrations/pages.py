@@ -10,11 +10,12 @@ from ..pagination import Page
 from . import preflight, services
 
 
-def listing(page: Page) -> dict:
-    """The list: polls while a migration on this page runs."""
+def listing(page: Page, filters: dict | None = None) -> dict:
+    """The list (``filters``: its ``?state=``): polls while a migration on this page runs."""
     live = any(m.state == MigrationState.RUNNING.value for m in page.items)
-    return {"page": page, "ips": services.source_ips(page.items), "keep": page.links(), "live": live,
-            "copied": {m.id: _copied(m) for m in page.items}}
+    return {"page": page, "ips": services.source_ips(page.items), "keep": page.links(filters), "live": live,
+            "copied": {m.id: _copied(m) for m in page.items}, "filters": filters or {},
+            "states": [s.value for s in MigrationState]}
 
 
 def _copied(row: MigrationRow) -> tuple[float, float]:

@@ -37,9 +37,9 @@ def get(migration_id: int, *, for_update: bool = False) -> MigrationRow:
     return row
 
 
-def list_page(page: int, per_page: int) -> Page:
-    return paginate(db.session, select(MigrationRow).order_by(MigrationRow.id.desc()), page, per_page,
-                    key=MigrationRow.id)
+def list_page(page: int, per_page: int, filters: dict | None = None) -> Page:
+    stmt = select(MigrationRow).where(*(getattr(MigrationRow, k) == v for k, v in (filters or {}).items()))
+    return paginate(db.session, stmt.order_by(MigrationRow.id.desc()), page, per_page, key=MigrationRow.id)
 
 
 def source_ips(rows: list[MigrationRow]) -> dict[int, str]:

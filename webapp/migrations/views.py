@@ -14,8 +14,9 @@ from .forms import EditMigrationForm, MigrationForm
 @bp.get("/")
 @viewer
 def index():
-    page = services.list_page(*inputs.page(request.args))
-    return page_or_fragment("migrations/index.html", "migrations/_table.html", **pages.listing(page))
+    filters = inputs.migration_filters(request.args)
+    page = services.list_page(*inputs.page(request.args), filters)
+    return page_or_fragment("migrations/index.html", "migrations/_table.html", **pages.listing(page, filters))
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -10,7 +10,7 @@ from ..domain.testfiles import MAX_UPLOAD_BYTES
 from ..domain.units import size_text
 from ..environments import services as environments
 from ..pagination import Page
-from . import compare, services, testfiles
+from . import compare, services, testfiles, trends
 
 
 def listing(page: Page, filters: Mapping) -> dict:
@@ -58,10 +58,10 @@ def upload(files, data: dict, actor) -> dict:
 def run(run_id: int, message: str | None = None) -> dict:
     """The detail page and its live status fragment. ``log``: the log so far, read only by the whole page
     (the live tail continues from there), so that a poll of the status does not read it. ``previous``: the run to
-    compare with (``compare.previous_run``), also read only by the whole page."""
+    compare with (``compare.previous_run``) and ``charts``, also read only by the whole page."""
     row = services.get(run_id)
     return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final, "message": message,
-            "log": lambda: services.log_slice(run_id, 0),
+            "log": lambda: services.log_slice(run_id, 0), "charts": lambda: trends.run_charts(row),
             "previous": lambda: compare.previous_run(row)}
 
 
