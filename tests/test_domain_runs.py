@@ -559,7 +559,12 @@ def test_reading_the_plugin_lines_skips_garbage_and_knows_whether_the_session_en
         '{"nodeid": "t.py::a", "outcome": "passed"}',  # a node id twice: the first stays
         '{"end": 2}', "[" * 100_000])
     tests, ended = res.read_lines(text)
-    assert [(t.nodeid, t.outcome) for t in tests] == [("t.py::a", "failed"), ("t.py::b", "xfailed")] and ended
+    assert [(t.nodeid, t.outcome) for t in tests] == [("t.py::a", "failed"), ("t.py::b", "xfailed")]
+    assert not ended  # lines that are not results: someone else wrote there, the JUnit report decides
+    whole = '{"nodeid": "t.py::a", "outcome": "passed"}\n{"nodeid": "t.py::b", "outcome": "skipped"}\n'
+    assert res.read_lines(whole + '{"end": 2}\n')[1] is True
+    for end in ('{"end": 3}', '{"end": 1}', '{"end": "2"}', '{"end": 2.0}', '{"end": true}', ""):
+        assert res.read_lines(whole + end)[1] is False, end
     assert res.read_lines(None) == ([], False) and res.read_lines("") == ([], False)
     many = "\n".join(f'{{"nodeid": "t.py::{i}", "outcome": "passed"}}' for i in range(res.MAX_RESULTS + 5))
     assert len(res.read_lines(many)[0]) == res.MAX_RESULTS

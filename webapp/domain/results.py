@@ -115,21 +115,22 @@ def clean(entry) -> TestResult | None:
 
 
 def read_lines(text) -> tuple[list[TestResult], bool]:
-    """The results in our plugin's JSON lines (one per test, then ``{"end": n}``), and whether the end was
-    written (the session finished). Lines that are not results are skipped; a node id seen twice keeps its
-    first result; at most ``MAX_RESULTS``."""
+    """The results in our plugin's JSON lines (one per test, then ``{"end": n}``), and whether they are whole:
+    the end was written (the session finished) after exactly ``n`` results and nothing else. Lines that are not
+    results are skipped; a node id seen twice keeps its first result; at most ``MAX_RESULTS``."""
     if not isinstance(text, str):
         return [], False
     found: dict[str, TestResult] = {}
-    ended = False
+    ended, lines = False, 0
     for line in text.splitlines():
         try:
             entry = json.loads(line.strip("\x00 \t"))
         except (ValueError, RecursionError):
-            continue
+            entry = None
         if isinstance(entry, dict) and set(entry) == {"end"}:
-            ended = True
+            ended = entry["end"] == lines == len(found) and type(entry["end"]) is int
             continue
+        lines += 1
         result = clean(entry)
         if result is not None and result.nodeid not in found:
             found[result.nodeid] = result

@@ -3,7 +3,7 @@
 The executor writes this file's text into the run directory as ``cutover_report.py`` and passes
 ``-p cutover_report``: under the sandbox the app's own code is out of reach, the run directory is not. Standard
 library and pytest only. One line per test, written when its teardown is reported (a run killed half-way keeps
-the tests that ended), and ``{"end": n}`` once the session is over. Test code can write to the file too, so the
+the tests that ended), and ``{"end": n}`` (how many lines came before) once the session is over. Test code can write to the file too, so the
 worker reads it as untrusted input (``domain/results.read_lines``).
 """
 import json
@@ -70,7 +70,9 @@ def _phase_outcome(report):
 def pytest_configure(config):
     if _state["out"] is None:
         try:
-            _state["out"] = open(OUTPUT, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole session
+            # appending: a test that truncates the file leaves no hole of NULs before the next line
+            _state["out"] = open(OUTPUT, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole session
+            _state["out"].truncate(0)
         except OSError:
             _state["out"] = None
 

@@ -34,10 +34,15 @@ def read_run_file(path: Path, limit: int = READ_MAX) -> str | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return file.read(limit).decode("utf-8", errors="replace")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def collect(run_dir: Path, junit_xml: str | None) -> list[TestResult]:
