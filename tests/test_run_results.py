@@ -283,3 +283,38 @@ def test_a_viewer_sees_the_results_and_the_filter(as_role, cases_run):
     viewer = as_role("viewer")
     assert viewer.get(f"/runs/{cases_run['id']}?outcome=failed").status_code == 200
     assert len(viewer.get(f"/api/v1/runs/{cases_run['id']}").json["tests"]) == 11
+
+
+@pytest.mark.slow
+def test_a_run_on_a_real_worker_process_records_its_results(client, worker_processes):
+    from conftest import wait_until
+
+    path = upload(client, "test_cases.py", CASES)
+    worker_processes(1)
+    run_id = client.post("/api/v1/runs", json={"environment_id": 4, "test_files": [path]}).json["id"]
+    body = wait_until(lambda: (b := client.get(f"/api/v1/runs/{run_id}").json)["state"] not in ("queued", "running")
+                      and b, timeout=60)
+    outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in body["tests"]}
+    assert outcomes == {name: expected[0] for name, expected in EXPECTED.items()}
+    assert body["summary"]["xfailed"] == body["summary"]["xpassed"] == 1
+
+
+def test_recording_500_results_is_one_quick_insert(app):
+    import time
+
+    from webapp.domain.results import TestResult
+    from webapp.runs import results
+
+    with app.app_context():
+        row = RunRow(username="admin", environment_id=5, test_files=["x"], state="running")
+        db.session.add(row)
+        db.session.commit()
+        tests = [TestResult(f"uploads/p/test_p.py::test_{i}", "failed" if i % 10 == 0 else "passed", 0.01 * i,
+                            "assert 0" if i % 10 == 0 else None, "trace\n" * 20 if i % 10 == 0 else None,
+                            "uploads/p/test_p.py", i + 1) for i in range(500)]
+        started = time.perf_counter()
+        assert results.record(db.session, row.id, 5, None, tests) == 500
+        db.session.commit()
+        elapsed = time.perf_counter() - started
+        assert db.session.query(TestResultRow).filter_by(run_id=row.id).count() == 500
+        assert elapsed < 0.5, elapsed  # the budget is 50 ms; loose here for a busy test machine
