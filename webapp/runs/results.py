@@ -2,6 +2,7 @@
 report), one ``test_results`` row per test at the run's end, and reading them back for the run's JSON and page."""
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from sqlalchemy import insert, select
 from ..domain.results import FAILING, TestResult, choose, clean, parse_junit, read_lines
 from ..models import TestResultRow
 
+log = logging.getLogger(__name__)
 PLUGIN = "cutover_report"                     # the module pytest loads with -p, written into the run directory
 OUTPUT = "cutover-results.jsonl"              # what it writes there (see report_plugin.py)
 READ_MAX = 64 * 1024 * 1024                   # bytes read of a file the run wrote, at most
@@ -47,8 +49,12 @@ def read_run_file(path: Path, limit: int = READ_MAX) -> str | None:
 
 def collect(run_dir: Path, junit_xml: str | None) -> list[TestResult]:
     """The run's results: the plugin's when it finished, else JUnit's (enriched by what the plugin wrote)."""
-    plugin = read_lines(read_run_file(run_dir / OUTPUT))
-    return choose(plugin, parse_junit(junit_xml or "")[0])
+    junit = parse_junit(junit_xml or "")[0]
+    try:
+        return choose(read_lines(read_run_file(run_dir / OUTPUT)), junit)
+    except Exception:  # never our reading of what a run wrote ends the run in error: JUnit's then
+        log.exception("could not read the results the plugin wrote in %s", run_dir)
+        return junit
 
 
 def record(session, run_id: int, environment_id: int, finished_at: datetime | None,
