@@ -318,3 +318,51 @@ def test_recording_500_results_is_one_quick_insert(app):
         elapsed = time.perf_counter() - started
         assert db.session.query(TestResultRow).filter_by(run_id=row.id).count() == 500
         assert elapsed < 0.5, elapsed  # the issue's budget is 50 ms; loose here for a busy test machine
+
+
+def test_the_history_s_flags_show_as_badges_and_in_the_json(app, client, monkeypatch):
+    from webapp.testhistory import stats
+
+    with app.app_context():
+        row = RunRow(username="admin", environment_id=2, test_files=["sample_tests/test_passing.py"], state="failed",
+                     summary={"total": 2, "passed": 1, "failed": 1, "errors": 0, "skipped": 0})
+        db.session.add(row)
+        db.session.flush()
+        from webapp.runs import results
+
+        results.record(db.session, row.id, 2, None, [
+            {"nodeid": "t.py::test_new", "outcome": "failed", "duration": 0.1, "message": "assert 0"},
+            {"nodeid": "t.py::test_flaky", "outcome": "passed", "duration": 0.1}])
+        db.session.commit()
+        run_id = row.id
+    asked = []
+    monkeypatch.setattr(stats, "flags", lambda session, rid: asked.append(rid) or {
+        "t.py::test_new": {"flaky": False, "new_failure": True}, "t.py::test_flaky": {"flaky": True}})
+    tests = {t["nodeid"]: t for t in client.get(f"/api/v1/runs/{run_id}").json["tests"]}
+    assert (tests["t.py::test_new"]["new_failure"], tests["t.py::test_new"]["flaky"]) == (True, False)
+    assert (tests["t.py::test_flaky"]["new_failure"], tests["t.py::test_flaky"]["flaky"]) == (False, True)
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    failures, others = page.index('id="failures"'), page.index('id="other-tests"')
+    assert 'badge-new-failure">new failure</span>' in page[failures:others]
+    assert 'badge-flaky">flaky</span>' in page[others:] and 'badge-flaky">flaky' not in page[failures:others]
+    assert asked == [run_id, run_id]
+    asked.clear()
+    client.get("/api/v1/runs")
+    assert asked == []  # the list does not ask for every run's flags
+
+
+def test_the_history_is_updated_right_after_the_results_in_the_run_s_final_transaction(app, client, work,
+                                                                                         monkeypatch):
+    from webapp.testhistory import stats
+
+    seen = []
+
+    def update(session, run_id):
+        row = session.get(RunRow, run_id)
+        count = session.query(TestResultRow).filter_by(run_id=run_id).count()
+        seen.append((run_id, row.state, count))
+
+    monkeypatch.setattr(stats, "update", update)
+    path = upload(client, "test_two.py", b"def test_a():\n    pass\n\ndef test_b():\n    assert 0\n")
+    done = run_to_end(client, work, [path])
+    assert seen == [(done["id"], "failed", 2)]
