@@ -366,3 +366,14 @@ def test_the_history_is_updated_right_after_the_results_in_the_run_s_final_trans
     path = upload(client, "test_two.py", b"def test_a():\n    pass\n\ndef test_b():\n    assert 0\n")
     done = run_to_end(client, work, [path])
     assert seen == [(done["id"], "failed", 2)]
+
+
+def test_a_run_that_times_out_keeps_the_results_of_the_tests_that_ended(app, client, work):
+    app.config["RUN_TIMEOUT_SECONDS"] = 2
+    path = upload(client, "test_hangs.py", b"import time\n\ndef test_quick():\n    pass\n\ndef test_bad():\n"
+                                           b"    assert 2 + 2 == 5\n\ndef test_hangs():\n    time.sleep(60)\n")
+    done = run_to_end(client, work, [path])
+    assert (done["state"], done["error"]) == ("error", "timed out after 2 s")
+    assert [(t["nodeid"].split("::")[1], t["outcome"], t["message"]) for t in done["tests"]] == [
+        ("test_quick", "passed", None), ("test_bad", "failed", "assert (2 + 2) == 5")]  # no JUnit: the plugin's
+    assert done["summary"]["total"] == 2
