@@ -550,6 +550,8 @@ def test_untrusted_entries_are_checked_and_capped():
                         "line": 3})
     assert (passed.message, passed.details, passed.file, passed.line) == (None, None, "t.py", 3)
     assert res.clean({"nodeid": "t", "outcome": "passed", "line": 0}).line is None
+    odd = res.clean({"nodeid": "t.py::\udc80é", "outcome": "failed", "message": "\ud800 x\x00", "details": "\udfff"})
+    assert (odd.nodeid, odd.message, odd.details) == ("t.py::?é", "? x\ufffd", "?")  # PostgreSQL takes them
 
 
 def test_reading_the_plugin_lines_skips_garbage_and_knows_whether_the_session_ended():

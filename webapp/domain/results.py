@@ -69,8 +69,13 @@ class Summary:
 # --- the caps ----------------------------------------------------------------------------------------
 
 def _text(value) -> str | None:
-    """A string without NUL (PostgreSQL text cannot hold it), or None."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else None
+    """A string that is valid UTF-8 (a lone surrogate becomes "?") without NUL (PostgreSQL text cannot hold
+    either), or None."""
+    if not isinstance(value, str):
+        return None
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value.replace("\x00", "\ufffd")
 
 
 def first_line(value, limit: int = MESSAGE_MAX) -> str | None:
