@@ -73,7 +73,7 @@ def test_create_is_201_with_location_and_the_whole_run(app, client, as_role):
     assert body["username"] == "alice" and body["environment_id"] == 5
     assert body["test_files"] == [FAILING, PASSING]  # in the order given
     assert body["state"] == "queued" and body["queue_position"] == 0  # the environment was free: it starts next
-    assert body["summary"] == {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+    assert body["summary"] == {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
     assert body["tests"] == [] and body["error"] is None and body["exit_code"] is None
     assert datetime.fromisoformat(body["created_at"])
     assert body["started_at"] is None and body["finished_at"] is None and body["duration"] is None
@@ -207,15 +207,16 @@ NO_TESTS = b"HELPER = 42\n\n\ndef helper():\n    return HELPER\n"
 
 
 @pytest.mark.parametrize("files, state, exit_code, error, summary", [
-    ([PASSING], "success", 0, None, {"total": 7, "passed": 7, "failed": 0, "errors": 0, "skipped": 0}),
-    ([FAILING], "failed", 1, None, {"total": 3, "passed": 1, "failed": 2, "errors": 0, "skipped": 0}),
-    ([FIXTURE_ERROR], "failed", 1, None, {"total": 3, "passed": 1, "failed": 0, "errors": 2, "skipped": 0}),
-    ([SKIP_XFAIL], "success", 0, None, {"total": 6, "passed": 2, "failed": 0, "errors": 0, "skipped": 4}),
-    ([PASSING, PARAMETRIZED], "failed", 1, None, {"total": 17, "passed": 16, "failed": 1, "errors": 0, "skipped": 0}),
+    ([PASSING], "success", 0, None, {"total": 7, "passed": 7, "failed": 0, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}),
+    ([FAILING], "failed", 1, None, {"total": 3, "passed": 1, "failed": 2, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}),
+    ([FIXTURE_ERROR], "failed", 1, None, {"total": 3, "passed": 1, "failed": 0, "errors": 2, "skipped": 0, "xfailed": 0, "xpassed": 0}),
+    ([SKIP_XFAIL], "success", 0, None, {"total": 6, "passed": 1, "failed": 0, "errors": 0, "skipped": 3, "xfailed": 1,
+                                    "xpassed": 1}),
+    ([PASSING, PARAMETRIZED], "failed", 1, None, {"total": 17, "passed": 16, "failed": 1, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}),
     (["upload:test_broken_import.py"], "error", 2, "pytest was interrupted (exit code 2)",
-     {"total": 1, "passed": 0, "failed": 0, "errors": 1, "skipped": 0}),
+     {"total": 1, "passed": 0, "failed": 0, "errors": 1, "skipped": 0, "xfailed": 0, "xpassed": 0}),
     (["upload:test_nothing_here.py"], "error", 5, "no tests were collected (exit code 5)",
-     {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}),
+     {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}),
 ])
 def test_the_exit_code_decides_the_final_state(client, work, files, state, exit_code, error, summary):
     bodies = {"test_broken_import.py": IMPORT_ERROR, "test_nothing_here.py": NO_TESTS}
@@ -240,8 +241,10 @@ def test_each_test_is_reported_with_its_node_id_outcome_and_duration(client, wor
     assert tests["sample_tests/test_fixture_error.py::test_stock_level_of_a_known_sku"]["outcome"] == "error"
     assert tests["sample_tests/test_fixture_error.py::test_reserving_stock_is_audited"]["outcome"] == "error"
     assert tests["sample_tests/test_skip_xfail.py::test_skipped_at_runtime"]["outcome"] == "skipped"
-    assert tests["sample_tests/test_skip_xfail.py::test_fixed_bug_unexpectedly_passes"]["outcome"] == "passed"
-    assert all(set(t) == {"nodeid", "outcome", "duration"} and t["duration"] >= 0 for t in tests.values())
+    assert tests["sample_tests/test_skip_xfail.py::test_fixed_bug_unexpectedly_passes"]["outcome"] == "xpassed"
+    assert tests["sample_tests/test_skip_xfail.py::test_large_total_is_formatted"]["outcome"] == "xfailed"
+    assert all(set(t) == {"nodeid", "outcome", "duration", "message", "details", "file", "line", "flaky",
+                          "new_failure"} and t["duration"] >= 0 for t in tests.values())
     assert list(tests)[0] == "sample_tests/test_passing.py::test_single_item_includes_vat"  # in the order run
 
 

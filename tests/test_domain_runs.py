@@ -195,8 +195,10 @@ def results(xml):
 def test_result_classes():
     assert TestResult.__test__ is False  # pytest must not try to collect it
     result = TestResult("a/test_x.py::test_y", "passed", 0.5)
-    assert result.__dict__ == {"nodeid": "a/test_x.py::test_y", "outcome": "passed", "duration": 0.5}
-    assert Summary(5, 1, 2, 1, 1).as_dict() == {"total": 5, "passed": 1, "failed": 2, "errors": 1, "skipped": 1}
+    assert result.__dict__ == {"nodeid": "a/test_x.py::test_y", "outcome": "passed", "duration": 0.5,
+                               "message": None, "details": None, "file": None, "line": None}
+    assert Summary(5, 1, 2, 1, 1).as_dict() == {"total": 5, "passed": 1, "failed": 2, "errors": 1, "skipped": 1,
+                                                "xfailed": 0, "xpassed": 0}
 
 
 def test_junit_bare_testsuite_outcomes_and_durations():
@@ -216,9 +218,10 @@ def test_junit_bare_testsuite_outcomes_and_durations():
         ("tests/test_a.py::test_bad", "failed", 1.5),
         ("tests/test_a.py::test_boom", "error", 0.0),
         ("tests/test_a.py::test_later", "skipped", 0.001),
-        ("tests/test_a.py::test_xfail", "skipped", 0.0),
+        ("tests/test_a.py::test_xfail", "xfailed", 0.0),
     ]
-    assert summary == Summary(5, 1, 1, 1, 2)
+    assert summary == Summary(5, 1, 1, 1, 1, xfailed=1)
+    assert [(t.message, t.details) for t in tests[1:3]] == [("assert 0", "x"), ("setup", "x")]
 
 
 def test_junit_several_suites():
@@ -338,8 +341,8 @@ REAL = {  # in the order pytest reports them: collection errors first
     "sample_tests/test_skip_xfail.py::test_refund_through_payment_provider": "skipped",
     "sample_tests/test_skip_xfail.py::test_python2_unicode_handling": "skipped",
     "sample_tests/test_skip_xfail.py::test_skipped_at_runtime": "skipped",
-    "sample_tests/test_skip_xfail.py::test_large_total_is_formatted": "skipped",  # xfail
-    "sample_tests/test_skip_xfail.py::test_fixed_bug_unexpectedly_passes": "passed",  # xpass, not strict
+    "sample_tests/test_skip_xfail.py::test_large_total_is_formatted": "xfailed",
+    "sample_tests/test_skip_xfail.py::test_fixed_bug_unexpectedly_passes": "passed",  # xpass: JUnit cannot say
     "sample_tests/test_parametrized.py::test_email_validation[simple]": "passed",
     "sample_tests/test_parametrized.py::test_email_validation[plus-and-subdomains]": "passed",
     "sample_tests/test_parametrized.py::test_email_validation[no-top-level-domain]": "passed",
@@ -396,9 +399,11 @@ def test_real_junit_of_the_samples(real_run):
     tests, summary = parse_junit(xml)
     assert {t.nodeid: t.outcome for t in tests} == REAL
     assert [t.nodeid for t in tests] == list(REAL)
-    counts = {o: sum(v == o for v in REAL.values()) for o in ("passed", "failed", "error", "skipped")}
-    assert summary == Summary(len(REAL), counts["passed"], counts["failed"], counts["error"], counts["skipped"])
-    assert summary.as_dict() == {"total": 33, "passed": 22, "failed": 3, "errors": 4, "skipped": 4}
+    counts = {o: sum(v == o for v in REAL.values()) for o in ("passed", "failed", "error", "skipped", "xfailed")}
+    assert summary == Summary(len(REAL), counts["passed"], counts["failed"], counts["error"], counts["skipped"],
+                              counts["xfailed"])
+    assert summary.as_dict() == {"total": 33, "passed": 22, "failed": 3, "errors": 4, "skipped": 3, "xfailed": 1,
+                                 "xpassed": 0}
     assert all(t.duration >= 0 for t in tests) and sum(t.duration for t in tests) < 10
 
 
@@ -487,3 +492,92 @@ def test_log_cap_of_zero_and_many_small_pieces():
 def test_log_cap_limit_must_be_bytes(limit):
     with pytest.raises(ValueError):
         LogCap(limit)
+
+
+# --- each test's result (domain/results.py) -----------------------------------------------------------
+
+from webapp.domain import results as res  # noqa: E402
+
+
+@pytest.mark.parametrize("tests, state", [
+    ([], RunState.SUCCESS),
+    ([TestResult("t.py::a", o, 0.0) for o in ("passed", "skipped", "xfailed", "xpassed")], RunState.SUCCESS),
+    ([TestResult("t.py::a", "passed", 0.0), TestResult("t.py::b", "failed", 0.0)], RunState.FAILED),
+    ([TestResult("t.py::a", "error", 0.0)], RunState.FAILED),
+])
+def test_a_run_fails_on_a_failed_test_or_an_error_only(tests, state):
+    summary = Summary.of(tests)
+    assert summary.failing is (state is RunState.FAILED)
+    assert outcome(0, summary=summary) == (state, None)
+    assert outcome(1, summary=summary) == (RunState.FAILED, None)  # pytest's exit code still says failed
+    assert outcome(5, summary=summary)[0] is RunState.ERROR
+
+
+def test_summary_counts_every_outcome():
+    tests = [TestResult(f"t.py::{o}", o, 0.1) for o in res.OUTCOMES] + [TestResult("t.py::p2", "passed", 0.0)]
+    assert Summary.of(tests).as_dict() == {"total": 7, "passed": 2, "failed": 1, "errors": 1, "skipped": 1,
+                                           "xfailed": 1, "xpassed": 1}
+
+
+def test_details_are_capped_at_64_kib_of_utf8_with_a_marker():
+    assert res.cap_details("short") == "short" and res.cap_details("  \n") is None and res.cap_details(5) is None
+    exact = "x" * res.DETAILS_MAX_BYTES
+    assert res.cap_details(exact) == exact
+    capped = res.cap_details("é" * 40_000)  # 80 000 bytes: cut between characters
+    assert capped.endswith("\n[details truncated at 64 KiB]")
+    kept = capped[: -len(res.DETAILS_MARKER)]
+    assert set(kept) == {"é"} and len(kept.encode()) == res.DETAILS_MAX_BYTES
+    assert res.cap_details("a\x00b") == "a\ufffdb"
+
+
+@pytest.mark.parametrize("entry", [
+    None, [], "x", {"nodeid": "", "outcome": "passed"}, {"nodeid": "t.py::a", "outcome": "exploded"},
+    {"nodeid": 5, "outcome": "passed"}, {"nodeid": "   ", "outcome": "failed"}, {"end": 3},
+])
+def test_an_entry_that_is_not_a_result_is_dropped(entry):
+    assert res.clean(entry) is None
+
+
+def test_untrusted_entries_are_checked_and_capped():
+    test = res.clean({"nodeid": "n" * 5000, "outcome": "failed", "duration": "1.5", "message": "\n  first\nsecond",
+                      "details": "d" * 100_000, "file": ["x"], "line": True, "extra": object()})
+    assert (len(test.nodeid), test.duration, test.message, test.file, test.line) == (1000, 0.0, "first", None, None)
+    assert test.details.endswith(res.DETAILS_MARKER)
+    assert res.clean({"nodeid": "t", "outcome": "failed", "message": "m" * 5000}).message == "m" * 1000
+    for duration in (float("nan"), float("inf"), -1, True):
+        assert res.clean({"nodeid": "t", "outcome": "passed", "duration": duration}).duration == 0.0
+    passed = res.clean({"nodeid": "t", "outcome": "passed", "message": "no", "details": "no", "file": "t.py",
+                        "line": 3})
+    assert (passed.message, passed.details, passed.file, passed.line) == (None, None, "t.py", 3)
+    assert res.clean({"nodeid": "t", "outcome": "passed", "line": 0}).line is None
+    odd = res.clean({"nodeid": "t.py::\udc80é", "outcome": "failed", "message": "\ud800 x\x00", "details": "\udfff"})
+    assert (odd.nodeid, odd.message, odd.details) == ("t.py::?é", "? x\ufffd", "?")  # PostgreSQL takes them
+
+
+def test_reading_the_plugin_lines_skips_garbage_and_knows_whether_the_session_ended():
+    text = "\n".join([
+        '{"nodeid": "t.py::a", "outcome": "failed", "duration": 0.5, "message": "assert 1 == 2"}',
+        "garbage {", "[1, 2]", '"a string"', "\x00\x00" + '{"nodeid": "t.py::b", "outcome": "xfailed"}',
+        '{"nodeid": "t.py::a", "outcome": "passed"}',  # a node id twice: the first stays
+        '{"end": 2}', "[" * 100_000])
+    tests, ended = res.read_lines(text)
+    assert [(t.nodeid, t.outcome) for t in tests] == [("t.py::a", "failed"), ("t.py::b", "xfailed")]
+    assert not ended  # lines that are not results: someone else wrote there, the JUnit report decides
+    whole = '{"nodeid": "t.py::a", "outcome": "passed"}\n{"nodeid": "t.py::b", "outcome": "skipped"}\n'
+    assert res.read_lines(whole + '{"end": 2}\n')[1] is True
+    for end in ('{"end": 3}', '{"end": 1}', '{"end": "2"}', '{"end": 2.0}', '{"end": true}', ""):
+        assert res.read_lines(whole + end)[1] is False, end
+    assert res.read_lines(None) == ([], False) and res.read_lines("") == ([], False)
+    many = "\n".join(f'{{"nodeid": "t.py::{i}", "outcome": "passed"}}' for i in range(res.MAX_RESULTS + 5))
+    assert len(res.read_lines(many)[0]) == res.MAX_RESULTS
+
+
+def test_choosing_between_the_plugin_and_junit():
+    rich = [TestResult("t.py::a", "failed", 0.5, "boom", "trace"), TestResult("t.py::b", "xpassed", 0.1)]
+    junit = [TestResult("t.py::a", "failed", 0.5), TestResult("t.py::b", "passed", 0.1),
+             TestResult("t.py::c", "passed", 0.0)]
+    assert res.choose((rich, True), junit) == rich                       # the session ended: the plugin's
+    assert res.choose((rich, False), junit) == [rich[0], rich[1], junit[2]]  # cut short: JUnit, enriched
+    assert res.choose(([], False), junit) == junit                         # deleted or garbled: JUnit
+    assert res.choose((rich[:1], False), []) == rich[:1]                   # killed: what the plugin wrote
+    assert res.choose(([], True), junit) == junit

@@ -8,19 +8,17 @@ from __future__ import annotations
 import enum
 import re
 import signal
-import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from .accounts import USERNAME_MAX  # a run's user is an account
 from .errors import ValidationError
+from .results import Summary, TestResult, parse_junit  # noqa: F401  (a run's results: results.py)
 from .units import size_text
 
 MAX_FILES = 50
 ENVIRONMENT_IDS = range(1, 101)
 
 _DIGITS = re.compile(r"[0-9]{1,9}")  # from a form; longer is out of range anyway
-_MODULE = re.compile(r"^(test_.*|.*_test)$")  # pytest's default python_files, without ".py"
 
 
 class RunState(str, enum.Enum):
@@ -109,12 +107,15 @@ def _number(value: float) -> str:
 
 
 def outcome(
-    exit_code: int | None, *, timed_out_after: float | None = None, cancelled: bool = False
+    exit_code: int | None, *, timed_out_after: float | None = None, cancelled: bool = False,
+    summary: Summary | None = None,
 ) -> tuple[RunState, str | None]:
     """The final state of a run and, unless it simply passed or failed, why.
 
     Cancelling wins over a timeout, which wins over the exit code (the process was killed by us).
-    A negative exit code is a signal, as ``subprocess`` reports it.
+    A negative exit code is a signal, as ``subprocess`` reports it. A failed test or an error fails the run;
+    xfailed, xpassed (not strict), skipped and passed tests do not: an exit code 0 whose ``summary`` has a
+    failure (the results say otherwise) is a failed run too.
     """
     if cancelled:
         return RunState.CANCELLED, "cancelled"
@@ -123,7 +124,7 @@ def outcome(
     if exit_code is None:
         return RunState.ERROR, "pytest did not run"
     if exit_code == 0:
-        return RunState.SUCCESS, None
+        return (RunState.FAILED, None) if summary is not None and summary.failing else (RunState.SUCCESS, None)
     if exit_code == 1:
         return RunState.FAILED, None
     if exit_code in _EXIT_CODES:
@@ -135,112 +136,6 @@ def outcome(
             name = str(-exit_code)
         return RunState.ERROR, f"pytest was killed by signal {name}"
     return RunState.ERROR, f"pytest exited with code {exit_code}"
-
-
-# --- JUnit XML -------------------------------------------------------------------------------------
-
-_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}  # the worst outcome of a test's phases wins
-
-
-@dataclass
-class TestResult:
-    """One test: its pytest node id, ``passed``, ``failed``, ``error`` or ``skipped``, and seconds taken."""
-
-    __test__ = False  # not a test class, though its name starts with Test
-
-    nodeid: str
-    outcome: str
-    duration: float
-
-
-@dataclass
-class Summary:
-    total: int = 0
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-def _nodeid(classname: str, name: str, file: str | None) -> str:
-    """pytest's node id back from a JUnit testcase, best effort.
-
-    pytest writes ``a/b/test_x.py::TestK::test_y[1]`` as classname ``a.b.test_x.TestK``, name ``test_y[1]``
-    (and a collection error of ``a/b/test_x.py`` as classname ``""``, name ``a.b.test_x``). With a ``file``
-    attribute (``junit_family=xunit1``) the module is known. Without it, the trailing classname parts
-    that start with a capital letter and are not named like a test module (``test_*``, ``*_test``) are
-    classes; the rest is the module's path. Directories or modules with dots in their names come back wrong.
-    """
-    parts = [p for p in classname.split(".") if p] if classname else []
-    if not parts:
-        return name.replace(".", "/") + ".py" if name else ""
-    cut = len(parts)
-    while cut > 1 and parts[cut - 1][:1].isupper() and not _MODULE.match(parts[cut - 1]):
-        cut -= 1
-    path = "/".join(parts[:cut]) + ".py"
-    if file:
-        path = file.replace("\\", "/")
-        module = re.sub(r"\.py$", "", path).replace("/", ".").split(".")
-        if parts[: len(module)] == module:
-            cut = len(module)
-    return "::".join([path, *parts[cut:], name])
-
-
-def _case_outcome(case: ET.Element) -> str:
-    tags = {child.tag for child in case}
-    if "error" in tags:
-        return "error"
-    if "failure" in tags:
-        return "failed"
-    if "skipped" in tags:
-        return "skipped"
-    return "passed"
-
-
-def _seconds(value: str | None) -> float:
-    try:
-        seconds = float(value or 0)
-    except ValueError:
-        return 0.0
-    return seconds if seconds >= 0 and seconds != float("inf") else 0.0
-
-
-def parse_junit(xml_text: str) -> tuple[list[TestResult], Summary]:
-    """The tests in a pytest JUnit XML report, in report order, and their counts; ``([], Summary())`` if unreadable.
-
-    A test reported twice (pytest writes a failing test whose teardown errors as two testcases) is one
-    result with the worse outcome (error > failed > skipped > passed) and the durations added up.
-    xfail is reported by pytest as skipped, a non-strict xpass as passed.
-    """
-    empty: tuple[list[TestResult], Summary] = ([], Summary())
-    if not isinstance(xml_text, (str, bytes)) or not xml_text.strip():
-        return empty
-    if (b"<!DOCTYPE" if isinstance(xml_text, bytes) else "<!DOCTYPE") in xml_text:
-        return empty  # pytest never writes one; refusing it keeps entity tricks out
-    try:
-        root = ET.fromstring(xml_text)
-    except (ET.ParseError, ValueError):
-        return empty
-    if root.tag not in ("testsuites", "testsuite"):
-        return empty
-    results: dict[str, TestResult] = {}
-    for case in root.iter("testcase"):
-        nodeid = _nodeid(case.get("classname", ""), case.get("name", ""), case.get("file"))
-        result = TestResult(nodeid, _case_outcome(case), _seconds(case.get("time")))
-        known = results.get(nodeid)
-        if known is None:
-            results[nodeid] = result
-            continue
-        known.duration += result.duration
-        if _RANK[result.outcome] > _RANK[known.outcome]:
-            known.outcome = result.outcome
-    tests = list(results.values())
-    counts = {outcome: sum(t.outcome == outcome for t in tests) for outcome in _RANK}
-    summary = Summary(len(tests), counts["passed"], counts["failed"], counts["error"], counts["skipped"])
-    return tests, summary
 
 
 # --- log -------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from .bodies import (MAX_ID, acting_as, credentials, environment_changes, event_
                      token, upload, user, user_changes, workload)
 from .waves import wave
 from .queries import (AUDIT_FILTERS, DEFAULT_PER_PAGE, EVENT_FILTERS, MAX_PER_PAGE, RUN_FILTERS, audit_filters,
-                      event_filters, filter_args, migration_filters, offset, page, run_filters)
+                      event_filters, filter_args, migration_filters, offset, page, run_filters, test_outcome)
 
 __all__ = ["MAX_ID", "acting_as", "credentials", "environment_changes", "event_changes", "migration", "run", "storage",
            "token", "upload", "user", "user_changes", "workload", "AUDIT_FILTERS", "DEFAULT_PER_PAGE", "EVENT_FILTERS",
            "MAX_PER_PAGE", "RUN_FILTERS", "audit_filters", "event_filters", "filter_args", "migration_filters",
-           "offset", "page", "run_filters", "wave"]
+           "offset", "page", "run_filters", "test_outcome", "wave"]

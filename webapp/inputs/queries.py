@@ -114,3 +114,13 @@ def audit_filters(args: Mapping[str, str]) -> dict:
                 errors.absorb(exc)
     errors.raise_if_any()
     return filters
+
+
+def test_outcome(args: Mapping[str, str]) -> str | None:
+    """``?outcome=`` on a run's page: one of a test's outcomes (passed, failed, error, skipped, xfailed, xpassed)."""
+    from ..domain.results import OUTCOMES
+
+    value = (args.get("outcome") or "").strip()
+    if value and value not in OUTCOMES:
+        raise ValidationError.single("outcome", "Unknown outcome: use " + ", ".join(OUTCOMES) + ".")
+    return value or None

@@ -85,6 +85,7 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
     environment) may end a run not yet final. The run's user is notified in the same transaction; with
     ``queued``, the event's id is added there for the caller to queue after handing the environment on."""
     values.setdefault("finished_at", utcnow())
+    tests = values.pop("tests", None) or []  # each its own test_results row (runs.tests: only older runs)
     holder = RunRow.lock_token.is_(None) if token is None else RunRow.lock_token == token
     run = db.session.execute(
         sql_update(RunRow)
@@ -92,6 +93,12 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
         .values(**values)
         .returning(RunRow.username, RunRow.environment_id, RunRow.summary, RunRow.migration_id)
     ).first()
+    if run:
+        from ..testhistory import stats
+        from . import results
+
+        results.record(db.session, run_id, run.environment_id, values["finished_at"], tests)
+        stats.update(db.session, run_id)
     event = run and events.notify(run.username, _ended(run_id, run, values), EventSource.RUN, "runs.detail",
                                   run_id=run_id)
     ids, migration_ended = [event.id] if event else [], None

@@ -18,11 +18,12 @@ from sqlalchemy.orm import sessionmaker
 
 from ..db import update as sql_update
 from ..db import utcnow
-from ..domain.runs import LogCap, RunState, outcome, parse_junit
+from ..domain.results import Summary
+from ..domain.runs import LogCap, RunState, outcome
 from ..extensions import db, queues
 from ..models import RunLogChunk, RunRow
 from ..migrations import validation
-from . import sandbox, testfiles
+from . import results, sandbox, testfiles
 
 
 def cancel_key(run_id: int) -> str:
@@ -159,7 +160,8 @@ def run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock) 
     junit = run_dir / "junit.xml"
     # importlib mode: two uploaded files with the same name in different directories can run together
     # i.e. python -m pytest ...; the report's path is relative to the run directory: no server paths in the log
-    args = ["-v", "-rA", "-p", "no:cacheprovider", "--import-mode=importlib", f"--junitxml={junit.name}", *files]
+    args = ["-v", "-rA", "-p", "no:cacheprovider", *results.install(run_dir), "--import-mode=importlib",
+            f"--junitxml={junit.name}", *files]
     timeout = config["RUN_TIMEOUT_SECONDS"]
     try:
         confinement = sandbox.plan(config["SANDBOX"], config["DATA_DIR"], run_dir, int(timeout) + 10)
@@ -196,14 +198,15 @@ def run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock) 
         os.killpg(proc.pid, signal.SIGKILL)  # nothing pytest started may outlive the run
     except ProcessLookupError:
         pass
+    xml = results.read_run_file(junit)
+    tests = results.collect(run_dir, xml)
+    summary = Summary.of(tests)
     state, error = outcome(exit_code, timed_out_after=timeout if watchdog.reason == "timeout" else None,
-                           cancelled=watchdog.reason == "cancelled")
+                           cancelled=watchdog.reason == "cancelled", summary=summary)
     if watchdog.reason == "lost":
         state, error = RunState.ERROR, "lost the environment lock"
     elif exit_code == sandbox.SANDBOX_FAILED and watchdog.reason is None:
         state, error = RunState.ERROR, "sandbox unavailable: it could not be applied (the log says which step failed)"
-    xml = junit.read_text(errors="replace") if junit.exists() else None
-    tests, summary = parse_junit(xml or "")
     return {"state": state.value, "error": error, "exit_code": exit_code, "junit_xml": xml,
             "tests": [t.__dict__ for t in tests], "summary": summary.as_dict()}
 

@@ -5,12 +5,13 @@ from typing import Mapping
 
 from wtforms import SelectChoice
 
+from ..domain.results import OUTCOMES
 from ..domain.runs import RunState
 from ..domain.testfiles import MAX_UPLOAD_BYTES
 from ..domain.units import size_text
 from ..environments import services as environments
 from ..pagination import Page
-from . import compare, services, testfiles, trends
+from . import compare, results, services, testfiles, trends
 
 
 def listing(page: Page, filters: Mapping) -> dict:
@@ -55,13 +56,16 @@ def upload(files, data: dict, actor) -> dict:
     return testfiles.upload(**inputs.upload(files, data), actor=actor)
 
 
-def run(run_id: int, message: str | None = None) -> dict:
+def run(run_id: int, message: str | None = None, outcome: str | None = None) -> dict:
     """The detail page and its live status fragment. ``log``: the log so far, read only by the whole page
-    (the live tail continues from there), so that a poll of the status does not read it. ``previous``: the run to
-    compare with (``compare.previous_run``) and ``charts``, also read only by the whole page."""
+    (the live tail continues from there), so that a poll of the status does not read it. ``results``: the
+    tests, failures first, only those of ``outcome`` when given, and the slowest 10. ``previous``: the run to
+    compare with (``compare.previous_run``) and ``charts``, read only by the whole page."""
     row = services.get(run_id)
-    return {"row": row, "run": services.as_json(row), "final": RunState(row.state).is_final, "message": message,
-            "log": lambda: services.log_slice(run_id, 0), "charts": lambda: trends.run_charts(row),
+    run = services.as_json(row)
+    return {"row": row, "run": run, "final": RunState(row.state).is_final, "message": message,
+            "log": lambda: services.log_slice(run_id, 0), "results": results.page_view(run["tests"], outcome),
+            "outcomes": OUTCOMES, "charts": lambda: trends.run_charts(row),
             "previous": lambda: compare.previous_run(row)}
 
 

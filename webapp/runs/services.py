@@ -11,12 +11,12 @@ from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.errors import InvalidStateError, NotFound
-from ..domain.runs import RunState
+from ..domain.runs import RunState, Summary
 from ..extensions import cancel_job, db, queues
 from ..models import EnvironmentRow, RunLogChunk, RunRow
 from ..pagination import Page, paginate
 from ..migrations import validation
-from . import dispatch, testfiles
+from . import dispatch, results, testfiles
 from .executor import cancel_key
 
 LOG_PAGE = 256 * 1024  # characters served by one log request at most
@@ -93,15 +93,17 @@ def duration(row: RunRow) -> float | None:
     return round(((row.finished_at or utcnow()) - row.started_at).total_seconds(), 3)
 
 
-EMPTY_SUMMARY = {"total": 0, "passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+EMPTY_SUMMARY = Summary().as_dict()
 
 
-def as_json(row: RunRow, positions: dict[int, int] | None = None) -> dict:
+def as_json(row: RunRow, positions: dict[int, int] | None = None, tests: list[dict] | None = None) -> dict:
+    """A run; ``tests``: given by the list (light), else each test in full with its flags."""
     positions = positions if positions is not None else queue_positions([row])
+    tests = tests if tests is not None else results.for_run(db.session, row.id, row.tests)
     return {
         "id": row.id, "username": row.username, "environment_id": row.environment_id,
         "test_files": list(row.test_files), "state": row.state, "queue_position": positions.get(row.id),
-        "exit_code": row.exit_code, "summary": row.summary or dict(EMPTY_SUMMARY), "tests": row.tests or [],
+        "exit_code": row.exit_code, "summary": {**EMPTY_SUMMARY, **(row.summary or {})}, "tests": tests,
         "error": row.error, "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at), "duration": duration(row),
         "sandbox": {"mode": row.sandbox_mode, "detail": row.sandbox_detail},
@@ -110,8 +112,8 @@ def as_json(row: RunRow, positions: dict[int, int] | None = None) -> dict:
 
 
 def page_json(page: Page) -> dict:
-    positions = queue_positions(page.items)
-    return page.as_json(lambda row: as_json(row, positions))
+    positions, tests = queue_positions(page.items), results.for_runs(db.session, page.items)
+    return page.as_json(lambda row: as_json(row, positions, tests[row.id]))
 
 
 def cancel(run_id: int) -> RunRow:

@@ -41,7 +41,8 @@ def upload():
 @bp.get("/<int:run_id>")
 @viewer
 def detail(run_id: int):
-    return page_or_fragment("runs/detail.html", "runs/_status.html", **pages.run(run_id))
+    return page_or_fragment("runs/detail.html", "runs/_status.html",
+                            **pages.run(run_id, outcome=inputs.test_outcome(request.args)))
 
 
 @bp.get("/<int:run_id>/log")

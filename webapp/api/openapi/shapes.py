@@ -11,6 +11,7 @@ from ...domain.runs import ENVIRONMENT_IDS, MAX_FILES, RunState, USERNAME_MAX
 from ...inputs import MAX_ID, MAX_PER_PAGE
 from ...health import HEARTBEAT_SECONDS
 from ...version import VERSION
+from .results import RUN_SUMMARY, TEST_RESULT
 from .builders import (Schema, array, boolean, described, enum, integer, nullable, number, obj, ref, string,
                        timestamp)
 
@@ -160,9 +161,7 @@ def schemas() -> dict[str, Schema]:
             "ok": boolean(), "message": string(description="What is wrong (or right), in words to act on.")}),
         "Preflight": obj({"ok": boolean(description="Every check passed: Run will not be refused by them."),
                           "checks": array(ref("PreflightCheck"))}),
-        "RunSummary": obj({n: integer(minimum=0) for n in ("total", "passed", "failed", "errors", "skipped")}),
-        "TestResult": obj({"nodeid": string(), "outcome": enum(["passed", "failed", "error", "skipped"]),
-                           "duration": number(minimum=0, description="seconds")}),
+        "RunSummary": RUN_SUMMARY, "TestResult": TEST_RESULT,
         "Run": obj({
             "id": integer(minimum=1), "username": string(), "environment_id": integer(minimum=1),
             "test_files": array(string()), "state": enum(RunState),
