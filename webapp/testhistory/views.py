@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from flask import request
+
+from .. import inputs
+from ..auth import viewer
+from ..htmx import page_or_fragment
+from . import bp, pages, services
+
+
+@bp.get("/")
+@viewer
+def index():
+    filters = inputs.test_filters(request.args)
+    page = services.list_page(*inputs.page(request.args), filters)
+    typed = inputs.filter_args(request.args, inputs.TEST_FILTERS)
+    return page_or_fragment("testhistory/index.html", "testhistory/_table.html", **pages.listing(page, filters, typed))
+
+
+@bp.get("/<path:nodeid>")
+@viewer
+def detail(nodeid: str):
+    environment_id = inputs.history_args(request.args)["environment_id"]
+    return page_or_fragment("testhistory/detail.html", "testhistory/_history.html",
+                            **pages.view(nodeid, environment_id))
