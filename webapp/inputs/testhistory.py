@@ -10,7 +10,7 @@ from .errors import Errors
 
 TEST_FILTERS = ("q", "flaky", "sort")
 Q_MAX = 200
-BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+BOOLEANS = {"true": True, "false": False}
 
 
 def test_filters(args: Mapping[str, str]) -> dict:
