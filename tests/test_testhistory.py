@@ -261,6 +261,7 @@ def test_a_chart_with_one_point_and_with_none(app, client):
     one = chart.durations([{"run_id": 1, "duration": 2.0, "outcome": "passed"}])
     assert len(one["dots"]) == 1 and one["top"] == 2.0 and "2.000 s" in one["summary"]
     assert chart.durations([])["dots"] == [] and chart.durations([])["top"] == 1.0
+    assert [chart._nice(v) for v in (0.003, 0.04, 0.25, 0.9, 1.3, 7, 250)] == [0.005, 0.05, 0.25, 1, 2, 10, 250]
     many = chart.durations([{"run_id": i, "duration": i / 7, "outcome": "passed"} for i in range(60)])
     assert len(many["dots"]) == 60 and max(d["y"] for d in many["dots"]) <= many["bottom"]
     assert min(d["y"] for d in many["dots"]) >= many["pad"]

@@ -2,18 +2,20 @@
 these numbers, with a text alternative and the same numbers in a table."""
 from __future__ import annotations
 
+import math
+
 WIDTH, HEIGHT, PAD = 600, 140, 24
 
 
 def _nice(value: float) -> float:
-    """A round axis maximum at or above ``value``."""
+    """A round axis maximum at or above ``value`` (1, 2, 2.5 or 5 times a power of ten)."""
     if value <= 0:
         return 1.0
-    step = 10 ** (len(str(int(value))) - 1) if value >= 1 else 10 ** -len(f"{value:.10f}".split(".")[1].lstrip("0"))
+    step = 10.0 ** math.floor(math.log10(value))
     for factor in (1, 2, 2.5, 5, 10):
-        if value <= step * factor:
-            return round(step * factor, 10)
-    return round(step * 10, 10)
+        if value <= step * factor * (1 + 1e-9):
+            return float(f"{step * factor:.6g}")
+    return float(f"{step * 10:.6g}")
 
 
 def durations(points: list[dict]) -> dict:
@@ -27,8 +29,9 @@ def durations(points: list[dict]) -> dict:
     for i, (point, value) in enumerate(zip(points, values)):
         x = PAD + (i * step if len(values) > 1 else inner_w / 2)
         y = PAD + inner_h - (value / top) * inner_h
+        title = f"Run #{point['run_id']}: {value:.3f} s ({point['outcome']})"
         dots.append({"x": round(x, 1), "y": round(y, 1), "run_id": point["run_id"], "value": value,
-                     "outcome": point["outcome"], "title": f"Run #{point['run_id']}: {value:.3f} s ({point['outcome']})"})
+                     "outcome": point["outcome"], "title": title})
     if values:
         summary = (f"Duration of the last {len(values)} results: from {min(values):.3f} s to {max(values):.3f} s, "
                    f"latest {values[-1]:.3f} s.")

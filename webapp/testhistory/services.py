@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from ..domain import testhistory as rules
 from ..domain.errors import NotFound
@@ -66,7 +67,7 @@ def get(nodeid: str) -> TestStatRow:
 def history(nodeid: str, environment_id: int | None = None, limit: int = rules.HISTORY_LIMIT
             ) -> list[TestResultRow]:
     """The test's latest results, newest first (404 for an unknown test)."""
-    stmt = select(TestResultRow).where(TestResultRow.nodeid == nodeid)
+    stmt = select(TestResultRow).options(defer(TestResultRow.details)).where(TestResultRow.nodeid == nodeid)  # 64 KiB
     if environment_id is not None:
         stmt = stmt.where(TestResultRow.environment_id == environment_id)
     rows = list(db.session.scalars(stmt.order_by(TestResultRow.id.desc()).limit(limit))) if len(nodeid) <= 1000 else []

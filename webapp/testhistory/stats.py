@@ -59,8 +59,30 @@ def update(session: Session, run_id: int) -> None:
     changed = [s.row() for n, s in summaries.items() if n in known]
     if fresh:
         session.execute(insert(STATS), fresh)
-    if changed:  # one executemany (Core: the ORM's bulk UPDATE costs twice as much here)
-        session.execute(UPDATE, [{**row, "key": row["nodeid"]} for row in changed])
+    if changed:
+        _update_rows(session, changed)
+
+
+def _update_rows(session: Session, rows: list[dict]) -> None:
+    """One executemany of the UPDATE. On SQLite straight to the DBAPI, each value through its column type's own
+    bind processor (what ``session.execute(UPDATE, rows)`` does, without SQLAlchemy building each row's
+    parameters: that was half the time of 500 rows); elsewhere (psycopg adapts JSON itself) through Core."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        session.execute(UPDATE, [{**row, "key": row["nodeid"]} for row in rows])
+        return
+    compiled = UPDATE.compile(dialect=dialect)
+    processors = {name: STATS.c[name].type.bind_processor(dialect) for name in WRITTEN}
+    processors["key"] = STATS.c.nodeid.type.bind_processor(dialect)
+    prepared = []
+    for row in rows:
+        values = {**{name: row[name] for name in WRITTEN}, "key": row["nodeid"]}
+        for name, process in processors.items():
+            if process is not None:
+                values[name] = process(values[name])
+        prepared.append(tuple(values[name] for name in compiled.positiontup) if compiled.positional else values)
+    connection.exec_driver_sql(compiled.string, prepared)
 
 
 def flags(session: Session, run_id: int) -> dict[str, dict]:
