@@ -234,6 +234,9 @@ def test_the_tests_page_searches_without_javascript_and_has_its_tabs(app, client
     assert "test_flaky" in flaky and "test_calm" not in flaky and 'aria-current="page">Flaky' in flaky
     refused = client.get("/tests/?sort=nope")
     assert refused.status_code == 422 and "Unknown sort" in refused.get_data(as_text=True)
+    assert 'id="tests-search-error"' in refused.get_data(as_text=True)  # beside the search form, not an error page
+    long = client.get("/tests/?q=" + "x" * 300)
+    assert long.status_code == 422 and "at most 200 characters" in long.get_data(as_text=True)
     assert client.get("/tests/?q=nothing-like-it").get_data(as_text=True).count("No tests match") == 1
 
 

@@ -14,7 +14,6 @@ How each outcome counts:
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -44,10 +43,10 @@ def judged(recent: str) -> str:
 def flaky_score(recent: str) -> float:
     """Over the last results (skips ignored): the share of consecutive results that flip between pass and
     fail, ``flips / (n - 1)``; 0 with fewer than two results."""
-    seen = [ch in PASSES for ch in judged(recent[-WINDOW:])]
+    seen = [ch in PASSES for ch in recent[-WINDOW:] if ch not in SKIPS]
     if len(seen) < 2:
         return 0.0
-    flips = sum(1 for a, b in zip(seen, seen[1:]) if a != b)
+    flips = sum(a != b for a, b in zip(seen, seen[1:]))
     return round(flips / (len(seen) - 1), 4)
 
 
@@ -64,10 +63,13 @@ def pass_rate(passed: int, failed: int) -> float | None:
 
 
 def median_duration(recent: str, durations: list) -> float | None:
-    """The median duration of the last results that ran (skips left out); None when none ran."""
-    kept = [float(d) for ch, d in zip(recent[-len(durations):] if durations else "", durations)
-            if ch not in SKIPS and isinstance(d, (int, float))]
-    return round(statistics.median(kept), 6) if kept else None
+    """The median duration of the last results that ran (skips left out); None when none ran. ``recent`` and
+    ``durations`` are aligned from their ends."""
+    kept = sorted(d for ch, d in zip(recent[-len(durations):] if durations else "", durations) if ch not in SKIPS)
+    if not kept:
+        return None
+    middle = len(kept) // 2
+    return round(float(kept[middle] if len(kept) % 2 else (kept[middle - 1] + kept[middle]) / 2), 6)
 
 
 def is_new_failure(outcome: str, previous: str | None) -> bool:
@@ -102,7 +104,7 @@ class Summary:
         else:
             self.skipped += 1
         self.recent = (self.recent + code)[-WINDOW:]
-        self.durations = (list(self.durations) + [round(float(duration or 0.0), 6)])[-WINDOW:]
+        self.durations = (list(self.durations) + [round(float(duration or 0.0), 4)])[-WINDOW:]
         self.last_outcome, self.last_run_id, self.last_at = outcome, run_id, at
 
     def add_all(self, results: Iterable[tuple[str, float, int | None, object]]) -> "Summary":

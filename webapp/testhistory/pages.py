@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from .. import inputs
 from ..domain import testhistory as rules
+from ..domain.errors import ValidationError
 from ..pagination import Page
 from . import chart, services
 
@@ -14,13 +16,25 @@ OUTCOME_LABELS = {"passed": "passed", "failed": "failed", "error": "error", "ski
                   "xfailed": "expected failure", "xpassed": "unexpected pass"}
 
 
+def index(args: Mapping[str, str]) -> tuple[dict, int]:
+    """The list page for ``args`` (the query string), and its status: a refused search or page is shown
+    beside its field (422) over an empty list."""
+    typed = inputs.filter_args(args, inputs.TEST_FILTERS)
+    try:
+        filters = inputs.test_filters(args)
+        page = services.list_page(*inputs.page(args), filters)
+    except ValidationError as exc:
+        return {**listing(Page([], 0, 1, inputs.DEFAULT_PER_PAGE), {}, typed), "refused": exc.fields}, 422
+    return listing(page, filters, typed), 200
+
+
 def listing(page: Page, filters: Mapping, typed: Mapping[str, str]) -> dict:
     """The list, the search box (as typed) and the tabs; links keep the search and the tab."""
     sort = filters.get("sort") or "nodeid"
     tabs = [{"label": label, "args": {**({"q": typed["q"]} if typed.get("q") else {}), **args},
              "current": (args.get("sort") or "nodeid") == sort} for label, args in TABS]
     return {"page": page, "keep": page.links(typed), "typed": typed, "tabs": tabs, "flaky": rules.is_flaky,
-            "threshold": rules.FLAKY_THRESHOLD}
+            "threshold": rules.FLAKY_THRESHOLD, "refused": {}}
 
 
 def view(nodeid: str, environment_id: int | None) -> dict:

@@ -5,16 +5,14 @@ from flask import request
 from .. import inputs
 from ..auth import viewer
 from ..htmx import page_or_fragment
-from . import bp, pages, services
+from . import bp, pages
 
 
 @bp.get("/")
 @viewer
 def index():
-    filters = inputs.test_filters(request.args)
-    page = services.list_page(*inputs.page(request.args), filters)
-    typed = inputs.filter_args(request.args, inputs.TEST_FILTERS)
-    return page_or_fragment("testhistory/index.html", "testhistory/_table.html", **pages.listing(page, filters, typed))
+    context, status = pages.index(request.args)
+    return page_or_fragment("testhistory/index.html", "testhistory/_table.html", status, **context)
 
 
 @bp.get("/<path:nodeid>")
