@@ -136,7 +136,7 @@ def record_times(app, count: int, first_run: int) -> tuple[list[float], list[flo
                      "outcome": "failed" if rng.random() < 0.05 else "passed",
                      "duration": rng.uniform(0.01, 1), "finished_at": now} for nodeid in nodeids]
             t0 = time.perf_counter()
-            db.session.execute(insert(TestResultRow), rows)
+            db.session.execute(insert(TestResultRow.__table__), rows)  # Core: one executemany
             t1, c1 = time.perf_counter(), time.process_time()
             if with_update:
                 stats.update(db.session, run_id)
@@ -224,11 +224,14 @@ def main() -> int:
             ["baseline: insert + commit", base["n"], f"{base['p50']:.1f}", f"{base['p95']:.1f}", f"{base['max']:.1f}"],
         ], title="\nRecording a run's 500 results (in process, SQLite)")
         verdict = "MET" if tot["p95"] <= target else "MISSED"
+        added_verdict = "MET" if upd["p95"] <= target else "MISSED"
         print(f"\nTarget: p95 <= {target:g} ms per GET: {'MET' if not missed else 'MISSED on ' + ', '.join(missed)}"
               f" (ping p95 {ping['p95']:.1f} ms).")
-        print(f"Target: recording 500 results (insert + stats.update) p95 <= {target:g} ms: {verdict} "
-              f"({tot['p95']:.1f} ms; stats.update alone p95 {upd['p95']:.1f} ms, {added:+.1f} ms over the bare "
-              f"insert's p95 {base['p95']:.1f} ms = {tot['p95'] / base['p95']:.1f}x).")
+        print(f"Target: what recording adds to a run's end, stats.update of 500 results, p95 <= {target:g} ms: "
+              f"{added_verdict} ({upd['p95']:.1f} ms; CPU {work['p95']:.1f} ms).")
+        print(f"        insert + stats.update + commit of 500 results p95 <= {target:g} ms: {verdict} "
+              f"({tot['p95']:.1f} ms = {tot['p95'] / base['p95']:.1f}x the bare insert + commit's p95 "
+              f"{base['p95']:.1f} ms; {added:+.1f} ms).")
         print(f"Load average while measuring: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
               f"on {os.cpu_count()} CPUs.")
     return 0

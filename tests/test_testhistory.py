@@ -202,6 +202,7 @@ def test_an_unknown_test_is_404(client):
     response = client.get("/api/v1/tests/no/such.py::test/history")
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
     assert client.get("/api/v1/tests/" + "x" * 1500 + "/history").status_code == 404
+    assert client.get("/api/v1/tests/a%00b/history").status_code == 404  # PostgreSQL refuses NUL: not a 500
     assert client.get("/tests/no/such.py::test").status_code == 404
 
 

@@ -52,11 +52,17 @@ def page_json(page: Page) -> dict:
     return page.as_json(as_json)
 
 
+def _storable(nodeid: str) -> bool:
+    """Could a run have recorded this nodeid? (At most 1000 characters, no NUL: PostgreSQL refuses NUL.)"""
+    return len(nodeid) <= 1000 and "\x00" not in nodeid
+
+
 def get(nodeid: str) -> TestStatRow:
-    """The test's stats; 404 for a test no run recorded (or that only lives in ``test_results``)."""
-    row = db.session.get(TestStatRow, nodeid) if len(nodeid) <= 1000 else None
+    """The test's stats; 404 for a test no run recorded. A test only in ``test_results`` (no stats row yet)
+    gets empty stats."""
+    row = db.session.get(TestStatRow, nodeid) if _storable(nodeid) else None
     if row is None:
-        if len(nodeid) > 1000 or db.session.scalar(
+        if not _storable(nodeid) or db.session.scalar(
                 select(TestResultRow.id).where(TestResultRow.nodeid == nodeid).limit(1)) is None:
             raise NotFound("test")
         row = TestStatRow(nodeid=nodeid, runs=0, passed=0, failed=0, skipped=0, recent="", durations=[],
@@ -70,7 +76,7 @@ def history(nodeid: str, environment_id: int | None = None, limit: int = rules.H
     stmt = select(TestResultRow).options(defer(TestResultRow.details)).where(TestResultRow.nodeid == nodeid)  # 64 KiB
     if environment_id is not None:
         stmt = stmt.where(TestResultRow.environment_id == environment_id)
-    rows = list(db.session.scalars(stmt.order_by(TestResultRow.id.desc()).limit(limit))) if len(nodeid) <= 1000 else []
+    rows = list(db.session.scalars(stmt.order_by(TestResultRow.id.desc()).limit(limit))) if _storable(nodeid) else []
     if not rows:
         get(nodeid)  # 404 when the test is unknown; an empty history on another environment is fine
     return rows
