@@ -129,9 +129,25 @@ def world(app, client):
         waves.append(wave.json["id"])
         assert not paused or client.post(f"/api/v1/waves/{wave.json['id']}/pause").status_code == 200
     admin_token = client.get("/api/v1/tokens").json["items"][0]["id"]
-    return {"w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
+    nodeid = record_test(app, run.json["id"])
+    return {"nodeid": nodeid, "w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
             "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py",
             "wave": waves[0], "paused_wave": waves[1]}
+
+
+def record_test(app, run_id: int) -> str:
+    """A test result of run ``run_id`` and its stats, as a run's end records them: the tests pages' sample."""
+    from webapp.extensions import db
+    from webapp.models import TestResultRow
+    from webapp.testhistory import stats
+
+    nodeid = "uploads/smoke/test_quick.py::test_quick[a b]"
+    with app.app_context():
+        db.session.add(TestResultRow(run_id=run_id, environment_id=1, nodeid=nodeid, outcome="passed", duration=0.1))
+        db.session.flush()
+        stats.update(db.session, run_id)
+        db.session.commit()
+    return nodeid
 
 
 def snapshot(app) -> dict:
@@ -392,7 +408,8 @@ def test_a_viewer_may_read_every_get_endpoint_but_the_admins(app, as_role, world
     endpoint, _ = pair
     viewer = as_role("viewer")
     values = {"workload_id": world["w1"], "migration_id": world["m1"], "run_id": world["run"],
-              "event_id": world["event"], "environment_id": 1, "username": "victim", "wave_id": world["wave"]}
+              "event_id": world["event"], "environment_id": 1, "username": "victim", "wave_id": world["wave"],
+              "nodeid": world["nodeid"]}
     rule = next(r for r in RULES if r.endpoint == endpoint)
     response = viewer.get(sample_url(endpoint, {k: v for k, v in values.items() if k in rule.arguments}))
     if level(endpoint, "GET") is Role.ADMIN:
@@ -510,7 +527,7 @@ def test_only_an_admin_opens_another_accounts_inbox(client, as_role, role):
 def page_values(world) -> dict:
     return {"workload_id": world["w2"], "migration_id": world["m1"], "run_id": world["run"],
             "event_id": world["event"], "environment_id": 1, "username": "victim", "token_id": world["admin_token"],
-            "wave_id": world["wave"]}
+            "wave_id": world["wave"], "nodeid": world["nodeid"]}
 
 
 def page_url(endpoint: str, world: dict | None = None) -> str:

@@ -13,7 +13,7 @@ WEBAPP, TEMPLATES = ROOT / "webapp", ROOT / "templates"
 VIEW_FILES = sorted([*WEBAPP.glob("*/views.py"), *(WEBAPP / "api").rglob("*.py")])
 ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "route"}
 MAX_VIEW_LINES = 8
-FEATURES = ("accounts", "audit", "environments", "events", "migrations", "runs", "waves", "workloads")
+FEATURES = ("accounts", "audit", "environments", "events", "migrations", "runs", "testhistory", "waves", "workloads")
 
 
 def templates() -> list[Path]:

@@ -185,7 +185,25 @@ def seed(client, n: int) -> dict:
     return {"workload_id": workload["id"], "migration_id": migration["id"], "run_id": run.json["id"],
             "environment_id": run.json["environment_id"], "event_id": event.json["id"], "path": upload.json["path"],
             "username": user.json["username"], "token_id": token.json["id"], "wave_id": wave.json["id"],
-            "before_id": run.json["id"], "after_id": run.json["id"]}  # a run compared with itself
+            "before_id": run.json["id"], "after_id": run.json["id"],  # a run compared with itself
+            "nodeid": recorded_test(client.application, run.json["id"], n)}
+
+
+def recorded_test(app, run_id: int, n: int) -> str:
+    """A test result of run ``run_id`` (as a run's end records it), for GET /api/v1/tests/{nodeid}/history."""
+    from webapp.extensions import db
+    from webapp.models import RunRow, TestResultRow
+    from webapp.testhistory import stats
+
+    nodeid = f"seed-{n}/test_seed.py::test_case[a b/c]"
+    with app.app_context():
+        run = db.session.get(RunRow, run_id)
+        db.session.add(TestResultRow(run_id=run_id, environment_id=run.environment_id, nodeid=nodeid,
+                                     outcome="failed", duration=0.25, message="assert 1 == 2"))
+        db.session.flush()
+        stats.update(db.session, run_id)
+        db.session.commit()
+    return nodeid
 
 
 def finished(client, work) -> dict:

@@ -288,4 +288,9 @@ def test_the_results_runs_kept_before_0008_are_copied_into_test_results_and_the_
             (1, 3, "sample_tests/test_x.py::test_a", "passed", 0.25, at(13)),
             (1, 3, "sample_tests/test_x.py::test_b", "failed", 1.0, at(13))]
         assert connection.scalar(select(models.RunRow.tests)) == kept
+        stats = connection.execute(select(models.TestStatRow).order_by(models.TestStatRow.nodeid)).all()
+        assert [(s.nodeid, s.runs, s.passed, s.failed, s.recent, s.durations, s.pass_rate, s.last_outcome,
+                 s.last_run_id, s.last_at) for s in stats] == [
+            ("sample_tests/test_x.py::test_a", 1, 1, 0, "P", [0.25], 1.0, "passed", 1, at(13)),
+            ("sample_tests/test_x.py::test_b", 1, 0, 1, "F", [1.0], 0.0, "failed", 1, at(13))]
         assert current_revision(connection) == HEAD

@@ -7,7 +7,8 @@ from . import auth
 from .version import VERSION
 
 NAV = (("migrations.index", "Migrations"), ("waves.index", "Waves"), ("workloads.index", "Workloads"),
-       ("runs.index", "Test runs"), ("environments.index", "Environments"), ("events.index", "Events"))
+       ("runs.index", "Test runs"), ("testhistory.index", "Tests"),
+       ("environments.index", "Environments"), ("events.index", "Events"))
 NOT_IN_NAV = ("events.inbox", "events.badge")  # the inbox has its own link (the badge)
 
 ERROR_TITLES = {400: "That request could not be understood", 403: "Not allowed", 404: "Not found",

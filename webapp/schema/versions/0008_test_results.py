@@ -1,7 +1,8 @@
 """Each test's result in its own row (test_results) and each test's history in one (test_stats).
 
 The results the runs of the last release kept in ``runs.tests`` (nodeid, outcome, duration) are copied into
-``test_results``; ``runs.tests`` stays as it was.
+``test_results``; ``runs.tests`` stays as it was. Then ``test_stats`` is filled from them (the rules of
+``webapp.domain.testhistory``), so the history of old runs counts.
 
 Revision ID: 0008_test_results
 Revises: 0007_validation_and_waves
@@ -58,6 +59,7 @@ def upgrade() -> None:
     op.create_index("ix_test_stats_failed", "test_stats", ["failed"])
     op.create_index("ix_test_stats_median", "test_stats", ["median_duration"])
     _copy_results()
+    _fill_stats()
 
 
 def _copy_results() -> None:
@@ -81,6 +83,34 @@ def _copy_results() -> None:
             rows = []
     if rows:
         connection.execute(results.insert(), rows)
+
+
+def _fill_stats() -> None:
+    """One test_stats row per test of the copied results, folded oldest first (one pass over test_results)."""
+    from webapp.domain.testhistory import Summary
+
+    connection = op.get_bind()
+    results = sa.table("test_results", *(sa.column(n) for n in ("id", "run_id", "nodeid", "outcome", "duration")),
+                       sa.column("finished_at", sa.DateTime(timezone=True)))
+    stats = sa.table("test_stats", *(sa.column(n) for n in (
+        "nodeid", "runs", "passed", "failed", "skipped", "recent", "pass_rate", "flaky_score", "median_duration",
+        "last_outcome", "last_run_id")), sa.column("durations", sa.JSON), sa.column("last_at", sa.DateTime(timezone=True)))
+    rows, summary = [], None
+    for r in connection.execute(sa.select(results.c.nodeid, results.c.outcome, results.c.duration,
+                                          results.c.run_id, results.c.finished_at)
+                                .order_by(results.c.nodeid, results.c.id)):
+        if summary is None or summary.nodeid != r.nodeid:
+            if summary is not None:
+                rows.append(summary.row())
+            summary = Summary(r.nodeid)
+        summary.add(r.outcome, r.duration, r.run_id, r.finished_at)
+        if len(rows) >= 2000:
+            connection.execute(stats.insert(), rows)
+            rows = []
+    if summary is not None:
+        rows.append(summary.row())
+    if rows:
+        connection.execute(stats.insert(), rows)
 
 
 def downgrade() -> None:
