@@ -377,3 +377,29 @@ def test_a_run_that_times_out_keeps_the_results_of_the_tests_that_ended(app, cli
     assert [(t["nodeid"].split("::")[1], t["outcome"], t["message"]) for t in done["tests"]] == [
         ("test_quick", "passed", None), ("test_bad", "failed", "assert (2 + 2) == 5")]  # no JUnit: the plugin's
     assert done["summary"]["total"] == 2
+
+
+def test_real_runs_mark_a_new_failure_once_and_a_flaky_test_and_feed_the_tests_list(client, work):
+    """End to end, no stand-ins: the same test passes, fails, fails again, passes, fails on one environment."""
+    def version(passes: bool) -> str:
+        body = b"def test_flip():\n    assert " + (b"True" if passes else b"False") + b"\n"
+        response = client.post("/api/v1/test-files", data={"directory": "e2e", "overwrite": "true",
+                                                           "file": (io.BytesIO(body), "test_flip.py")},
+                               content_type="multipart/form-data")
+        assert response.status_code in (200, 201), response.json
+        return response.json["path"]
+
+    flags = []
+    for passes in (True, False, False, True, False):
+        path = version(passes)
+        (test,) = run_to_end(client, work, [path])["tests"]
+        assert test["outcome"] == ("passed" if passes else "failed")
+        flags.append((test["new_failure"], test["flaky"]))
+    # flips P→F, F→F, F→P, P→F: 3 of 4 consecutive pairs (0.75 ≥ 0.2); new failure only right after a pass
+    assert [f[0] for f in flags] == [False, True, False, False, True]
+    assert flags[-1][1] is True and flags[0][1] is False
+    listed = client.get("/api/v1/tests", query_string={"q": "e2e/test_flip.py"}).json["items"]
+    assert len(listed) == 1 and listed[0]["runs"] == 5 and (listed[0]["passed"], listed[0]["failed"]) == (2, 3)
+    assert listed[0]["flaky_score"] == 0.75 and listed[0]["last_outcome"] == "failed"
+    history = client.get(f"/api/v1/tests/{listed[0]['nodeid']}/history").json["items"]
+    assert [h["outcome"] for h in history] == ["failed", "passed", "failed", "failed", "passed"]  # newest first
