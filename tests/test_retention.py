@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from webapp import create_app, retention
 from webapp.db import utcnow
 from webapp.extensions import db
-from webapp.models import AuditRow, EventRow, NotificationRow, RunLogChunk, RunRow
+from webapp.models import AuditRow, EventRow, NotificationRow, RunLogChunk, RunRow, TestResultRow
 from webapp.workers import maintenance_tick
 
 OLD, RECENT = timedelta(days=91), timedelta(days=89)
@@ -29,8 +29,15 @@ def add_run(state="success", ago=OLD, chunks=2) -> int:
     db.session.flush()
     for n in range(chunks):
         db.session.add(RunLogChunk(run_id=row.id, start=10 * n, end=10 * n + 10, text="0123456789"))
+    db.session.add(TestResultRow(run_id=row.id, environment_id=1, nodeid="sample_tests/test_a.py::test_a",
+                                 outcome="failed", duration=0.5, message="assert 1 == 2", details="Traceback ..."))
     db.session.commit()
     return row.id
+
+
+def result_of(run_id: int) -> tuple:
+    row = db.session.scalar(select(TestResultRow).where(TestResultRow.run_id == run_id))
+    return row.outcome, row.duration, row.message, row.details
 
 
 def add_event(status="processed", ago=OLD, read_ago=OLD, notified=True) -> str:
@@ -66,17 +73,20 @@ def test_old_finished_runs_lose_log_junit_and_tests_but_keep_the_row_and_summary
             row = db.session.get(RunRow, run_id)
             assert (row.state, row.summary, row.tests, row.junit_xml, chunks_of(run_id)) == (state, SUMMARY, None,
                                                                                             None, 0)
+            assert result_of(run_id) == ("failed", 0.5, "assert 1 == 2", None)  # the history stays, no traceback
         for run_id in [recent, *live]:
             row = db.session.get(RunRow, run_id)
             assert (row.tests, row.junit_xml, chunks_of(run_id)) == (TESTS, "<testsuites/>", 2)
+            assert result_of(run_id)[3] == "Traceback ..."
         [entry] = audit_entries()
         assert (entry.actor, entry.via, entry.details["run_logs"], entry.details["run_results"]) == \
             ("system", "worker", 8, 4)
         assert retention.prune()["run_logs"] == 0 and len(audit_entries()) == 1  # nothing left: no new entry
     run_id = old["success"]
     as_json = client.get(f"/api/v1/runs/{run_id}").json
-    assert (as_json["tests"], as_json["summary"], as_json["state"]) == ([], {**SUMMARY, "xfailed": 0, "xpassed": 0},
-                                                                        "success")
+    assert (as_json["summary"], as_json["state"]) == ({**SUMMARY, "xfailed": 0, "xpassed": 0}, "success")
+    assert [(t["nodeid"], t["outcome"], t["message"], t["details"]) for t in as_json["tests"]] == [
+        ("sample_tests/test_a.py::test_a", "failed", "assert 1 == 2", None)]  # each test's outcome stays
     assert client.get(f"/api/v1/runs/{run_id}/log").json["text"] == ""
     assert client.get(f"/api/v1/runs/{run_id}/junit.xml").status_code == 404
     page = client.get(f"/runs/{run_id}")

@@ -1,7 +1,8 @@
 """Retention (``RETENTION_DAYS``): what the workers' maintenance loop deletes once it is old enough.
 
 - a finished run's log (``run_log_chunks``), JUnit XML and per-test results (``runs.junit_xml``, ``runs.tests``
-  set to NULL) ``RETENTION_DAYS`` after it finished; the run row, its state and summary stay;
+  set to NULL; its tests' tracebacks, ``test_results.details``) ``RETENTION_DAYS`` after it finished; the run row,
+  its state and summary stay, and so does each test's outcome, duration and message (the tests' history);
 - a processed event and its inbox entry (``notifications``) once it was processed and its entry read that long
   ago (an event with an unread entry, or one not yet processed, stays).
 
@@ -23,7 +24,7 @@ from .db import utcnow
 from .domain.events import EventStatus
 from .domain.runs import RunState
 from .extensions import db, queues
-from .models import EventRow, NotificationRow, RunLogChunk, RunRow
+from .models import EventRow, NotificationRow, RunLogChunk, RunRow, TestResultRow
 
 BATCH_ROWS = 500
 BATCHES = 4
@@ -102,6 +103,8 @@ def _run_results(cutoff: datetime, batch: int, counts: dict) -> int:
     ids = list(db.session.scalars(_old_runs(cutoff).where(kept).limit(batch)))
     if ids:
         db.session.execute(sql_update(RunRow).where(RunRow.id.in_(ids)).values(junit_xml=None, tests=null()))
+        db.session.execute(sql_update(TestResultRow).where(TestResultRow.run_id.in_(ids),
+                                                           TestResultRow.details.is_not(None)).values(details=None))
     counts["run_results"] += len(ids)
     return len(ids)
 
