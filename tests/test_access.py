@@ -25,6 +25,8 @@ from webapp.db import Base, update, utcnow
 from webapp.domain.accounts import ANONYMOUS, Role
 from webapp.version import VERSION
 
+pytestmark = pytest.mark.one_database  # who may use a route does not depend on the database
+
 PASSING = "sample_tests/test_passing.py"
 QUICK = b"def test_quick():\n    assert sum(range(10)) == 45\n"
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")

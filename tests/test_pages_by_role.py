@@ -11,6 +11,8 @@ import pytest
 
 from conftest import make_migration, make_workload
 
+pytestmark = pytest.mark.one_database  # who may use a route does not depend on the database
+
 LIMIT = 300  # pages per walk at most (the seeded site has far fewer)
 SKIP = ("/static/",)
 OWN_FORMS = {"/logout", "/account"}  # every signed-in account may sign out and manage its own account
