@@ -158,8 +158,9 @@ def reset_external_database(url: str) -> None:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``one_database`` run on SQLite only: their rules (the role each route asks for) are the
-    app's own, the same on any database, and the other tests cover every route on TEST_DATABASE_URL too."""
+    """Tests marked ``one_database`` run on SQLite only: their rules (the role each route asks for, the audit
+    entry each action writes) are the app's own, the same on any database, and the other tests cover every
+    route on TEST_DATABASE_URL too."""
     dropped = [item for item in items if item.get_closest_marker("one_database")
                and getattr(item, "callspec", None) and item.callspec.params.get("database_url") == "external"]
     if dropped:

@@ -16,6 +16,8 @@ from sqlalchemy import select
 
 from conftest import ADMIN, ADMIN_PASSWORD, PASSWORD, WORKLOAD, client_as, make_user
 
+pytestmark = pytest.mark.one_database  # that each action is audited does not depend on the database
+
 PASSING = "sample_tests/test_passing.py"
 QUICK = b"def test_quick():\n    assert sum(range(10)) == 45\n"
 IP = "192.0.2.44"
