@@ -67,6 +67,10 @@ class EnvironmentRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # A hold (issue 13): no new run starts here until ``hold_until`` or a release.
+    hold_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hold_until: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class RunRow(Base):
@@ -94,6 +98,7 @@ class RunRow(Base):
     sandbox_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The migration this run validates (its target is handed to pytest as CUTOVER_TARGET_* variables).
     migration_id: Mapped[int | None] = mapped_column(nullable=True, index=True)
+    schedule_id: Mapped[int | None] = mapped_column(nullable=True, index=True)  # the schedule that started it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -268,4 +273,4 @@ class WaveMemberRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
-from .results import TestResultRow, TestStatRow  # noqa: E402,F401  (issue 12: each test's results)
+from .results import ScheduleRow, TestResultRow, TestStatRow  # noqa: E402,F401  (issue 12: each test's results)

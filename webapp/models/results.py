@@ -1,12 +1,13 @@
-"""Tables of each test's results (``test_results``) and of each test's history in one row (``test_stats``)."""
+"""Tables of each test's results (``test_results``), each test's history in one row (``test_stats``) and the
+schedules that start runs (``schedules``)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base
+from ..db import Base, utcnow
 
 
 class TestResultRow(Base):
@@ -52,3 +53,25 @@ class TestStatRow(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_run_id: Mapped[int | None] = mapped_column(nullable=True)
     last_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ScheduleRow(Base):
+    """A run started at every due time of a 5-field UTC cron, as ``owner`` (issue 13)."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_due", "enabled", "next_due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(64))
+    cron: Mapped[str] = mapped_column(String(128))
+    test_files: Mapped[list] = mapped_column(JSON)
+    environment_id: Mapped[int | None] = mapped_column(nullable=True)
+    pool: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    priority: Mapped[str] = mapped_column(String(8), default="normal")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    skipped: Mapped[int] = mapped_column(default=0)  # due times skipped while its previous run still waited
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
