@@ -51,13 +51,15 @@ def maintenance_tick(app: Flask) -> dict:
     """One pass of recovery work, then of retention (``retention.py``: rows deleted per kind, for metrics).
     Idempotent: every worker host may run it."""
     from . import retention
+    from .environments import holds
     from .events import services as events
     from .migrations import reaper as migrations
     from .runs import dispatch as runs
     from .waves import engine as waves
 
     with app.app_context():
-        return {"migrations": migrations.reap(), "runs": runs.reap(), "events": events.sweep(),
+        return {"migrations": migrations.reap(), "holds": holds.expire(), "runs": runs.reap(),
+                "events": events.sweep(),
                 "waves": waves.tick(), "retention": retention.prune_if_due()}
 
 

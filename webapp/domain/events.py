@@ -20,6 +20,7 @@ class EventSource(str, enum.Enum):
     MIGRATION = "migration"
     RUN = "run"
     WAVE = "wave"
+    ENVIRONMENT = "environment"  # a hold expired
 
 
 # pending → processed | failed, and failed → pending (which queues the event again)

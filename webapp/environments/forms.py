@@ -3,7 +3,8 @@ from __future__ import annotations
 from wtforms import BooleanField, StringField, SubmitField, TextAreaField
 
 from ..domain.environments import DESCRIPTION_MAX, NAME_MAX
-from ..forms import ServiceForm
+from ..domain.holds import MAX_MINUTES, MIN_MINUTES, REASON_MAX
+from ..forms import ServiceForm, clean_int
 
 
 class EnvironmentForm(ServiceForm):
@@ -15,3 +16,20 @@ class EnvironmentForm(ServiceForm):
     def payload(self) -> dict:
         return {"name": self.name.data or "", "description": self.description.data or "",
                 "enabled": bool(self.enabled.data)}
+
+
+class HoldForm(ServiceForm):
+    """Hold the environment (or replace its hold): no new run starts there until released or ended."""
+    minutes = StringField("Minutes", render_kw={"inputmode": "numeric", "placeholder": f"{MIN_MINUTES}–{MAX_MINUTES}"})
+    reason = StringField("Reason", render_kw={"maxlength": REASON_MAX})
+    hold = SubmitField("Hold")
+
+    def payload(self) -> dict:
+        return {"minutes": clean_int(self.minutes.data), "reason": self.reason.data or ""}
+
+
+class ReleaseForm(ServiceForm):
+    release = SubmitField("Release")
+
+    def payload(self) -> dict:
+        return {}

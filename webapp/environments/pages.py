@@ -5,7 +5,8 @@ import hashlib
 
 from .. import htmx
 from ..models import EnvironmentRow
-from . import services, usage
+from . import holds, services, usage
+from .forms import EnvironmentForm, HoldForm, ReleaseForm
 
 GRID_FAST, GRID_IDLE, GRID_AFTER = "2s", "10s", 15  # busy: every 2 s; all idle: 10 s; slower once unchanged
 
@@ -22,7 +23,7 @@ def grid(last: tuple[str, int] = ("", 0)) -> dict:
 def _version(rows: list[EnvironmentRow], states: dict[int, dict]) -> str:
     """Names what the grid shows: equal versions, equal cells."""
     cells = [(r.id, r.name, r.description, r.enabled, states[r.id]["busy"], len(states[r.id]["queue"]),
-              _current(states[r.id])) for r in rows]
+              _current(states[r.id]), states[r.id]["hold"]) for r in rows]
     return hashlib.blake2b(repr(cells).encode(), digest_size=8).hexdigest()
 
 
@@ -37,3 +38,10 @@ def activity(env: EnvironmentRow) -> dict:
     return {"env": env, "state": state, "live": bool(state["busy"] or state["queue"]),
             "queued": services.queued_runs(env.id), "recent": services.recent_runs(env.id),
             "charts": lambda: usage.environment_charts(env.id)}
+
+
+def detail(env: EnvironmentRow, form=None, hold_form=None, release_form=None) -> dict:
+    """The environment page's forms (each posted to its own URL; a refused one comes back with its errors)."""
+    return {"form": form or EnvironmentForm(formdata=None, obj=env), "hold_form": hold_form or HoldForm(formdata=None),
+            "release_form": release_form or ReleaseForm(formdata=None), "hold": holds.as_json(env),
+            **activity(env)}

@@ -52,6 +52,8 @@ def status(rows: list[EnvironmentRow]) -> dict[int, dict]:
             entry["queue"].append(run.id)
     for entry in result.values():
         entry["busy"] = bool(entry["current"] or entry["holder"])
+    for row in rows:
+        result[row.id]["hold"] = holds.as_json(row)  # who keeps new runs off it, why, until when
     return result
 
 
@@ -59,7 +61,11 @@ def as_json(row: EnvironmentRow, state: dict | None = None) -> dict:
     state = state or status([row])[row.id]
     return {"id": row.id, "name": row.name, "description": row.description, "enabled": row.enabled,
             "status": "busy" if state["busy"] else "idle",
-            "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"]}
+            "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"],
+            "hold": state["hold"]}
+
+
+from . import holds  # noqa: E402  (it reads ``get`` from here)
 
 
 def all_with_status() -> tuple[list[EnvironmentRow], dict[int, dict]]:

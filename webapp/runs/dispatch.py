@@ -18,10 +18,11 @@ from sqlalchemy import select
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.events import EventSource
+from ..domain.holds import active as hold_active
 from ..domain.runs import RunState
 from ..events import services as events
 from ..extensions import db, enqueue, job_status, queues
-from ..models import RunRow
+from ..models import EnvironmentRow, RunRow
 from . import jobs
 from .locks import EnvironmentLock
 
@@ -39,21 +40,24 @@ def dispatch(environment_id: int) -> int | None:
     session = db.session
     lock = environment_lock(environment_id)
     for _ in range(10):  # a head that was cancelled meanwhile is skipped
-        head = session.execute(
-            select(RunRow.id, RunRow.state, RunRow.lock_token)
+        head = session.execute(  # the head and the environment's hold, in one read (an ended hold is none)
+            select(RunRow.id, RunRow.state, RunRow.lock_token, EnvironmentRow.hold_until)
+            .join(EnvironmentRow, EnvironmentRow.id == RunRow.environment_id)
             .where(RunRow.environment_id == environment_id, RunRow.state.in_((QUEUED, RUNNING)))
             .order_by(RunRow.id).limit(1)
         ).first()
         session.rollback()  # end the read transaction: SQLite holds a write lock per transaction
-        if head is None or head.state == RUNNING or head.lock_token:
-            return None  # nothing waiting, or the environment is already in use
+        if head is None or head.state == RUNNING or head.lock_token or held(head.hold_until):
+            return None  # nothing waiting, the environment is already in use, or it is held
         token = f"run-{head.id}-{uuid.uuid4().hex[:12]}"
         if not lock.acquire(token):
             return None  # held by another run; it dispatches when it ends
         job_id = f"{token}-job"
         claimed = session.execute(
             sql_update(RunRow)
-            .where(RunRow.id == head.id, RunRow.state == QUEUED, RunRow.lock_token.is_(None))
+            .where(RunRow.id == head.id, RunRow.state == QUEUED, RunRow.lock_token.is_(None),
+                   ~select(EnvironmentRow.id).where(EnvironmentRow.id == environment_id,  # held meanwhile
+                                                    EnvironmentRow.hold_until > utcnow()).exists())
             .values(lock_token=token, job_id=job_id, dispatched_at=utcnow())
         ).rowcount
         session.commit()
@@ -62,6 +66,10 @@ def dispatch(environment_id: int) -> int | None:
             return head.id
         lock.release(token)
     return None
+
+
+def held(until: datetime | None) -> bool:
+    return hold_active(until, utcnow())
 
 
 def queue_job(run_id: int, job_id: str) -> None:
