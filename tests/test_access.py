@@ -105,7 +105,7 @@ def world(app, client):
     """workload 1 (source of migrations 1, 3 and 4), workload 2 (unused), workload 3 (source of migration 2),
     migration 1 not started, migration 2 queued (of another source, so that migration 1 passes its preflight),
     run 1 queued on environment 1, one pending event, an upload of operator ``op``, the viewer account
-    ``victim``, wave 1 scheduled (migration 3), wave 2 paused (migration 4). Values are the ids of all this."""
+    ``victim``, wave 1 scheduled (migration 3), wave 2 paused (migration 4), environment 4 held. Values are the ids of all this."""
     make_user(app, "op", "operator")
     op = client_as(app, "op")
     assert upload(op).status_code == 201
@@ -130,11 +130,13 @@ def world(app, client):
         assert wave.status_code == 201, wave.json
         waves.append(wave.json["id"])
         assert not paused or client.post(f"/api/v1/waves/{wave.json['id']}/pause").status_code == 200
+    held = client.post("/api/v1/environments/4/hold", json={"minutes": 60, "reason": "held for the tests"})
+    assert held.status_code == 200, held.json
     admin_token = client.get("/api/v1/tokens").json["items"][0]["id"]
     nodeid = record_test(app, run.json["id"])
     return {"nodeid": nodeid, "w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
             "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py",
-            "wave": waves[0], "paused_wave": waves[1]}
+            "wave": waves[0], "paused_wave": waves[1], "held": 4}
 
 
 def record_test(app, run_id: int) -> str:
@@ -207,6 +209,9 @@ API_REQUESTS = {
     ("api.delete_test_file", "DELETE"): (lambda w: {"path": w["upload"]}, dict),
     ("api.update_environment", "PATCH"): (lambda w: {"environment_id": 3}, lambda: {"json": {"description": "new"}}),
     ("api.unlock_environment", "POST"): (lambda w: {"environment_id": 1}, dict),
+    ("api.hold_environment", "POST"): (lambda w: {"environment_id": 3},
+                                       lambda: {"json": {"minutes": 5, "reason": "maintenance"}}),
+    ("api.release_environment", "POST"): (lambda w: {"environment_id": w["held"]}, dict),
     ("api.create_event", "POST"): (lambda w: {}, lambda: {"json": {"user_id": "x", "description": "hi"}}),
     ("api.update_event", "PUT"): (lambda w: {"event_id": w["event"]}, lambda: {"json": {"description": "changed"}}),
     ("api.update_event", "PATCH"): (lambda w: {"event_id": w["event"]}, lambda: {"json": {"description": "changed"}}),
@@ -588,6 +593,8 @@ PAGE_FORMS = {
     "accounts.edit_user": {"display_name": "V", "role": "operator", "save": "Save"},
     "environments.detail": {"name": "env-1", "description": "edited", "enabled": "y", "save": "Save"},
     "environments.unlock": {},
+    "environments.hold": {"minutes": "5", "reason": "maintenance", "hold": "Hold"},
+    "environments.release": {"release": "Release"},
     "events.create": {"user_id": "someone", "description": "hi", "save": "Record event"},
     "migrations.create": {"source_id": "2", "selected_mount_points": ["C:\\"], "cloud_type": "aws",
                           "cloud_username": "c", "cloud_password": "p", "save": "Save migration"},
@@ -619,6 +626,8 @@ def page_post(client, endpoint, world, **extra):
     url = page_url(endpoint, world)
     if endpoint == "migrations.cancel":
         url = url.replace(f"/{world['m1']}/", f"/{world['m2']}/")
+    if endpoint == "environments.release":
+        url = url.replace("/environments/1/", f"/environments/{world['held']}/")
     if endpoint == "waves.resume":
         url = url.replace(f"/{world['wave']}/", f"/{world['paused_wave']}/")
     if endpoint == "runs.upload":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ...domain.accounts import (DISPLAY_NAME_MAX, MAX_TOKEN_DAYS, PASSWORD_MAX, PASSWORD_MIN, Role,
                                 TOKEN_NAME_MAX, USERNAME_PATTERN)
+from .holds import HOLD
 from ...domain.environments import DESCRIPTION_MAX as ENVIRONMENT_DESCRIPTION_MAX, NAME_MAX
 from ...domain.events import DESCRIPTION_MAX, EventSource, EventStatus, USER_ID_MAX
 from ...domain.migration import CloudType, MigrationState
@@ -211,6 +212,7 @@ def schemas() -> dict[str, Schema]:
             "description": string(), "enabled": boolean(), "status": enum(["idle", "busy"]),
             "current_run_id": integer(nullable=True, minimum=1), "queue": array(integer(minimum=1),
                                                                                description="Waiting runs, in order."),
+            "hold": HOLD,
         }),
         "EnvironmentPatch": obj({
             "name": string(minLength=1, maxLength=NAME_MAX, pattern=r"\S"),
