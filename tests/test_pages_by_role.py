@@ -80,4 +80,7 @@ def test_a_viewer_is_offered_no_form_that_changes_anything(client, work, as_role
     assert forms <= OWN_FORMS | {""}, forms - OWN_FORMS  # "" = a form posting to its own page: /account only
     operator_forms = post_forms(walk(as_role("operator")))
     assert any("/runs/" in f for f in operator_forms)  # the comparison means something: operators get them
-    assert not any(f.startswith(("/environments/", "/admin/")) for f in operator_forms)
+    environment_forms = {f for f in operator_forms if f.startswith("/environments/")}
+    assert any(f.endswith("/hold") for f in environment_forms)  # holds are an operator's (issue 13)
+    assert all(f.endswith(("/hold", "/release")) for f in environment_forms), environment_forms
+    assert not any(f.startswith("/admin/") for f in operator_forms)
