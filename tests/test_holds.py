@@ -4,11 +4,13 @@ environment on. Real Redis; jobs run by the burst worker (``work``)."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
+from conftest import wait_until
 from webapp.db import update as sql_update
 from webapp.extensions import db
 from webapp.models import AuditRow, EnvironmentRow, EventRow, RunRow
@@ -200,3 +202,27 @@ def test_the_pages_show_the_hold_and_operators_hold_and_release_through_forms(ap
     assert "held by operator-user" in grid and f"until {until[11:16]} UTC" in grid and "db upgrade" in grid
     assert operator.post(f"/environments/{ENV}/release", data={"release": "Release"}).status_code == 303
     assert operator.get(f"/api/v1/environments/{ENV}").json["hold"] is None
+
+
+class TestRealWorkers:
+    """The same on a real worker process, whose own maintenance loop ends the hold."""
+
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "ENV_LOCK_TTL_SECONDS": 3, "MAINTENANCE_INTERVAL_SECONDS": 0.3, "RUN_TIMEOUT_SECONDS": 60}
+
+    @pytest.mark.slow
+    def test_a_held_environment_waits_on_a_live_worker_until_its_hold_ends(self, app, client, worker_processes):
+        worker_processes(1)
+        assert hold(client, 5, "live").status_code == 200
+        waiting, elsewhere = create(client), create(client, env=ENV + 1)
+        wait_until(lambda: run(client, elsewhere)["state"] == "success", timeout=30, message="the other env ran")
+        time.sleep(1.0)  # several maintenance passes: the held environment still starts nothing
+        assert run(client, waiting)["state"] == "queued" and run(client, waiting)["queue_position"] == 1
+        with app.app_context():
+            db.session.execute(sql_update(EnvironmentRow).where(EnvironmentRow.id == ENV)
+                               .values(hold_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
+            db.session.commit()
+        wait_until(lambda: run(client, waiting)["state"] == "success", timeout=30, message="started on expiry")
+        assert client.get(f"/api/v1/environments/{ENV}").json["hold"] is None
+        assert audits(app, "environment.release")[-1][2]["expired"] is True
