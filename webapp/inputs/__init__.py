@@ -4,6 +4,7 @@ themselves live in the domain classes. ``bodies`` checks what is sent, ``queries
 from .bodies import (MAX_ID, acting_as, credentials, environment_changes, event_changes, migration, run, storage,
                      token, upload, user, user_changes, workload)
 from .waves import wave
+from .schedules import schedule
 from .testhistory import TEST_FILTERS, history_args, test_filters
 from .queries import (AUDIT_FILTERS, DEFAULT_PER_PAGE, EVENT_FILTERS, MAX_PER_PAGE, RUN_FILTERS, audit_filters,
                       event_filters, filter_args, migration_filters, offset, page, run_filters, test_outcome)
@@ -11,4 +12,4 @@ from .queries import (AUDIT_FILTERS, DEFAULT_PER_PAGE, EVENT_FILTERS, MAX_PER_PA
 __all__ = ["MAX_ID", "acting_as", "credentials", "environment_changes", "event_changes", "migration", "run", "storage",
            "token", "upload", "user", "user_changes", "workload", "AUDIT_FILTERS", "DEFAULT_PER_PAGE", "EVENT_FILTERS",
            "MAX_PER_PAGE", "RUN_FILTERS", "audit_filters", "event_filters", "filter_args", "migration_filters",
-           "offset", "page", "run_filters", "test_outcome", "wave", "TEST_FILTERS", "history_args", "test_filters"]
+           "offset", "page", "run_filters", "test_outcome", "wave", "schedule", "TEST_FILTERS", "history_args", "test_filters"]
