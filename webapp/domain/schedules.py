@@ -21,8 +21,9 @@ PRIORITIES = ("normal", "high")
 RECENT_RUNS = 10  # run ids a schedule's JSON and page show
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC (a naive moment is taken as UTC)."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def check_name(value: Any) -> str:
@@ -73,8 +74,8 @@ def check_pool(value: Any) -> None:
 
 
 def next_due(cron: str, after: datetime) -> datetime:
-    """The first due time strictly after ``after`` (naive UTC, as stored)."""
-    return croniter(cron, _naive_utc(after)).get_next(datetime)
+    """The first due time strictly after ``after``, in aware UTC (as stored)."""
+    return _utc(croniter(cron, _utc(after)).get_next(datetime))
 
 
 @dataclass(frozen=True)
