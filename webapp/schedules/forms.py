@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from wtforms import BooleanField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import SelectChoice
 
 from ..domain.schedules import CRON_MAX, NAME_MAX, PRIORITIES
 from ..forms import ServiceForm, clean_int
@@ -14,7 +15,7 @@ class ScheduleForm(ServiceForm):
     environment_id = SelectField("Environment", validate_choice=False)
     test_files = TextAreaField("Test files (one path a line)", render_kw={"rows": 4,
                                                                           "placeholder": "samples/smoke/test_ping.py"})
-    priority = SelectField("Priority", choices=[(p, p) for p in PRIORITIES], validate_choice=False)
+    priority = SelectField("Priority", choices=[SelectChoice(p, p) for p in PRIORITIES], validate_choice=False)
     enabled = BooleanField("Enabled", default=True)
     save = SubmitField("Save schedule")
 
