@@ -208,6 +208,9 @@ def test_a_viewer_reads_but_may_not_write_and_another_operator_may_not_edit(app,
         assert who.patch(f"/api/v1/schedules/{mine['id']}", json={"enabled": False}).status_code == 403
         assert who.delete(f"/api/v1/schedules/{mine['id']}").status_code == 403
         assert who.post(f"/schedules/{mine['id']}/delete").status_code == 403
+    assert "Delete schedule" not in other.get(f"/schedules/{mine['id']}").get_data(as_text=True)
+    assert other.post(f"/schedules/{mine['id']}", data={"name": "x", "cron": "* * * * *", "environment_id": "1",
+                                                        "test_files": PASSING, "save": "Save schedule"}).status_code == 403
     assert client.get(f"/api/v1/schedules/{mine['id']}").json["enabled"] is True
     assert client.patch(f"/api/v1/schedules/{mine['id']}", json={"enabled": False}).status_code == 200  # an admin
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import url_for
 
 from .. import charts
+from ..auth import principal
 from ..models import RunRow, ScheduleRow
 from ..pagination import Page
 from ..runs.pages import environment_choices
@@ -36,5 +37,7 @@ def listing(page: Page, form: ScheduleForm | None = None) -> dict:
 def view(schedule_id: int, form: ScheduleForm | None = None) -> dict:
     row = services.get(schedule_id)
     recent = services.recent_runs([row.id])[row.id]
+    who = principal()
+    may_edit = bool(who and who.can("operator") and (who.username == row.owner or who.can("admin")))
     return {"row": row, "strip": strip(recent), "recent": recent, "form": form or new_form(row=row),
-            "delete_form": DeleteForm()}
+            "delete_form": DeleteForm(), "may_edit": may_edit}
