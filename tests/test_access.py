@@ -132,11 +132,14 @@ def world(app, client):
         assert not paused or client.post(f"/api/v1/waves/{wave.json['id']}/pause").status_code == 200
     held = client.post("/api/v1/environments/4/hold", json={"minutes": 60, "reason": "held for the tests"})
     assert held.status_code == 200, held.json
+    schedule = client.post("/api/v1/schedules", json={"name": "nightly", "cron": "0 2 * * *", "environment_id": 1,
+                                                      "test_files": [PASSING]})
+    assert schedule.status_code == 201, schedule.json
     admin_token = client.get("/api/v1/tokens").json["items"][0]["id"]
     nodeid = record_test(app, run.json["id"])
     return {"nodeid": nodeid, "w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
             "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py",
-            "wave": waves[0], "paused_wave": waves[1], "held": 4}
+            "wave": waves[0], "paused_wave": waves[1], "held": 4, "schedule": schedule.json["id"]}
 
 
 def record_test(app, run_id: int) -> str:
@@ -224,6 +227,10 @@ API_REQUESTS = {
     ("api.pause_wave", "POST"): (lambda w: {"wave_id": w["wave"]}, dict),
     ("api.resume_wave", "POST"): (lambda w: {"wave_id": w["paused_wave"]}, dict),
     ("api.cancel_wave", "POST"): (lambda w: {"wave_id": w["wave"]}, dict),
+    ("api.create_schedule", "POST"): (lambda w: {}, lambda: {"json": {
+        "name": "api", "cron": "*/5 * * * *", "environment_id": 1, "test_files": [PASSING]}}),
+    ("api.update_schedule", "PATCH"): (lambda w: {"schedule_id": w["schedule"]}, lambda: {"json": {"enabled": False}}),
+    ("api.delete_schedule", "DELETE"): (lambda w: {"schedule_id": w["schedule"]}, dict),
 }
 
 # The viewer's own: it may create and revoke tokens of its own.
@@ -416,7 +423,7 @@ def test_a_viewer_may_read_every_get_endpoint_but_the_admins(app, as_role, world
     viewer = as_role("viewer")
     values = {"workload_id": world["w1"], "migration_id": world["m1"], "run_id": world["run"],
               "event_id": world["event"], "environment_id": 1, "username": "victim", "wave_id": world["wave"],
-              "nodeid": world["nodeid"]}
+              "schedule_id": world["schedule"], "nodeid": world["nodeid"]}
     rule = next(r for r in RULES if r.endpoint == endpoint)
     response = viewer.get(sample_url(endpoint, {k: v for k, v in values.items() if k in rule.arguments}))
     if level(endpoint, "GET") is Role.ADMIN:
@@ -534,7 +541,7 @@ def test_only_an_admin_opens_another_accounts_inbox(client, as_role, role):
 def page_values(world) -> dict:
     return {"workload_id": world["w2"], "migration_id": world["m1"], "run_id": world["run"],
             "event_id": world["event"], "environment_id": 1, "username": "victim", "token_id": world["admin_token"],
-            "wave_id": world["wave"], "nodeid": world["nodeid"]}
+            "wave_id": world["wave"], "schedule_id": world["schedule"], "nodeid": world["nodeid"]}
 
 
 def page_url(endpoint: str, world: dict | None = None) -> str:
@@ -618,6 +625,11 @@ PAGE_FORMS = {
     "waves.pause": {},
     "waves.resume": {},
     "waves.cancel": {},
+    "schedules.create": {"name": "page", "cron": "0 2 * * *", "environment_id": "1", "test_files": PASSING,
+                         "priority": "normal", "enabled": "y", "save": "Save schedule"},
+    "schedules.update": {"name": "page", "cron": "0 3 * * *", "environment_id": "1", "test_files": PASSING,
+                         "priority": "high", "enabled": "y", "save": "Save schedule"},
+    "schedules.delete": {},
 }
 VIEWER_PAGES = {"accounts.account", "accounts.logout", "accounts.revoke_token"}
 

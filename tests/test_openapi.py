@@ -179,12 +179,16 @@ def seed(client, n: int) -> dict:
     member = make_migration(client, make_workload(client, ip=f"10.78.{n // 200}.{n % 200 + 1}")["id"])
     wave = client.post("/api/v1/waves", json={"name": f"seed {n}", "migration_ids": [member["id"]],
                                               "start_at": "2999-01-01T00:00:00Z"})
+    schedule = client.post("/api/v1/schedules", json={"name": f"seed {n}", "cron": "0 3 * * *",
+                                                      "environment_id": environment_id,
+                                                      "test_files": ["sample_tests/test_passing.py"]})
     statuses = (run.status_code, event.status_code, upload.status_code, user.status_code, token.status_code,
-                wave.status_code)
-    assert statuses == (201,) * 6
+                wave.status_code, schedule.status_code)
+    assert statuses == (201,) * 7
     return {"workload_id": workload["id"], "migration_id": migration["id"], "run_id": run.json["id"],
             "environment_id": run.json["environment_id"], "event_id": event.json["id"], "path": upload.json["path"],
             "username": user.json["username"], "token_id": token.json["id"], "wave_id": wave.json["id"],
+            "schedule_id": schedule.json["id"],
             "before_id": run.json["id"], "after_id": run.json["id"],  # a run compared with itself
             "nodeid": recorded_test(client.application, run.json["id"], n)}
 
@@ -286,6 +290,9 @@ def valid_bodies(ids: dict, n: int) -> dict[str, object]:
         "PATCH /api/v1/users/{username}": {"role": "viewer", "display_name": "Changed", "disabled": True},
         "POST /api/v1/waves": {"name": f"valid {n}", "migration_ids": [ids["migration_id"]], "max_parallel": 2,
                                "start_at": "2999-01-01T00:00:00Z", "stop_on_error": True},
+        "POST /api/v1/schedules": {"name": f"valid {n}", "cron": "*/30 * * * *", "environment_id": ids["environment_id"],
+                                   "test_files": ["sample_tests/test_passing.py"], "priority": "high", "enabled": False},
+        "PATCH /api/v1/schedules/{schedule_id}": {"cron": "15 4 * * 1-5", "enabled": True},
     }
 
 

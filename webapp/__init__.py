@@ -43,10 +43,11 @@ def create_app(config: dict | None = None) -> Flask:
     from .runs import bp as runs_bp
     from .testhistory import bp as testhistory_bp
     from .waves import bp as waves_bp
+    from .schedules import bp as schedules_bp
     from .workloads import bp as workloads_bp
 
     for bp in (main_bp, accounts_bp, audit_bp, workloads_bp, migrations_bp, runs_bp, environments_bp, events_bp,
-               waves_bp, testhistory_bp, metrics.bp, api_bp):
+               waves_bp, schedules_bp, testhistory_bp, metrics.bp, api_bp):
         app.register_blueprint(bp)
     metrics.init_app(app)
     csrf.exempt(api_bp)  # safe: the API never authenticates by cookie (see webapp.auth)

@@ -7,7 +7,7 @@ from . import auth
 from .version import VERSION
 
 NAV = (("migrations.index", "Migrations"), ("waves.index", "Waves"), ("workloads.index", "Workloads"),
-       ("runs.index", "Test runs"), ("testhistory.index", "Tests"),
+       ("runs.index", "Test runs"), ("schedules.index", "Schedules"), ("testhistory.index", "Tests"),
        ("environments.index", "Environments"), ("events.index", "Events"))
 NOT_IN_NAV = ("events.inbox", "events.badge")  # the inbox has its own link (the badge)
 

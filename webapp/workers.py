@@ -55,12 +55,13 @@ def maintenance_tick(app: Flask) -> dict:
     from .events import services as events
     from .migrations import reaper as migrations
     from .runs import dispatch as runs
+    from .schedules import services as schedules
     from .waves import engine as waves
 
     with app.app_context():
         return {"migrations": migrations.reap(), "holds": holds.expire(), "runs": runs.reap(),
-                "events": events.sweep(),
-                "waves": waves.tick(), "retention": retention.prune_if_due()}
+                "events": events.sweep(), "waves": waves.tick(), "schedules": schedules.tick(),
+                "retention": retention.prune_if_due()}
 
 
 class Maintenance(threading.Thread):

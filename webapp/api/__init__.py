@@ -10,5 +10,6 @@ from . import accounts  # noqa: E402,F401
 from . import imports  # noqa: E402,F401
 from . import waves  # noqa: E402,F401
 from . import holds  # noqa: E402,F401
+from . import schedules  # noqa: E402,F401
 from . import tests  # noqa: E402,F401
 from . import openapi  # noqa: E402,F401

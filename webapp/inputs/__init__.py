@@ -5,6 +5,7 @@ from .bodies import (MAX_ID, acting_as, credentials, environment_changes, event_
                      token, upload, user, user_changes, workload)
 from .waves import wave
 from .holds import hold
+from .schedules import schedule
 from .testhistory import TEST_FILTERS, history_args, test_filters
 from .queries import (AUDIT_FILTERS, DEFAULT_PER_PAGE, EVENT_FILTERS, MAX_PER_PAGE, RUN_FILTERS, audit_filters,
                       event_filters, filter_args, migration_filters, offset, page, run_filters, test_outcome)
@@ -12,5 +13,5 @@ from .queries import (AUDIT_FILTERS, DEFAULT_PER_PAGE, EVENT_FILTERS, MAX_PER_PA
 __all__ = ["MAX_ID", "acting_as", "credentials", "environment_changes", "event_changes", "migration", "run", "storage",
            "token", "upload", "user", "user_changes", "workload", "AUDIT_FILTERS", "DEFAULT_PER_PAGE", "EVENT_FILTERS",
            "MAX_PER_PAGE", "RUN_FILTERS", "audit_filters", "event_filters", "filter_args", "migration_filters",
-           "offset", "page", "run_filters", "test_outcome", "wave", "hold",
+           "offset", "page", "run_filters", "test_outcome", "wave", "hold", "schedule",
            "TEST_FILTERS", "history_args", "test_filters"]

@@ -33,13 +33,15 @@ def _enabled(environment_id: int) -> bool:
     return environment is not None and environment.enabled
 
 
-def create(data: Any, username: str, *, rerun_of: int | None = None) -> RunRow:
-    """Queue a run for the account ``username`` (a request may name it, never another account)."""
+def create(data: Any, username: str, *, rerun_of: int | None = None, schedule_id: int | None = None) -> RunRow:
+    """Queue a run for the account ``username`` (a request may name it, never another account);
+    ``schedule_id``: started by that schedule (``schedules.services.tick``)."""
     clean = inputs.run(data, username, testfiles.exists, _enabled)
-    row = RunRow(state=RunState.QUEUED.value, **clean)
+    row = RunRow(state=RunState.QUEUED.value, schedule_id=schedule_id, **clean)
     db.session.add(row)
     db.session.flush()
-    details = {"environment_id": row.environment_id, "test_files": row.test_files}
+    details = {"environment_id": row.environment_id, "test_files": row.test_files,
+               **({"schedule_id": schedule_id} if schedule_id else {})}
     audit.record("run.rerun" if rerun_of else "run.create", f"run:{row.id}", **details,
                  **({"rerun_of": rerun_of} if rerun_of else {}))
     db.session.commit()

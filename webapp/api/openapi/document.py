@@ -15,6 +15,7 @@ from .operations import (_account_paths, _environment_paths, _event_paths, _migr
 from .shapes import schemas
 from .testhistory import test_paths, test_schemas
 from .waves import wave_paths, wave_schemas
+from .schedules import schedule_paths, schedule_schemas
 
 
 # --- who may call what (webapp.auth): GETs need a viewer, other methods an operator, except these ----
@@ -111,7 +112,7 @@ INFO_DESCRIPTION = (
 @lru_cache(maxsize=1)
 def _document() -> dict:
     paths: dict = {}
-    for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, wave_paths, _run_paths,
+    for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, wave_paths, schedule_paths, _run_paths,
                  compare_paths, test_paths, _test_file_paths, _environment_paths, hold_paths, _event_paths,
                  _account_paths):
         paths.update(part())
@@ -122,13 +123,14 @@ def _document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "Cutover API", "version": VERSION, "description": INFO_DESCRIPTION},
         "servers": [{"url": "/"}],
-        "tags": [{"name": t} for t in ("workloads", "migrations", "waves", "runs", "tests", "test files",
+        "tags": [{"name": t} for t in ("workloads", "migrations", "waves", "schedules", "runs", "tests", "test files",
                                        "environments", "events", "accounts", "audit", "meta")],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
             "securitySchemes": SECURITY_SCHEMES,
-            "schemas": {**schemas(), **wave_schemas(), **compare_schemas(), **test_schemas(), **hold_schemas()},
+            "schemas": {**schemas(), **wave_schemas(), **schedule_schemas(), **compare_schemas(), **test_schemas(),
+                        **hold_schemas()},
             "responses": {"MethodNotAllowed": error(
                 405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
         },
