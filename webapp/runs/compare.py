@@ -7,7 +7,6 @@ recorded so far.
 """
 from __future__ import annotations
 
-from urllib.parse import quote
 
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import defer
@@ -70,13 +69,6 @@ def previous_run(row: RunRow) -> RunRow | None:
     return db.session.get(RunRow, match) if match is not None else None
 
 
-URL_SAFE = "!$&'()*+,/:;=@"  # what Werkzeug's converters leave unquoted: url_for would build the same URL
-
-
-def test_href(nodeid: str) -> str:
-    """The test's history page, ``/tests/<path:nodeid>`` (``webapp/testhistory``), its nodeid %-quoted as
-    ``url_for`` would (``/`` and ``::`` kept; ``?``, ``#``, ``%``, ``[``, ``]``, spaces and the like escaped)."""
-    return "/tests/" + quote(nodeid, safe=URL_SAFE)
 
 
 def page(before_id: int, after_id: int) -> dict:
@@ -84,5 +76,5 @@ def page(before_id: int, after_id: int) -> dict:
     before, after = _runs(before_id, after_id)
     found = rule.compare(*results(before, after))
     return {"before": before, "after": after, "found": found, "counts": {k: len(v) for k, v in found.items()},
-            "test_href": test_href, "slower_ratio": rule.SLOWER_RATIO[0] / rule.SLOWER_RATIO[1],
+            "slower_ratio": rule.SLOWER_RATIO[0] / rule.SLOWER_RATIO[1],
             "slower_min": rule.SLOWER_MIN_MS / 1000}
