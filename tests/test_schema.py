@@ -12,18 +12,20 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import MetaData, Table, func, inspect, select, text
 
 from webapp import models, schema
 from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
 
-HEAD = "0009_holds_and_schedules"
+HEAD = "0010_pools_and_priority"
 # columns of released tables added by later revisions
-ADDED = {"runs": {"sandbox_mode", "sandbox_detail", "migration_id", "schedule_id"},
-         "environments": {"hold_by", "hold_reason", "hold_until"},
+ADDED = {"runs": {"sandbox_mode", "sandbox_detail", "migration_id", "schedule_id", "pool", "priority"},
+         "environments": {"hold_by", "hold_reason", "hold_until", "labels"},
          "migrations": {"phase", "validation", "validation_run_id"}}
 NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log", "waves", "wave_migrations",
               "test_results", "test_stats", "schedules"}
+# what an added column holds in a row written before it existed (others: None)
+ADDED_DEFAULTS = {"priority": "normal", "labels": []}
 MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}
 
 
@@ -93,8 +95,8 @@ def released_rows() -> dict[str, list[dict]]:
 def insert_and_make_legacy(engine, rows) -> None:
     """Rows in every table, then the database as create_all left it: no alembic_version, the old indexes."""
     with engine.begin() as connection:
-        for name, table_rows in rows.items():
-            connection.execute(Base.metadata.tables[name].insert(), table_rows)
+        for name, table_rows in rows.items():  # the tables as they were then (not today's defaults)
+            connection.execute(Table(name, MetaData(), autoload_with=connection).insert(), table_rows)
         for index in MISSING_INDEXES.values():
             connection.execute(text(f"DROP INDEX {index}"))
         connection.execute(text("DROP TABLE alembic_version"))
@@ -110,7 +112,7 @@ def assert_kept(connection, name: str, expected: list[dict]) -> None:
     got = read_back(connection, name)
     added = ADDED.get(name, set())
     assert [{k: v for k, v in row.items() if k not in added} for row in got] == expected, name
-    assert all(row[column] is None for row in got for column in added), name
+    assert all(row[column] == ADDED_DEFAULTS.get(column) for row in got for column in added), name
 
 
 def test_a_database_of_the_last_release_is_adopted_and_keeps_every_row(engine):
@@ -126,7 +128,7 @@ def test_a_database_of_the_last_release_is_adopted_and_keeps_every_row(engine):
             if name == "environments":  # the seed adds the others, and leaves this one alone
                 kept = read_back(connection, name)[6]
                 assert {k: v for k, v in kept.items() if k not in ADDED[name]} == expected[0]
-                assert all(kept[column] is None for column in ADDED[name])
+                assert all(kept[column] == ADDED_DEFAULTS.get(column) for column in ADDED[name])
                 assert connection.scalar(select(func.count()).select_from(models.EnvironmentRow)) == 100
             else:
                 assert_kept(connection, name, expected)
@@ -279,7 +281,7 @@ def test_the_results_runs_kept_before_0008_are_copied_into_test_results_and_the_
         connection.execute(text("INSERT INTO environments (id, name, description, enabled, updated_at) "
                                 "VALUES (3, 'env-3', '', true, :at)"), {"at": at(7)})
         run = released_rows()["runs"][0]
-        connection.execute(Base.metadata.tables["runs"].insert(),
+        connection.execute(Table("runs", MetaData(), autoload_with=connection).insert(),  # the table of 0007
                            [{**run, "environment_id": 3, "tests": kept}])
     upgrade(engine)
     with engine.connect() as connection:
@@ -297,3 +299,15 @@ def test_the_results_runs_kept_before_0008_are_copied_into_test_results_and_the_
             ("sample_tests/test_x.py::test_a", 1, 1, 0, "P", [0.25], 1.0, "passed", 1, at(13)),
             ("sample_tests/test_x.py::test_b", 1, 0, 1, "F", [1.0], 0.0, "failed", 1, at(13))]
         assert current_revision(connection) == HEAD
+
+
+def test_sqlite_foreign_keys_are_back_on_after_an_upgrade_that_rebuilt_tables(engine):
+    """0010 rebuilds ``runs`` on SQLite with foreign keys off (a drop would cascade to the log chunks); every
+    connection the app gets afterwards enforces them again."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite pragma")
+    command.upgrade(schema.config(engine), "0009_holds_and_schedules")
+    upgrade(engine)
+    for _ in range(3):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -130,6 +130,7 @@ def upgrade(engine: Engine, data_dir: str | None = None) -> None:
     from alembic import command
 
     with _schema_lock(engine), engine.connect() as connection:
+        sqlite_foreign_keys(connection, False)  # a revision may rebuild a table that others reference
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         if current_revision(connection) != head_revision():
@@ -144,6 +145,23 @@ def upgrade(engine: Engine, data_dir: str | None = None) -> None:
             command.upgrade(cfg, "head")
         models.seed(connection)
         connection.commit()
+        sqlite_foreign_keys(connection, True)
+
+
+def sqlite_foreign_keys(connection, on: bool) -> None:
+    """SQLite: turn foreign keys off while revisions rebuild tables (``batch_alter_table``), which drops the
+    old table; with them on, that drop would cascade to the rows referencing it. Outside a transaction only:
+    SQLite ignores the pragma inside one. Turning them back on checks that every reference still holds."""
+    if connection.dialect.name != "sqlite":
+        return
+    if connection.in_transaction():  # would be ignored: a caller's mistake, not something to hide
+        raise RuntimeError("PRAGMA foreign_keys must be set outside a transaction")
+    raw = connection.connection.dbapi_connection  # not through SQLAlchemy, which would BEGIN first
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    if on:
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the schema upgrade left broken references: {broken[:5]}")
 
 
 def current_revision(connection) -> str | None:

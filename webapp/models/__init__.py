@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, LargeBinary, String, Text, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, LargeBinary, String, Text, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, utcnow
@@ -71,16 +71,22 @@ class EnvironmentRow(Base):
     hold_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     hold_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Pools (issue 13): a run may ask for any free enabled environment with one of these labels.
+    labels: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_env_state", "environment_id", "state", "id"), Index("ix_runs_state", "state"),
-                      Index("ix_runs_id", "id"), Index("ix_runs_finished", "finished_at"))
+                      Index("ix_runs_id", "id"), Index("ix_runs_finished", "finished_at"),
+                      Index("ix_runs_pool_state", "pool", "state", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    # None while a pool run waits: it is given an environment of its pool when it is dispatched.
+    environment_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"), nullable=True)
+    pool: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the label it asked for, if any
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
     test_files: Mapped[list] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     exit_code: Mapped[int | None] = mapped_column(nullable=True)

@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from webapp import models  # noqa: F401  (registers the tables)
-from webapp.db import Base, make_engine
+from webapp.db import Base, make_engine, sqlite_foreign_keys
 from webapp.schema import COMPARE_OPTIONS
 
 config = context.config
@@ -39,8 +39,10 @@ def run_migrations_online() -> None:
     engine = given if given is not None else make_engine(database_url())
     try:
         with engine.connect() as connection:
+            sqlite_foreign_keys(connection, False)  # see sqlite_foreign_keys
             run_migrations(connection)
             connection.commit()
+            sqlite_foreign_keys(connection, True)
     finally:
         if given is None:
             engine.dispose()
