@@ -17,7 +17,7 @@ FAILING = "sample_tests/test_failing.py"
 FIXTURE_ERROR = "sample_tests/test_fixture_error.py"
 SKIP_XFAIL = "sample_tests/test_skip_xfail.py"
 PARAMETRIZED = "sample_tests/test_parametrized.py"
-RUN_KEYS = {"id", "username", "environment_id", "test_files", "state", "queue_position", "exit_code", "summary",
+RUN_KEYS = {"id", "username", "environment_id", "pool", "priority", "test_files", "state", "queue_position", "exit_code", "summary",
             "tests", "error", "created_at", "started_at", "finished_at", "duration", "sandbox",
             "migration_id", "link"}
 
@@ -113,7 +113,7 @@ NOT_YOURS = "This is always the signed-in account (admin)"
     ({"environment_id": "abc"}, "environment_id", "Choose an environment from 1 to 100."),
     ({"environment_id": 1.5}, "environment_id", "Choose an environment from 1 to 100."),
     ({"environment_id": True}, "environment_id", "Choose an environment from 1 to 100."),
-    ({"environment_id": None}, "environment_id", "Choose an environment from 1 to 100."),
+    ({"environment_id": None}, "environment_id", "Choose an environment, or a pool"),
     ({"test_files": []}, "test_files", "Choose at least one test file."),
     ({"test_files": None}, "test_files", "Choose at least one test file."),
     ({"test_files": PASSING}, "test_files", "must be a list"),

@@ -29,9 +29,10 @@ def test_invalid_cron_is_refused_under_cron_with_a_clear_message(text, words):
 def test_other_fields():
     assert check_name("  nightly ") == "nightly"
     assert check_priority("high") == "high" and check_enabled(False) is False and check_pool(None) is None
+    assert check_pool("gpu") == "gpu"
     for check, value, field in ((check_name, " ", "name"), (check_name, "x" * 129, "name"),
                                 (check_priority, "urgent", "priority"), (check_enabled, "yes", "enabled"),
-                                (check_pool, "gpu", "pool")):
+                                (check_pool, "GPU!", "pool")):
         with pytest.raises(ValidationError) as exc:
             check(value)
         assert list(exc.value.fields) == [field]

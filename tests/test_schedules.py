@@ -191,11 +191,29 @@ def test_each_invalid_field_is_refused_with_its_own_message(client, change, fiel
     assert patched.status_code == 422 and list(patched.json["error"]["fields"]) == [field]
 
 
-def test_a_pool_is_refused_until_pools_exist(client):
-    response = client.post("/api/v1/schedules", json={"name": "n", "cron": "* * * * *", "pool": "linux",
-                                                      "test_files": [PASSING]})
-    fields = response.json["error"]["fields"]
-    assert fields["pool"] == ["Pools are not available yet: name an environment_id."] and "environment_id" in fields
+def test_a_schedule_names_an_environment_or_a_pool_never_both_nor_neither(client):
+    base = {"name": "n", "cron": "* * * * *", "test_files": [PASSING]}
+    unknown = client.post("/api/v1/schedules", json={**base, "pool": "linux"})
+    assert unknown.status_code == 422
+    assert unknown.json["error"]["fields"] == {"pool": ["No enabled environment has the label linux."]}
+    both = client.post("/api/v1/schedules", json={**base, "pool": "linux", "environment_id": 1})
+    assert list(both.json["error"]["fields"]) == ["pool"] and "not both" in both.json["error"]["fields"]["pool"][0]
+    neither = client.post("/api/v1/schedules", json=base)
+    assert list(neither.json["error"]["fields"]) == ["environment_id"]
+    bad = client.post("/api/v1/schedules", json={**base, "pool": "Linux!"})
+    assert list(bad.json["error"]["fields"]) == ["pool"]
+
+
+def test_a_pool_schedule_starts_pool_runs_at_its_priority(app, client):
+    assert client.patch("/api/v1/environments/3", json={"labels": ["linux"]}).status_code == 200
+    body = new_schedule(client, environment_id=None, pool="linux", priority="high")
+    assert (body["pool"], body["environment_id"], body["priority"]) == ("linux", None, "high")
+    due_in_the_past(app, body["id"])
+    assert tick(app)["started"] == 1
+    [run] = runs_of(app, body["id"])
+    assert (run.pool, run.priority, run.environment_id) == ("linux", "high", 3)  # env 3 was free: given at once
+    moved = client.patch(f"/api/v1/schedules/{body['id']}", json={"environment_id": 2}).json
+    assert (moved["environment_id"], moved["pool"]) == (2, None)
 
 
 def test_a_viewer_reads_but_may_not_write_and_another_operator_may_not_edit(app, client, as_role):

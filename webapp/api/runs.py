@@ -95,7 +95,7 @@ def delete_test_file(path: str):
 @bp.get("/v1/environments")
 @viewer
 def list_environments():
-    return environments.list_json()
+    return environments.list_json(inputs.label_filter(request.args))
 
 
 @bp.get("/v1/environments/<int:environment_id>")

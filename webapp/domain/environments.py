@@ -6,7 +6,7 @@ from typing import Any
 from .errors import ValidationError
 
 NAME_MAX, DESCRIPTION_MAX = 64, 2000
-EDITABLE = ("name", "description", "enabled")
+EDITABLE = ("name", "description", "enabled", "labels")
 
 
 def check_name(value: Any) -> str:

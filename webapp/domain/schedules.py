@@ -14,6 +14,7 @@ from typing import Any
 from croniter import croniter
 
 from .errors import ValidationError
+from .pools import check_label
 
 NAME_MAX = 128
 CRON_MAX = 128
@@ -66,11 +67,9 @@ def check_enabled(value: Any) -> bool:
     return value
 
 
-def check_pool(value: Any) -> None:
-    """Pools do not exist yet: only null (or leaving it out) is accepted."""
-    if value is not None:
-        raise ValidationError.single("pool", "Pools are not available yet: name an environment_id.")
-    return None
+def check_pool(value: Any) -> str | None:
+    """A pool's label (``domain.pools``), or None: the schedule names an environment instead."""
+    return None if value is None else check_label(value)
 
 
 def next_due(cron: str, after: datetime) -> datetime:

@@ -7,15 +7,24 @@ from ..domain.holds import MAX_MINUTES, MIN_MINUTES, REASON_MAX
 from ..forms import ServiceForm, clean_int
 
 
+class LabelsField(StringField):
+    """The environment's labels as one text, separated by commas or spaces (the service splits it)."""
+
+    def _value(self) -> str:
+        return ", ".join(self.data) if isinstance(self.data, list) else (self.data or "")
+
+
 class EnvironmentForm(ServiceForm):
     name = StringField("Name", render_kw={"maxlength": NAME_MAX})
     description = TextAreaField("Description", render_kw={"rows": 3, "maxlength": DESCRIPTION_MAX})
+    labels = LabelsField("Labels", render_kw={"placeholder": "linux, gpu"})
     enabled = BooleanField("Enabled")
     save = SubmitField("Save")
 
     def payload(self) -> dict:
+        labels = self.labels.data
         return {"name": self.name.data or "", "description": self.description.data or "",
-                "enabled": bool(self.enabled.data)}
+                "labels": labels if isinstance(labels, list) else (labels or ""), "enabled": bool(self.enabled.data)}
 
 
 class HoldForm(ServiceForm):

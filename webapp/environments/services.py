@@ -60,6 +60,7 @@ def status(rows: list[EnvironmentRow]) -> dict[int, dict]:
 def as_json(row: EnvironmentRow, state: dict | None = None) -> dict:
     state = state or status([row])[row.id]
     return {"id": row.id, "name": row.name, "description": row.description, "enabled": row.enabled,
+            "labels": list(row.labels or []),
             "status": "busy" if state["busy"] else "idle",
             "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"],
             "hold": state["hold"]}
@@ -73,9 +74,10 @@ def all_with_status() -> tuple[list[EnvironmentRow], dict[int, dict]]:
     return rows, status(rows)
 
 
-def list_json() -> dict:
+def list_json(label: str | None = None) -> dict:
+    """Every environment, or (``label``) those carrying that label."""
     rows, states = all_with_status()
-    items = [as_json(r, states[r.id]) for r in rows]
+    items = [as_json(r, states[r.id]) for r in rows if label is None or label in (r.labels or [])]
     return {"items": items, "total": len(items), "page": 1, "per_page": len(items)}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from ..domain import accounts, environments, events, runs
+from ..domain import accounts, environments, events, pools
 from ..domain.errors import ImmutableFieldError, ValidationError, check_all
 from ..domain.migration import Migration, MigrationTarget
 from ..domain.testfiles import MAX_UPLOAD_BYTES
@@ -174,31 +174,6 @@ def upload(files: Mapping, form: Mapping[str, str]) -> dict:
             "overwrite": (form.get("overwrite") or "").lower() in ("true", "1", "yes", "on")}
 
 
-# ---- test runs -------------------------------------------------------------------------------------
-
-def run(data: Any, username: str, file_exists: Callable[[str], bool],
-        environment_enabled: Callable[[int], bool]) -> dict:
-    """``{"username", "environment_id", "test_files"}`` of a new run for the account ``username``, every field's
-    errors at once: another account's name is refused beside the others' (``environment_enabled`` is asked
-    only about an id in range)."""
-    data = object_of(data, "", "The body")
-    errors, clean = Errors(), {}
-    try:
-        clean["username"] = runs.check_username(acting_as(data, "username", username))
-    except ValidationError as exc:
-        errors.absorb(exc)
-    for name, check in (("environment_id", runs.check_environment_id),
-                        ("test_files", lambda v: runs.check_test_files(v, file_exists))):
-        try:
-            clean[name] = check(data.get(name))
-        except ValidationError as exc:
-            errors.absorb(exc)
-    if "environment_id" in clean and not environment_enabled(clean["environment_id"]):
-        errors.add("environment_id", f"Environment {clean['environment_id']} is disabled: choose another one.")
-    errors.raise_if_any()
-    return clean
-
-
 # ---- edits of environments and events ---------------------------------------------------------------
 
 def environment_changes(data: Any) -> dict:
@@ -206,7 +181,7 @@ def environment_changes(data: Any) -> dict:
     data = object_of(data, "", "The body")
     errors, clean = Errors(), {}
     checks = {"name": environments.check_name, "description": environments.check_description,
-              "enabled": environments.check_enabled}
+              "enabled": environments.check_enabled, "labels": pools.check_labels}
     for name in data:
         if name not in checks:
             errors.add(name, "This field cannot be changed.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Mapping
 
-from ..domain import events, runs
+from ..domain import events, pools, runs
 from ..domain.migration import MigrationState
 from ..domain.errors import ValidationError
 from .errors import Errors
@@ -46,7 +46,7 @@ def filter_args(args: Mapping[str, str], names: tuple[str, ...]) -> dict[str, st
     return {name: args[name] for name in names if (args.get(name) or "").strip()}
 
 
-RUN_FILTERS = ("state", "environment_id", "username")
+RUN_FILTERS = ("state", "environment_id", "pool", "username")
 EVENT_FILTERS = ("status", "user_id")
 AUDIT_FILTERS = ("actor", "action", "target", "since", "until")
 
@@ -63,10 +63,21 @@ def run_filters(args: Mapping[str, str]) -> dict:
             filters["environment_id"] = runs.check_environment_id(args["environment_id"])
         except ValidationError as exc:
             errors.absorb(exc)
+    if args.get("pool"):
+        try:
+            filters["pool"] = pools.check_label(args["pool"].strip())
+        except ValidationError as exc:
+            errors.absorb(exc)
     if args.get("username"):
         filters["username"] = args["username"].strip()
     errors.raise_if_any()
     return filters
+
+
+def label_filter(args: Mapping[str, str]) -> str | None:
+    """``?label=`` of the environments list: one well-formed label, or None for all environments."""
+    value = (args.get("label") or "").strip()
+    return pools.check_label(value, "label") if value else None
 
 
 def event_filters(args: Mapping[str, str]) -> dict:

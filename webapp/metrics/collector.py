@@ -114,7 +114,8 @@ class CutoverCollector:
             .where(RunRow.state.in_((QUEUED, RUNNING)))
             .group_by(RunRow.environment_id, holds)).all()
         busy = {env for env, holding, _, _ in active if holding}
-        waiting = sorted((env, count, oldest) for env, holding, count, oldest in active if not holding)
+        waiting = sorted((env, count, oldest) for env, holding, count, oldest in active
+                         if not holding and env is not None)  # a waiting pool run has no environment yet
         yield _gauge("cutover_environments_busy", "Environments running a run or handing it one.", len(busy))
         runs = GaugeMetricFamily("cutover_environment_waiting_runs", "Runs waiting for the environment (only "
                                  "environments with runs waiting).", labels=["environment"])

@@ -57,7 +57,10 @@ def compare(before_id: int, after_id: int) -> dict[str, list]:
 def previous_run(row: RunRow) -> RunRow | None:
     """The latest finished run before ``row`` (smaller id) on its environment with the same test files (as a
     set), among the environment's last ``PREVIOUS_SCAN`` finished runs before it. One query: a branch per
-    final state, each read backwards along ``ix_runs_env_state`` (environment_id, state, id)."""
+    final state, each read backwards along ``ix_runs_env_state`` (environment_id, state, id). A pool run
+    never given an environment has none."""
+    if row.environment_id is None:
+        return None
     branches = [select(RunRow.id, RunRow.test_files).where(
         RunRow.environment_id == row.environment_id, RunRow.state == state, RunRow.id < row.id)
         .order_by(RunRow.id.desc()).limit(PREVIOUS_SCAN).subquery().select() for state in FINAL]

@@ -1,7 +1,8 @@
-"""Handing environments to runs: FIFO per environment, a Redis lock per environment, no waiting workers.
+"""Handing environments to runs: a Redis lock per environment, no waiting workers.
 
 An RQ job is enqueued only for a run that holds its environment's lock. When a run ends in any way its
-lock is released and ``dispatch`` gives the environment to the oldest waiting run at once. ``reap`` (in
+lock is released and ``dispatch`` gives the environment at once to the first of the runs that could use
+it (runs for it and pool runs of its labels, high or aged first, then in creation order: ``domain.pools``). ``reap`` (in
 the workers' maintenance loop) repairs what crashes and Redis restarts leave behind.
 """
 from __future__ import annotations
@@ -13,10 +14,11 @@ from datetime import datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from rq.job import JobStatus
-from sqlalchemy import select
+from sqlalchemy import and_, case, or_, select
 
 from ..db import update as sql_update
 from ..db import utcnow
+from ..domain import pools
 from ..domain.events import EventSource
 from ..domain.holds import active as hold_active
 from ..domain.runs import RunState
@@ -35,30 +37,47 @@ def environment_lock(environment_id: int) -> EnvironmentLock:
     return EnvironmentLock(queues.redis, environment_id, ttl_ms)
 
 
+def candidates(environment_id: int, enabled: bool, labels: list[str], now: datetime):
+    """The waiting runs that could start on this environment, the first to start first (``domain.pools``):
+    runs for it, and (while it is enabled) pool runs whose label it carries; by effective priority, then id."""
+    could = RunRow.environment_id == environment_id
+    if enabled and labels:
+        could = or_(could, and_(RunRow.environment_id.is_(None), RunRow.pool.in_(list(labels))))
+    aged = pools.aged_before(now, current_app.config["PRIORITY_AGING_MINUTES"])
+    high = case((or_(RunRow.priority == pools.HIGH, RunRow.created_at < aged), 0), else_=1)
+    return (select(RunRow.id, RunRow.pool).where(RunRow.state == QUEUED, RunRow.lock_token.is_(None), could)
+            .order_by(high, RunRow.id))
+
+
 def dispatch(environment_id: int) -> int | None:
-    """Give a free environment to its oldest waiting run and queue that run's job. Returns the run id."""
+    """Give a free environment to the first of the runs that could use it and queue that run's job (a pool
+    run is given this environment). Returns the run id."""
     session = db.session
     lock = environment_lock(environment_id)
-    for _ in range(10):  # a head that was cancelled meanwhile is skipped
-        head = session.execute(  # the head and the environment's hold, in one read (an ended hold is none)
-            select(RunRow.id, RunRow.state, RunRow.lock_token, EnvironmentRow.hold_until)
-            .join(EnvironmentRow, EnvironmentRow.id == RunRow.environment_id)
-            .where(RunRow.environment_id == environment_id, RunRow.state.in_((QUEUED, RUNNING)))
-            .order_by(RunRow.id).limit(1)
-        ).first()
+    for _ in range(10):  # a head that was cancelled or taken by another environment meanwhile is skipped
+        env = session.execute(select(EnvironmentRow.enabled, EnvironmentRow.labels, EnvironmentRow.hold_until)
+                              .where(EnvironmentRow.id == environment_id)).first()
+        in_use = env is not None and session.scalar(select(RunRow.id).where(
+            RunRow.environment_id == environment_id,
+            or_(RunRow.state == RUNNING, and_(RunRow.state == QUEUED, RunRow.lock_token.is_not(None)))).limit(1))
+        head = None if env is None or in_use or held(env.hold_until) else session.execute(
+            candidates(environment_id, env.enabled, env.labels or [], utcnow()).limit(1)).first()
         session.rollback()  # end the read transaction: SQLite holds a write lock per transaction
-        if head is None or head.state == RUNNING or head.lock_token or held(head.hold_until):
+        if head is None:
             return None  # nothing waiting, the environment is already in use, or it is held
         token = f"run-{head.id}-{uuid.uuid4().hex[:12]}"
         if not lock.acquire(token):
             return None  # held by another run; it dispatches when it ends
         job_id = f"{token}-job"
+        refused = EnvironmentRow.hold_until > utcnow()  # held meanwhile (or, for a pool run, disabled)
+        if head.pool is not None:
+            refused = or_(refused, EnvironmentRow.enabled.is_(False))
         claimed = session.execute(
             sql_update(RunRow)
             .where(RunRow.id == head.id, RunRow.state == QUEUED, RunRow.lock_token.is_(None),
-                   ~select(EnvironmentRow.id).where(EnvironmentRow.id == environment_id,  # held meanwhile
-                                                    EnvironmentRow.hold_until > utcnow()).exists())
-            .values(lock_token=token, job_id=job_id, dispatched_at=utcnow())
+                   or_(RunRow.environment_id == environment_id, RunRow.environment_id.is_(None)),
+                   ~select(EnvironmentRow.id).where(EnvironmentRow.id == environment_id, refused).exists())
+            .values(lock_token=token, job_id=job_id, dispatched_at=utcnow(), environment_id=environment_id)
         ).rowcount
         session.commit()
         if claimed:
@@ -66,6 +85,40 @@ def dispatch(environment_id: int) -> int | None:
             return head.id
         lock.release(token)
     return None
+
+
+def pool_environments(label: str) -> list[int]:
+    """The enabled, not held environments carrying ``label`` (at most a hundred: read them all)."""
+    rows = db.session.execute(select(EnvironmentRow.id, EnvironmentRow.labels, EnvironmentRow.hold_until)
+                              .where(EnvironmentRow.enabled.is_(True)).order_by(EnvironmentRow.id)).all()
+    db.session.rollback()
+    return [r.id for r in rows if label in (r.labels or []) and not held(r.hold_until)]
+
+
+def pool_waits(label: str) -> bool:
+    found = db.session.scalar(select(RunRow.id).where(RunRow.pool == label, RunRow.state == QUEUED,
+                                                      RunRow.lock_token.is_(None),
+                                                      RunRow.environment_id.is_(None)).limit(1))
+    db.session.rollback()
+    return found is not None
+
+
+def dispatch_pool(label: str) -> int:
+    """Offer each free environment of the pool ``label`` to its waiting runs, until none of the pool's waits.
+    Returns how many runs were started."""
+    started = 0
+    for environment_id in pool_environments(label):
+        if not pool_waits(label):
+            break
+        started += dispatch(environment_id) is not None
+    return started
+
+
+def safe_dispatch_pool(label: str) -> None:
+    try:
+        dispatch_pool(label)
+    except RedisError as exc:
+        log.warning("could not dispatch pool %s now: %s", label, exc)
 
 
 def held(until: datetime | None) -> bool:
@@ -99,7 +152,7 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
         sql_update(RunRow)
         .where(RunRow.id == run_id, holder, RunRow.state.in_((QUEUED, RUNNING)))
         .values(**values)
-        .returning(RunRow.username, RunRow.environment_id, RunRow.summary, RunRow.migration_id)
+        .returning(RunRow.username, RunRow.environment_id, RunRow.pool, RunRow.summary, RunRow.migration_id)
     ).first()
     if run:
         from ..testhistory import stats
@@ -132,7 +185,8 @@ def finish(run_id: int, token: str | None, queued: list | None = None, **values)
 
 def _ended(run_id: int, run, values: dict) -> str:
     state, summary = values["state"], values.get("summary") or run.summary
-    text = f"Test run #{run_id} on environment {run.environment_id} ended {state}"
+    where = f"on environment {run.environment_id}" if run.environment_id is not None else f"for pool {run.pool}"
+    text = f"Test run #{run_id} {where} ended {state}"
     if summary and summary.get("total"):
         text += (f": {summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors, "
                  f"{summary['skipped']} skipped")
@@ -160,8 +214,8 @@ def reap(now: datetime | None = None) -> dict:
     counts = {"lost": 0, "requeued": 0, "dispatched": 0}
     running = session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token, RunRow.heartbeat_at)
                               .where(RunRow.state == RUNNING)).all()
-    waiting = session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token, RunRow.job_id,
-                                     RunRow.dispatched_at)
+    waiting = session.execute(select(RunRow.id, RunRow.environment_id, RunRow.pool, RunRow.lock_token,
+                                     RunRow.job_id, RunRow.dispatched_at)
                               .where(RunRow.state == QUEUED, RunRow.lock_token.is_not(None))).all()
     session.rollback()
     for run in running:
@@ -175,10 +229,11 @@ def reap(now: datetime | None = None) -> dict:
     for run in waiting:  # holds the lock, waits for a free worker
         lock = environment_lock(run.environment_id)
         if not lock.extend(run.lock_token):
-            # another token holds the environment: give this run back to the queue
+            # another token holds the environment: give this run back to the queue (a pool run to its pool)
+            back = {"environment_id": None} if run.pool is not None else {}
             session.execute(sql_update(RunRow).where(RunRow.id == run.id, RunRow.state == QUEUED,
                                                      RunRow.lock_token == run.lock_token)
-                            .values(lock_token=None, job_id=None, dispatched_at=None))
+                            .values(lock_token=None, job_id=None, dispatched_at=None, **back))
             session.commit()
         elif not _job_waiting(run.job_id) or (run.dispatched_at and run.dispatched_at < now - ttl
                                               and _job_started_long_ago(run.job_id)):
@@ -188,12 +243,14 @@ def reap(now: datetime | None = None) -> dict:
             session.commit()
             queue_job(run.id, job_id)
             counts["requeued"] += 1
-    idle_envs = session.scalars(select(RunRow.environment_id).where(
+    idle = session.execute(select(RunRow.environment_id, RunRow.pool).where(
         RunRow.state == QUEUED, RunRow.lock_token.is_(None)).distinct()).all()
     session.rollback()
-    for environment_id in idle_envs:
+    for environment_id in sorted({r.environment_id for r in idle if r.environment_id is not None}):
         if dispatch(environment_id):
             counts["dispatched"] += 1
+    for label in sorted({r.pool for r in idle if r.environment_id is None and r.pool is not None}):
+        counts["dispatched"] += dispatch_pool(label)
     return counts
 
 

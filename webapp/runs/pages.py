@@ -28,12 +28,23 @@ def environment_choices(blank: str) -> list[SelectChoice]:
         SelectChoice(str(r.id), _environment_label(r, states[r.id])) for r in rows if r.enabled]
 
 
+def pool_choices(blank: str) -> list[SelectChoice]:
+    """The labels of the enabled environments (each with how many carry it), after a ``blank`` choice."""
+    rows = [r for r in environments.all_with_status()[0] if r.enabled]
+    labels = sorted({label for r in rows for label in (r.labels or [])})
+    counts = {label: sum(label in (r.labels or []) for r in rows) for label in labels}
+    return [SelectChoice("", blank)] + [
+        SelectChoice(label, f"{label} — {counts[label]} environment{'s' if counts[label] != 1 else ''}")
+        for label in labels]
+
+
 def named_groups() -> dict[str, list[dict]]:
     return _named(testfiles.grouped())
 
 
 def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
-    run_form.environment_id.choices = environment_choices("— choose an environment —")
+    run_form.environment_id.choices = environment_choices("— choose an environment, or a pool below —")
+    run_form.pool.choices = pool_choices("— no pool —")
     return {"form": run_form, "upload_form": upload_form, "groups": named_groups(),
             "directories": testfiles.directories(), "uploaded": uploaded, "upload_limit": size_text(MAX_UPLOAD_BYTES),
             "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}

@@ -33,27 +33,40 @@ def _enabled(environment_id: int) -> bool:
     return environment is not None and environment.enabled
 
 
+def pool_exists(label: str) -> bool:
+    """Does an enabled environment carry ``label``? (At most a hundred environments: read them all.)"""
+    return any(label in (labels or []) for labels in db.session.scalars(
+        select(EnvironmentRow.labels).where(EnvironmentRow.enabled.is_(True))))
+
+
 def create(data: Any, username: str, *, rerun_of: int | None = None, schedule_id: int | None = None) -> RunRow:
     """Queue a run for the account ``username`` (a request may name it, never another account);
-    ``schedule_id``: started by that schedule (``schedules.services.tick``)."""
-    clean = inputs.run(data, username, testfiles.exists, _enabled)
+    ``schedule_id``: started by that schedule (``schedules.services.tick``). A pool run waits with no
+    environment until one of its pool's is free."""
+    clean = inputs.run(data, username, testfiles.exists, _enabled, pool_exists)
     row = RunRow(state=RunState.QUEUED.value, schedule_id=schedule_id, **clean)
     db.session.add(row)
     db.session.flush()
     details = {"environment_id": row.environment_id, "test_files": row.test_files,
+               **({"pool": row.pool} if row.pool else {}), "priority": row.priority,
                **({"schedule_id": schedule_id} if schedule_id else {})}
     audit.record("run.rerun" if rerun_of else "run.create", f"run:{row.id}", **details,
                  **({"rerun_of": rerun_of} if rerun_of else {}))
     db.session.commit()
-    dispatch.safe_dispatch(row.environment_id)
+    if row.pool is not None:
+        dispatch.safe_dispatch_pool(row.pool)
+    else:
+        dispatch.safe_dispatch(row.environment_id)
     db.session.refresh(row)
     return row
 
 
 def rerun(run_id: int, username: str) -> RunRow:
-    """The same files on the same environment again, as a new run of whoever asked."""
+    """The same files on the same environment (or in the same pool) again, at the same priority, as a new run
+    of whoever asked."""
     row = get(run_id)
-    return create({"environment_id": row.environment_id, "test_files": row.test_files}, username, rerun_of=run_id)
+    where = {"pool": row.pool} if row.pool else {"environment_id": row.environment_id}
+    return create({**where, "test_files": row.test_files, "priority": row.priority}, username, rerun_of=run_id)
 
 
 def get(run_id: int) -> RunRow:
@@ -74,7 +87,7 @@ def list_page(page: int, per_page: int, filters: Mapping[str, Any] | None = None
 
 def queue_positions(rows: list[RunRow]) -> dict[int, int]:
     """1-based place in its environment's queue for each queued run (0: given the environment, starting)."""
-    envs = {r.environment_id for r in rows if r.state == RunState.QUEUED.value}
+    envs = {r.environment_id for r in rows if r.state == RunState.QUEUED.value and r.environment_id is not None}
     if not envs:
         return {}
     waiting = db.session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token).where(
@@ -103,7 +116,8 @@ def as_json(row: RunRow, positions: dict[int, int] | None = None, tests: list[di
     positions = positions if positions is not None else queue_positions([row])
     tests = tests if tests is not None else results.for_run(db.session, row.id, row.tests)
     return {
-        "id": row.id, "username": row.username, "environment_id": row.environment_id,
+        "id": row.id, "username": row.username, "environment_id": row.environment_id, "pool": row.pool,
+        "priority": row.priority,
         "test_files": list(row.test_files), "state": row.state, "queue_position": positions.get(row.id),
         "exit_code": row.exit_code, "summary": {**EMPTY_SUMMARY, **(row.summary or {})}, "tests": tests,
         "error": row.error, "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),

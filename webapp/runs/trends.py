@@ -46,7 +46,7 @@ def run_charts(row: RunRow) -> dict:
     duration = charts.sparkline([seconds(r) for r in timed], [f"#{r.id}" for r in timed])
     strip = charts.strip({"label": f"#{r.id}", "state": r.state, "current": r.id == row.id,
                           "href": url_for("runs.detail", run_id=r.id)} for r in runs)
-    environments = sorted({r.environment_id for r in runs})
+    environments = sorted({r.environment_id for r in runs if r.environment_id is not None})
     return {"duration": duration, "strip": strip, "count": len(runs), "environments": environments,
             "summary": _summary(runs, timed)}
 

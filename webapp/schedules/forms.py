@@ -13,6 +13,7 @@ class ScheduleForm(ServiceForm):
     name = StringField("Name", render_kw={"maxlength": NAME_MAX, "placeholder": "Nightly smoke tests"})
     cron = StringField("When (cron, 5 fields, UTC)", render_kw={"maxlength": CRON_MAX, "placeholder": "0 2 * * *"})
     environment_id = SelectField("Environment", validate_choice=False)
+    pool = SelectField("Or a pool", validate_choice=False)
     test_files = TextAreaField("Test files (one path a line)", render_kw={"rows": 4,
                                                                           "placeholder": "samples/smoke/test_ping.py"})
     priority = SelectField("Priority", choices=[SelectChoice(p, p) for p in PRIORITIES], validate_choice=False)
@@ -25,7 +26,8 @@ class ScheduleForm(ServiceForm):
     def payload(self) -> dict:
         files = [line.strip() for line in (self.test_files.data or "").splitlines() if line.strip()]
         return {"name": self.name.data or "", "cron": self.cron.data or "",
-                "environment_id": clean_int(self.environment_id.data), "test_files": files,
+                "environment_id": clean_int(self.environment_id.data), "pool": self.pool.data or None,
+                "test_files": files,
                 "priority": self.priority.data or "normal", "enabled": bool(self.enabled.data)}
 
 

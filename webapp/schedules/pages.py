@@ -7,7 +7,7 @@ from .. import charts
 from ..auth import principal
 from ..models import RunRow, ScheduleRow
 from ..pagination import Page
-from ..runs.pages import environment_choices
+from ..runs.pages import environment_choices, pool_choices
 from . import services
 from .forms import DeleteForm, ScheduleForm
 
@@ -17,8 +17,10 @@ def new_form(formdata=None, row: ScheduleRow | None = None) -> ScheduleForm:
     if row is not None and formdata is None:
         form.name.data, form.cron.data, form.priority.data = row.name, row.cron, row.priority
         form.environment_id.data, form.enabled.data = str(row.environment_id or ""), row.enabled
+        form.pool.data = row.pool or ""
         form.test_files.data = "\n".join(row.test_files or [])
-    form.environment_id.choices = environment_choices("— choose an environment —")
+    form.environment_id.choices = environment_choices("— choose an environment, or a pool below —")
+    form.pool.choices = pool_choices("— no pool —")
     return form
 
 

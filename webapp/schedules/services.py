@@ -79,7 +79,7 @@ def _enabled(environment_id: int) -> bool:
 
 
 def _check(data, partial: bool = False) -> dict:
-    return inputs.schedule(data, testfiles.exists, _enabled, partial=partial)
+    return inputs.schedule(data, testfiles.exists, _enabled, partial=partial, pool_exists=runs.pool_exists)
 
 
 def create(data, owner: str) -> ScheduleRow:
@@ -165,11 +165,12 @@ def _fire(schedule_id: int, due_at, now) -> str | None:
         row.skipped = (row.skipped or 0) + 1
         session.commit()
         return "skipped"
-    body = {"environment_id": row.environment_id, "test_files": row.test_files}
+    where = {"pool": row.pool} if row.pool else {"environment_id": row.environment_id}
+    body = {**where, "test_files": row.test_files, "priority": row.priority}
     try:
         runs.create(body, row.owner, schedule_id=schedule_id)  # commits the claim with the run
         return "started"
-    except DomainError as exc:  # e.g. its environment was disabled or a file deleted since
+    except DomainError as exc:  # e.g. its environment was disabled, its pool emptied or a file deleted since
         session.rollback()
         log.warning("schedule %s could not start a run: %s", schedule_id, exc)
         if _claim(schedule_id, due_at, now) is not None:
