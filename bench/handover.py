@@ -21,6 +21,12 @@ Baseline, same run (half before, half after the queue): a bare ``python -m pytes
 directory, from ``subprocess`` spawn to the module import - pytest's own start-up, which is not ours; also the
 executor's exact command (flags, scrubbed environment, rlimits) by hand. Both with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1,
 as the executor runs pytest: the venv's own test plugins would add most of a second that no run pays. Reports only: exits 0 either way.
+
+Pool runs (issue 13), same stack, right after: the environment gets a label no other environment carries, and
+the same queue (one 1 s run for the environment, then ``--count`` trivial runs) is made of runs that ask for that
+pool instead (``"pool": "bench-pool"``, no environment_id): each waits with no environment and is given it when the
+run before it ends. Its handover p95 (target <= 50 ms too) and the ratio to the exact-environment handover p95
+measured above are printed.
 """
 from __future__ import annotations
 
@@ -51,6 +57,31 @@ def bare_block(bare: r.Bare, n: int, out: dict) -> None:
     for i in range(n):  # alternate the two commands, so that both see the same load
         for kind in (("bare", "executor") if i % 2 == 0 else ("executor", "bare")):
             out[kind].append(bare.run("test_trivial.py", kind))
+
+
+POOL = "bench-pool"
+
+
+def handovers(rows: dict, order: list[int]) -> list[float]:
+    """finished_at -> next started_at (ms) of each consecutive pair whose next run was waiting when the other ended."""
+    found = []
+    for prev_id, next_id in zip(order, order[1:]):
+        prev, nxt = rows[prev_id], rows[next_id]
+        if None not in (prev["finished_at"], nxt["started_at"]) and nxt["created_at"] < prev["finished_at"]:
+            found.append((nxt["started_at"] - prev["finished_at"]) * 1000)
+    return found
+
+
+def pool_case(s, api, args, one_second: str, trivial: str) -> tuple[list[float], int]:
+    """The same queue on the environment, of pool runs: (handovers in ms, runs that did not succeed)."""
+    api.json("PATCH", f"/api/v1/environments/{args.environment}", {"labels": [POOL]})
+    head = api.create_run(args.environment, [one_second])["id"]
+    ids = [api.json("POST", "/api/v1/runs", {"username": api.username, "pool": POOL, "test_files": [trivial]},
+                    expect=201)["id"] for _ in range(args.count)]
+    s.wait_final([head, *ids], args.timeout)
+    rows = s.rows([head, *ids])
+    wrong = sum(rows[i]["state"] != "success" or rows[i]["environment_id"] != args.environment for i in ids)
+    return handovers(rows, [head, *ids]), wrong
 
 
 def main() -> int:
@@ -143,6 +174,17 @@ def main() -> int:
               f"{c.ms_stats(bare_import)['p95']:.1f} = {p95 / c.ms_stats(bare_import)['p95']:.2f}")
         print(f"Target: p95 of finished_at -> started_at <= {args.target_ms:g} ms: {'MET' if met else 'MISSED'} "
               f"(p95 {p95:.1f} ms)")
+
+        pool, wrong = pool_case(s, api, args, one_second, trivial)
+        pool_p95 = c.ms_stats(pool)["p95"]
+        c.print_table(headers, [c.stats_row("pool runs: prev finished_at -> next started_at  [target]", pool)],
+                      title=f"The same queue of {args.count} trivial runs, asking for pool {POOL!r} (carried by "
+                            f"environment {args.environment} only); {len(pool)} handovers")
+        print(f"  {wrong} pool run(s) did not succeed on environment {args.environment}.")
+        print(f"ratio = pool handover p95 / exact-environment handover p95 (above, same stack) = {pool_p95:.1f} / "
+              f"{p95:.1f} = {pool_p95 / p95:.2f}")
+        print(f"Target (pool runs): p95 <= {args.target_ms:g} ms: "
+              f"{'MET' if pool_p95 <= args.target_ms and not wrong else 'MISSED'} (p95 {pool_p95:.1f} ms)")
         api.close()
     return 0
 

@@ -9,6 +9,7 @@ from ...version import VERSION
 from .builders import HTML, JSON, error, errors, ok, operation, ref, string
 from .compare import compare_paths, compare_schemas
 from .imports import import_paths
+from .pools import amend_paths, amend_schemas
 from .holds import hold_paths, hold_schemas
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
@@ -116,9 +117,13 @@ def _document() -> dict:
                  compare_paths, test_paths, _test_file_paths, _environment_paths, hold_paths, _event_paths,
                  _account_paths):
         paths.update(part())
+    amend_paths(paths)
     for path, item in paths.items():
         for method, op in item.items():
             _secure(path, method, op)
+    all_schemas = {**schemas(), **wave_schemas(), **schedule_schemas(), **compare_schemas(), **test_schemas(),
+                   **hold_schemas()}
+    amend_schemas(all_schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Cutover API", "version": VERSION, "description": INFO_DESCRIPTION},
@@ -129,8 +134,7 @@ def _document() -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": SECURITY_SCHEMES,
-            "schemas": {**schemas(), **wave_schemas(), **schedule_schemas(), **compare_schemas(), **test_schemas(),
-                        **hold_schemas()},
+            "schemas": all_schemas,
             "responses": {"MethodNotAllowed": error(
                 405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
         },
