@@ -302,7 +302,7 @@ class TestRealWorkers:
                     RunRow.state.in_(("queued", "running"))))
                 db.session.rollback()
                 return left == 0
-            wait_until(done, timeout=240, interval=0.5, message="all 200 runs finished")
+            wait_until(done, timeout=420, interval=0.5, message="all 200 runs finished")
             runs = list(db.session.execute(select(RunRow.id, RunRow.state, RunRow.environment_id, RunRow.pool,
                                                   RunRow.started_at, RunRow.finished_at)))
         assert len(runs) == 200 and {r.state for r in runs} == {"success"}
