@@ -174,6 +174,15 @@ def test_a_disabled_environment_takes_no_pool_runs(app, client):
     assert refused.json["error"]["fields"] == {"pool": ["No enabled environment has the label solo."]}
 
 
+def test_labelling_a_free_environment_hands_it_to_a_waiting_pool_run_at_once(app, client):
+    label(app, {14: ["late"]})
+    create(client, environment_id=14)
+    waiting = create(client, pool="late")["id"]
+    assert row(app, waiting).environment_id is None
+    assert client.patch("/api/v1/environments/15", json={"labels": ["late"]}).status_code == 200
+    assert holder(app, 15) == waiting
+
+
 def test_a_pool_run_given_back_to_the_queue_loses_its_environment(app, client):
     from webapp.runs import dispatch
 

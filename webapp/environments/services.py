@@ -100,6 +100,8 @@ def update(environment_id: int, data: Any) -> EnvironmentRow:
     row.updated_at = utcnow()
     audit.record("environment.update", f"environment:{environment_id}", **changes)
     db.session.commit()
+    if "labels" in changes or changes.get("enabled"):  # pool runs may now use it
+        dispatch.safe_dispatch(environment_id)
     return row
 
 
