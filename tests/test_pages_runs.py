@@ -191,7 +191,7 @@ def test_a_viewer_is_not_offered_the_run_form_nor_buttons_it_may_not_press(clien
 
 
 @pytest.mark.parametrize("changes, field, message", [
-    ({"environment_id": ""}, "environment_id", "Choose an environment from 1 to 100."),
+    ({"environment_id": ""}, "environment_id", "Choose an environment, or a pool"),
     ({"environment_id": "101"}, "environment_id", "Choose an environment from 1 to 100."),
     ({"environment_id": "abc"}, "environment_id", "Choose an environment from 1 to 100."),
     ({"test_files": []}, "test_files", "Choose at least one test file."),
