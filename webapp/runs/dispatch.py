@@ -2,8 +2,8 @@
 
 An RQ job is enqueued only for a run that holds its environment's lock. When a run ends in any way its
 lock is released and ``dispatch`` gives the environment at once to the first of the runs that could use
-it (runs for it and pool runs of its labels, high or aged first, then in creation order: ``domain.pools``). ``reap`` (in
-the workers' maintenance loop) repairs what crashes and Redis restarts leave behind.
+it (runs for it and pool runs of its labels, high or aged first, then in creation order: ``domain.pools``).
+``reap`` (in the workers' maintenance loop) repairs what crashes and Redis restarts leave behind.
 """
 from __future__ import annotations
 
