@@ -177,9 +177,9 @@ def main() -> int:
 
         pool, wrong = pool_case(s, api, args, one_second, trivial)
         pool_p95 = c.ms_stats(pool)["p95"]
-        c.print_table(headers, [c.stats_row("pool runs: prev finished_at -> next started_at  [target]", pool)],
-                      title=f"The same queue of {args.count} trivial runs, asking for pool {POOL!r} (carried by "
-                            f"environment {args.environment} only); {len(pool)} handovers")
+        row = c.stats_row("pool runs: prev finished_at -> next started_at  [target]", pool)
+        c.print_table(headers, [row], title=f"The same queue of {args.count} trivial runs, asking for pool {POOL!r} "
+                                            f"(carried by environment {args.environment} only); {len(pool)} handovers")
         print(f"  {wrong} pool run(s) did not succeed on environment {args.environment}.")
         print(f"ratio = pool handover p95 / exact-environment handover p95 (above, same stack) = {pool_p95:.1f} / "
               f"{p95:.1f} = {pool_p95 / p95:.2f}")

@@ -41,8 +41,9 @@ def amend_schemas(schemas: dict[str, Schema]) -> None:
 
 
 def amend_paths(paths: dict) -> None:
-    paths["/api/v1/runs"]["get"]["parameters"].append(query("pool", LABEL_SCHEMA, "Only runs that asked for this pool."))
+    runs = paths["/api/v1/runs"]["get"]
+    runs["parameters"].append(query("pool", LABEL_SCHEMA, "Only runs that asked for this pool."))
     listing = paths["/api/v1/environments"]["get"]
     listing.setdefault("parameters", []).append(query("label", LABEL_SCHEMA, "Only environments carrying this label "
                                                                              "(a malformed label: 422)."))
-    listing["responses"].setdefault("422", paths["/api/v1/runs"]["get"]["responses"]["422"])
+    listing["responses"].setdefault("422", runs["responses"]["422"])
