@@ -274,3 +274,17 @@ def test_the_new_schedule_form_creates_and_shows_errors_beside_fields(app, clien
 
 def test_the_nav_has_schedules(client):
     assert 'href="/schedules/"' in client.get("/schedules/").get_data(as_text=True)
+
+
+def test_the_schedule_form_offers_pools_and_refuses_both_beside_the_field(app, client):
+    assert client.patch("/api/v1/environments/4", json={"labels": ["nightly"]}).status_code == 200
+    form = {"name": "pooled", "cron": "0 6 * * 1", "test_files": PASSING, "priority": "high", "enabled": "y",
+            "save": "Save schedule"}
+    assert 'value="nightly"' in client.get("/schedules/").get_data(as_text=True)
+    both = client.post("/schedules/new", data={**form, "environment_id": "1", "pool": "nightly"})
+    assert both.status_code == 422 and re.search(r'id="pool-error"><li>Name an environment_id or a pool, not both',
+                                                 both.get_data(as_text=True))
+    made = client.post("/schedules/new", data={**form, "environment_id": "", "pool": "nightly"})
+    assert made.status_code == 303
+    listed = client.get("/api/v1/schedules").json["items"][0]
+    assert (listed["pool"], listed["environment_id"], listed["priority"]) == ("nightly", None, "high")
