@@ -58,13 +58,14 @@ def status(rows: list[EnvironmentRow]) -> dict[int, dict]:
     return result
 
 
-def as_json(row: EnvironmentRow, state: dict | None = None, wait: float | None | bool = False) -> dict:
-    """An environment; ``wait``: its ``wait_p50_seconds`` when already read (the list reads all at once)."""
+def as_json(row: EnvironmentRow, state: dict | None = None, waits: dict[int, float | None] | None = None) -> dict:
+    """An environment; ``waits``: ``queueing.wait_p50`` when already read (the list reads all at once)."""
     state = state or status([row])[row.id]
+    waits = waits if waits is not None else queueing.wait_p50([row.id])
     return {"id": row.id, "name": row.name, "description": row.description, "enabled": row.enabled,
             "labels": list(row.labels or []), "status": "busy" if state["busy"] else "idle",
             "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"],
-            "wait_p50_seconds": queueing.wait_p50([row.id])[row.id] if wait is False else wait,
+            "wait_p50_seconds": waits[row.id],
             "hold": state["hold"]}
 
 
@@ -79,7 +80,7 @@ def all_with_status() -> tuple[list[EnvironmentRow], dict[int, dict]]:
 def list_json() -> dict:
     rows, states = all_with_status()
     waits = queueing.wait_p50(r.id for r in rows)
-    items = [as_json(r, states[r.id], waits[r.id]) for r in rows]
+    items = [as_json(r, states[r.id], waits) for r in rows]
     return {"items": items, "total": len(items), "page": 1, "per_page": len(items)}
 
 
