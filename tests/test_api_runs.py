@@ -17,7 +17,8 @@ FAILING = "sample_tests/test_failing.py"
 FIXTURE_ERROR = "sample_tests/test_fixture_error.py"
 SKIP_XFAIL = "sample_tests/test_skip_xfail.py"
 PARAMETRIZED = "sample_tests/test_parametrized.py"
-RUN_KEYS = {"id", "username", "environment_id", "pool", "priority", "test_files", "state", "queue_position", "exit_code", "summary",
+RUN_KEYS = {"id", "username", "environment_id", "pool", "priority", "test_files", "state", "queue_position",
+            "estimated_start_seconds", "exit_code", "summary",
             "tests", "error", "created_at", "started_at", "finished_at", "duration", "sandbox",
             "migration_id", "link"}
 

@@ -4,7 +4,7 @@ test runs as an ops/QA user sees them.
 Signed in (the /login form) as the operator ``qa-browser``, whose name every run carries. Tab 1 starts run A (the slow sample, ~6 s of progress lines) on environment 42. Tab 2 opens New run
 (it shows the signed-in account), uploads a test file into a new directory through the upload panel (the file
 picker is refreshed out of band, without a page load, with the upload selected) and starts run B on
-the same environment: B waits "#1 in line" and the environments grid shows 42 busy with 1 waiting.
+the same environment: B waits "Position 1 in the queue" and the environments grid shows 42 busy with 1 waiting.
 Both logs tail live (the <pre> grows without a reload, the log box stays pinned to its end), B starts
 when A is done, both end in success with their results, and every poll stops. No console error may
 be logged (a CSP violation would be one).
@@ -207,7 +207,8 @@ def test_upload_queue_and_watch_two_runs_tail_their_logs(context, server):
     status_b = b_page.locator("#run-status")
     assert status_b.locator(".badge").inner_text() == "queued", \
         f"B should wait for A (is A already done? {_recorded(a_page)['states']})"
-    assert re.search(rf"#1 in line for environment {ENVIRONMENT}\b", status_b.locator(".state").inner_text())
+    assert re.search(rf"Position 1 in the queue for environment {ENVIRONMENT}\b",
+                     status_b.locator(".state").inner_text())
     assert b_page.locator(".log-empty").inner_text().startswith(f"Waiting for its turn on environment {ENVIRONMENT}")
     QUEUED_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     b_page.screenshot(path=str(QUEUED_SCREENSHOT), full_page=True)
@@ -247,7 +248,7 @@ def test_upload_queue_and_watch_two_runs_tail_their_logs(context, server):
     states_b = [s["state"] for s in rec_b["states"]]
     assert states_a[-1] == "success" and "running" in states_a, states_a
     assert states_b[0] == "queued" and "running" in states_b and states_b[-1] == "success", states_b
-    assert "#1 in line" in rec_b["states"][0]["line"]
+    assert "Position 1 in the queue" in rec_b["states"][0]["line"]
     api = Http(server.url)  # the API takes a bearer token, never the browser's session cookie
     api.get_token(USERNAME, PASSWORD)
     api_a, api_b = (api.get(f"/api/v1/runs/{run_id}").json() for run_id in (run_a, run_b))

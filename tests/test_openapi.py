@@ -188,7 +188,7 @@ def seed(client, n: int) -> dict:
     return {"workload_id": workload["id"], "migration_id": migration["id"], "run_id": run.json["id"],
             "environment_id": run.json["environment_id"], "event_id": event.json["id"], "path": upload.json["path"],
             "username": user.json["username"], "token_id": token.json["id"], "wave_id": wave.json["id"],
-            "schedule_id": schedule.json["id"],
+            "schedule_id": schedule.json["id"], "label": "seed",
             "before_id": run.json["id"], "after_id": run.json["id"],  # a run compared with itself
             "nodeid": recorded_test(client.application, run.json["id"], n)}
 

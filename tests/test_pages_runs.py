@@ -301,7 +301,7 @@ def test_a_waiting_run_shows_its_place_in_line_its_empty_log_and_a_poller(client
     page = unescaped(client.get(f"/runs/{run['id']}"))
     assert "<dd>erin</dd>" in page and 'href="/environments/7"' in page
     assert f"<code>{PASSING}</code>" in page and f"<code>{FAILING}</code>" in page
-    assert 'class="badge badge-queued"' in page and "#1 in line" in page
+    assert 'class="badge badge-queued"' in page and "Position 1 in the queue</strong> for environment 7" in page
     assert log_of(page) == ""
     assert f'hx-get="/runs/{run["id"]}/log?offset=0"' in log_tail(page)
     assert f'action="/runs/{run["id"]}/cancel"' in page and f'action="/runs/{run["id"]}/rerun"' in page

@@ -82,7 +82,7 @@ def test_a_pool_run_takes_a_free_environment_of_its_label_or_waits_with_no_envir
     third = create(client, pool="linux")
     assert third["environment_id"] is None and third["state"] == "queued"  # both linux environments busy
     page = client.get(f"/runs/{third['id']}")
-    assert page.status_code == 200 and b"waiting for a free environment of pool linux" in page.data
+    assert page.status_code == 200 and b"in the queue</strong> for pool linux" in page.data
     assert create(client, pool="gpu")["environment_id"] == 3
     end(app, first["id"])
     assert row(app, third["id"]).environment_id == 1 and holder(app, 1) == third["id"]

@@ -9,7 +9,7 @@ from ..domain.accounts import Role
 from ..environments import services as environments
 from ..htmx import download
 from ..runs import services as runs
-from ..runs import compare, testfiles
+from ..runs import compare, queueing, testfiles
 from . import bp
 from .helpers import created, json_body, no_content
 
@@ -114,3 +114,9 @@ def update_environment(environment_id: int):
 @admin
 def unlock_environment(environment_id: int):
     return environments.as_json(environments.unlock(environment_id))
+
+
+@bp.get("/v1/pools/<label>")
+@viewer
+def get_pool(label: str):
+    return queueing.pool_json(inputs.pool_label(label))

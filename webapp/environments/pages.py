@@ -36,7 +36,7 @@ def activity(env: EnvironmentRow) -> dict:
     """What the environment's page shows: who holds it, who waits, what ran; live while busy or waited on."""
     state = services.status([env])[env.id]
     return {"env": env, "state": state, "live": bool(state["busy"] or state["queue"]),
-            "queued": services.queued_runs(env.id), "recent": services.recent_runs(env.id),
+            "queued": services.queued_runs(state["queue"]), "recent": services.recent_runs(env.id),
             "charts": lambda: usage.environment_charts(env.id)}
 
 

@@ -14,7 +14,7 @@ from ..domain.errors import NotFound
 from ..domain.runs import RunState
 from ..extensions import db, queues
 from ..models import EnvironmentRow, RunRow
-from ..runs import dispatch
+from ..runs import dispatch, queueing
 from ..runs.executor import cancel_key
 
 ACTIVE = (RunState.QUEUED.value, RunState.RUNNING.value)
@@ -36,33 +36,36 @@ def _holders(ids: list[int]) -> dict[int, str | None]:
 
 
 def status(rows: list[EnvironmentRow]) -> dict[int, dict]:
-    """For each environment: busy or idle, the run holding it (and since when), the waiting runs in order."""
+    """For each environment: busy or idle, the run holding it (and since when), and the waiting runs that
+    could start there (its own and the pool runs whose label it carries) in the order they will start."""
     ids = [r.id for r in rows]
     active = db.session.execute(
         select(RunRow.id, RunRow.environment_id, RunRow.state, RunRow.lock_token, RunRow.started_at,
                RunRow.dispatched_at, RunRow.username)
         .where(RunRow.state.in_(ACTIVE), RunRow.environment_id.in_(ids)).order_by(RunRow.id)).all()
     holders = _holders(ids)
-    result = {i: {"current": None, "queue": [], "holder": holders.get(i)} for i in ids}
+    board = queueing.Board()
+    result = {i: {"current": None, "queue": board.queue(i), "holder": holders.get(i)} for i in ids}
+    pooled = {r.id for r in board.waiting if r.pool is not None}
     for run in active:
-        entry = result[run.environment_id]
         if run.state == RunState.RUNNING.value or run.lock_token:
-            entry["current"] = run
-        else:
-            entry["queue"].append(run.id)
+            result[run.environment_id]["current"] = run
     for entry in result.values():
         entry["busy"] = bool(entry["current"] or entry["holder"])
+        entry["pooled"] = sum(1 for i in entry["queue"] if i in pooled)  # of them, pool runs
     for row in rows:
         result[row.id]["hold"] = holds.as_json(row)  # who keeps new runs off it, why, until when
     return result
 
 
-def as_json(row: EnvironmentRow, state: dict | None = None) -> dict:
+def as_json(row: EnvironmentRow, state: dict | None = None, waits: dict[int, float | None] | None = None) -> dict:
+    """An environment; ``waits``: ``queueing.wait_p50`` when already read (the list reads all at once)."""
     state = state or status([row])[row.id]
+    waits = waits if waits is not None else queueing.wait_p50([row.id])
     return {"id": row.id, "name": row.name, "description": row.description, "enabled": row.enabled,
-            "labels": list(row.labels or []),
-            "status": "busy" if state["busy"] else "idle",
+            "labels": list(row.labels or []), "status": "busy" if state["busy"] else "idle",
             "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"],
+            "wait_p50_seconds": waits[row.id],
             "hold": state["hold"]}
 
 
@@ -77,7 +80,9 @@ def all_with_status() -> tuple[list[EnvironmentRow], dict[int, dict]]:
 def list_json(label: str | None = None) -> dict:
     """Every environment, or (``label``) those carrying that label."""
     rows, states = all_with_status()
-    items = [as_json(r, states[r.id]) for r in rows if label is None or label in (r.labels or [])]
+    rows = [r for r in rows if label is None or label in (r.labels or [])]
+    waits = queueing.wait_p50(r.id for r in rows)
+    items = [as_json(r, states[r.id], waits) for r in rows]
     return {"items": items, "total": len(items), "page": 1, "per_page": len(items)}
 
 
@@ -86,10 +91,10 @@ def recent_runs(environment_id: int, limit: int = 20) -> list[RunRow]:
                                    .order_by(RunRow.id.desc()).limit(limit)))
 
 
-def queued_runs(environment_id: int) -> list[RunRow]:
-    return list(db.session.scalars(select(RunRow).where(
-        RunRow.environment_id == environment_id, RunRow.state == RunState.QUEUED.value,
-        RunRow.lock_token.is_(None)).order_by(RunRow.id)))
+def queued_runs(queue: list[int]) -> list[RunRow]:
+    """The rows of a queue (``status()[id]["queue"]``), in its order."""
+    rows = {r.id: r for r in db.session.scalars(select(RunRow).where(RunRow.id.in_(queue)))} if queue else {}
+    return [rows[i] for i in queue if i in rows]
 
 
 def update(environment_id: int, data: Any) -> EnvironmentRow:

@@ -135,3 +135,18 @@ def test_outcome(args: Mapping[str, str]) -> str | None:
     if value and value not in OUTCOMES:
         raise ValidationError.single("outcome", "Unknown outcome: use " + ", ".join(OUTCOMES) + ".")
     return value or None
+
+
+def queue_target(args: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """``?environment_id=`` (1..100) or ``?pool=<label>``: whose queue to show (blank: not chosen; other
+    arguments, such as the rest of the new-run form, are ignored). Both at once is refused."""
+    raw_env, raw_pool = (args.get("environment_id") or "").strip(), (args.get("pool") or "").strip()
+    if raw_env and raw_pool:
+        raise ValidationError.single("pool", "Choose an environment or a pool, not both.")
+    environment_id = runs.check_environment_id(raw_env) if raw_env else None
+    return environment_id, pools.check_label(raw_pool) if raw_pool else None
+
+
+def pool_label(value: str) -> str:
+    """A pool's label in a URL (``/api/v1/pools/<label>``): lower-case letters, digits, '_' or '-', 1 to 32."""
+    return pools.check_label(value, "label")

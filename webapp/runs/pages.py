@@ -5,19 +5,22 @@ from typing import Mapping
 
 from wtforms import SelectChoice
 
+from .. import inputs
+from ..domain.errors import ValidationError
 from ..domain.results import OUTCOMES
 from ..domain.runs import RunState
 from ..domain.testfiles import MAX_UPLOAD_BYTES
 from ..domain.units import size_text
 from ..environments import services as environments
 from ..pagination import Page
-from . import compare, results, services, testfiles, trends
+from . import compare, queueing, results, services, testfiles, trends
 
 
 def listing(page: Page, filters: Mapping) -> dict:
     live = any(r.state in (RunState.QUEUED.value, RunState.RUNNING.value) for r in page.items)
+    positions = {i: place for i, (place, _) in services.queue_positions(page.items).items()}
     return {"page": page, "filters": filters, "keep": page.links(filters), "live": live,
-            "positions": services.queue_positions(page.items), "states": [s.value for s in RunState],
+            "positions": positions, "states": [s.value for s in RunState],
             "duration": services.duration}
 
 
@@ -42,12 +45,42 @@ def named_groups() -> dict[str, list[dict]]:
     return _named(testfiles.grouped())
 
 
-def new_run(run_form, upload_form, uploaded: dict | None = None) -> dict:
+def new_run(run_form, upload_form, uploaded: dict | None = None, ask: Mapping | None = None) -> dict:
+    """``ask``: the page's query (``?environment_id=`` or ``?pool=``, and ``test_files``: what a form without
+    JavaScript sent to see that queue) preselects the form; ``queue``: who waits there (``queue_info``)."""
     run_form.environment_id.choices = environment_choices("— choose an environment, or a pool below —")
     run_form.pool.choices = pool_choices("— no pool —")
-    return {"form": run_form, "upload_form": upload_form, "groups": named_groups(),
+    target = _preselect(run_form, ask or {})
+    return {"form": run_form, "upload_form": upload_form, "groups": named_groups(), "queue": queueing.info(*target),
             "directories": testfiles.directories(), "uploaded": uploaded, "upload_limit": size_text(MAX_UPLOAD_BYTES),
             "selected": set(run_form.test_files.data or []) | ({uploaded["path"]} if uploaded else set())}
+
+
+def _preselect(run_form, ask: Mapping) -> tuple[int | None, str | None]:
+    """What the form's queue figures are for: the environment chosen (after a refused POST too), else the one
+    or the pool asked for in the query (a bad one is ignored here: the form checks what is posted)."""
+    if run_form.environment_id.data or run_form.pool.data:
+        return _target({"environment_id": run_form.environment_id.data} if run_form.environment_id.data
+                       else {"pool": run_form.pool.data})
+    target = _target(ask)
+    if target != (None, None):
+        run_form.environment_id.data = str(target[0]) if target[0] is not None else ""
+        run_form.pool.data = target[1] or ""
+        if hasattr(ask, "getlist"):  # a query string (a MultiDict): the files picked before asking
+            run_form.test_files.data = run_form.test_files.data or ask.getlist("test_files")
+    return target
+
+
+def _target(ask: Mapping) -> tuple[int | None, str | None]:
+    try:
+        return inputs.queue_target(ask)
+    except ValidationError:
+        return None, None
+
+
+def queue_info(target: tuple[int | None, str | None]) -> dict:
+    """The new-run form's queue figures for an environment or a pool (``GET /runs/queue-info``)."""
+    return {"queue": queueing.info(*target)}
 
 
 def _named(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -62,8 +95,6 @@ def _environment_label(row, state: dict) -> str:
 
 
 def upload(files, data: dict, actor) -> dict:
-    from .. import inputs
-
     return testfiles.upload(**inputs.upload(files, data), actor=actor)
 
 

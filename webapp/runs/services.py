@@ -16,7 +16,7 @@ from ..extensions import cancel_job, db, queues
 from ..models import EnvironmentRow, RunLogChunk, RunRow
 from ..pagination import Page, paginate
 from ..migrations import validation
-from . import dispatch, results, testfiles
+from . import dispatch, queueing, results, testfiles
 from .executor import cancel_key
 
 LOG_PAGE = 256 * 1024  # characters served by one log request at most
@@ -85,21 +85,10 @@ def list_page(page: int, per_page: int, filters: Mapping[str, Any] | None = None
     return paginate(db.session, stmt, page, per_page, key=RunRow.id)
 
 
-def queue_positions(rows: list[RunRow]) -> dict[int, int]:
-    """1-based place in its environment's queue for each queued run (0: given the environment, starting)."""
-    envs = {r.environment_id for r in rows if r.state == RunState.QUEUED.value and r.environment_id is not None}
-    if not envs:
-        return {}
-    waiting = db.session.execute(select(RunRow.id, RunRow.environment_id, RunRow.lock_token).where(
-        RunRow.state == RunState.QUEUED.value, RunRow.environment_id.in_(envs)).order_by(RunRow.id)).all()
-    positions, counters = {}, {}
-    for run in waiting:
-        if run.lock_token:
-            positions[run.id] = 0
-        else:
-            counters[run.environment_id] = counters.get(run.environment_id, 0) + 1
-            positions[run.id] = counters[run.environment_id]
-    return positions
+def queue_positions(rows: list[RunRow]) -> dict[int, tuple[int, float | None]]:
+    """Each queued run of ``rows``: its place in line and the seconds until it likely starts
+    (``queueing.places``: priority and aging, pool runs included; 0: given the environment, starting)."""
+    return queueing.places(rows)
 
 
 def duration(row: RunRow) -> float | None:
@@ -111,14 +100,17 @@ def duration(row: RunRow) -> float | None:
 EMPTY_SUMMARY = Summary().as_dict()
 
 
-def as_json(row: RunRow, positions: dict[int, int] | None = None, tests: list[dict] | None = None) -> dict:
-    """A run; ``tests``: given by the list (light), else each test in full with its flags."""
-    positions = positions if positions is not None else queue_positions([row])
+def as_json(row: RunRow, places: dict[int, tuple] | None = None, tests: list[dict] | None = None) -> dict:
+    """A run; ``places``: ``queue_positions`` of a list; ``tests``: given by the list (light), else each
+    test in full with its flags."""
+    places = places if places is not None else queue_positions([row])
+    position, estimate = places.get(row.id, (None, None))
     tests = tests if tests is not None else results.for_run(db.session, row.id, row.tests)
     return {
         "id": row.id, "username": row.username, "environment_id": row.environment_id, "pool": row.pool,
         "priority": row.priority,
-        "test_files": list(row.test_files), "state": row.state, "queue_position": positions.get(row.id),
+        "test_files": list(row.test_files), "state": row.state, "queue_position": position,
+        "estimated_start_seconds": estimate,
         "exit_code": row.exit_code, "summary": {**EMPTY_SUMMARY, **(row.summary or {})}, "tests": tests,
         "error": row.error, "created_at": _iso(row.created_at), "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at), "duration": duration(row),
@@ -128,8 +120,8 @@ def as_json(row: RunRow, positions: dict[int, int] | None = None, tests: list[di
 
 
 def page_json(page: Page) -> dict:
-    positions, tests = queue_positions(page.items), results.for_runs(db.session, page.items)
-    return page.as_json(lambda row: as_json(row, positions, tests[row.id]))
+    places, tests = queue_positions(page.items), results.for_runs(db.session, page.items)
+    return page.as_json(lambda row: as_json(row, places, tests[row.id]))
 
 
 def cancel(run_id: int) -> RunRow:

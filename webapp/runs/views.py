@@ -25,7 +25,13 @@ def create():
     form = RunForm()
     if row := form.submit(lambda data: services.create(data, principal().username)):
         return redirect(url_for(".detail", run_id=row.id), 303)
-    return render_template("runs/new.html", **pages.new_run(form, UploadForm())), form.status
+    return render_template("runs/new.html", **pages.new_run(form, UploadForm(), ask=request.args)), form.status
+
+
+@bp.get("/queue-info")
+@viewer  # what the runs pages show: who waits where, and for how long
+def queue_info():
+    return page_or_fragment(None, "runs/_queue_info.html", **pages.queue_info(inputs.queue_target(request.args)))
 
 
 @bp.post("/upload")

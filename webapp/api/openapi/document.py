@@ -11,6 +11,7 @@ from .compare import compare_paths, compare_schemas
 from .imports import import_paths
 from .pools import amend_paths, amend_schemas
 from .holds import hold_paths, hold_schemas
+from .queueing import queue_paths, queue_schemas
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
 from .shapes import schemas
@@ -114,7 +115,8 @@ INFO_DESCRIPTION = (
 def _document() -> dict:
     paths: dict = {}
     for part in (_meta_paths, _workload_paths, import_paths, _migration_paths, wave_paths, schedule_paths, _run_paths,
-                 compare_paths, test_paths, _test_file_paths, _environment_paths, hold_paths, _event_paths,
+                 compare_paths, test_paths, _test_file_paths, _environment_paths, hold_paths, queue_paths,
+                 _event_paths,
                  _account_paths):
         paths.update(part())
     amend_paths(paths)
@@ -122,7 +124,7 @@ def _document() -> dict:
         for method, op in item.items():
             _secure(path, method, op)
     all_schemas = {**schemas(), **wave_schemas(), **schedule_schemas(), **compare_schemas(), **test_schemas(),
-                   **hold_schemas()}
+                   **hold_schemas(), **queue_schemas()}
     amend_schemas(all_schemas)
     return {
         "openapi": "3.1.0",

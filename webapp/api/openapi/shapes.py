@@ -4,6 +4,7 @@ from __future__ import annotations
 from ...domain.accounts import (DISPLAY_NAME_MAX, MAX_TOKEN_DAYS, PASSWORD_MAX, PASSWORD_MIN, Role,
                                 TOKEN_NAME_MAX, USERNAME_PATTERN)
 from .holds import HOLD
+from .queueing import ESTIMATE, POSITION, QUEUE, WAIT_P50
 from ...domain.environments import DESCRIPTION_MAX as ENVIRONMENT_DESCRIPTION_MAX, NAME_MAX
 from ...domain.events import DESCRIPTION_MAX, EventSource, EventStatus, USER_ID_MAX
 from ...domain.migration import CloudType, MigrationState
@@ -166,8 +167,7 @@ def schemas() -> dict[str, Schema]:
         "Run": obj({
             "id": integer(minimum=1), "username": string(), "environment_id": integer(minimum=1),
             "test_files": array(string()), "state": enum(RunState),
-            "queue_position": integer(nullable=True, minimum=0,
-                                      description="While queued: 1 = next in line, 0 = given the environment."),
+            "queue_position": POSITION, "estimated_start_seconds": ESTIMATE,
             "exit_code": integer(nullable=True), "summary": ref("RunSummary"), "tests": array(ref("TestResult")),
             "error": string(nullable=True), "created_at": timestamp(), "started_at": timestamp(nullable=True),
             "finished_at": timestamp(nullable=True),
@@ -209,10 +209,9 @@ def schemas() -> dict[str, Schema]:
         }, ["file", "directory"], closed=False),
         "Environment": obj({
             "id": integer(minimum=ENVIRONMENT_IDS[0], maximum=ENVIRONMENT_IDS[-1]), "name": string(),
-            "description": string(), "enabled": boolean(), "status": enum(["idle", "busy"]),
-            "current_run_id": integer(nullable=True, minimum=1), "queue": array(integer(minimum=1),
-                                                                               description="Waiting runs, in order."),
-            "hold": HOLD,
+            "description": string(), "enabled": boolean(),
+            "status": enum(["idle", "busy"]), "current_run_id": integer(nullable=True, minimum=1),
+            "queue": array(integer(minimum=1), description=QUEUE), "wait_p50_seconds": WAIT_P50, "hold": HOLD,
         }),
         "EnvironmentPatch": obj({
             "name": string(minLength=1, maxLength=NAME_MAX, pattern=r"\S"),
