@@ -100,8 +100,7 @@ def upload(client, name="test_quick.py", body=QUICK, directory="smoke", **form):
                        data={"directory": directory, "file": (io.BytesIO(body), name), **form})
 
 
-@pytest.fixture
-def world(app, client):
+def build_world(app, client) -> dict:
     """workload 1 (source of migrations 1, 3 and 4), workload 2 (unused), workload 3 (source of migration 2),
     migration 1 not started, migration 2 queued (of another source, so that migration 1 passes its preflight),
     run 1 queued on environment 1, one pending event, an upload of operator ``op``, the viewer account
@@ -140,6 +139,34 @@ def world(app, client):
     return {"nodeid": nodeid, "w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
             "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py",
             "wave": waves[0], "paused_wave": waves[1], "held": 4, "schedule": schedule.json["id"]}
+
+
+# Building the world takes ~20 requests; hundreds of tests use it. On SQLite it is built once per process
+# and each test gets a copy of all of it (database file, DATA_DIR, Redis, the admin's token): a fresh,
+# identical world, that the test may change as it likes.
+
+@pytest.fixture
+def saved(request, database_url):
+    """The saved world to start from, for a test that uses ``world`` on SQLite; else None (built per test)."""
+    if "world" in request.fixturenames and database_url.startswith("sqlite:"):
+        return request.getfixturevalue("saved_world")(build_world)
+    return None
+
+
+@pytest.fixture
+def config(config, saved, tmp_path):
+    return saved.restore(config, tmp_path) if saved else config
+
+
+@pytest.fixture
+def client(app, saved):
+    return saved.admin_client(app) if saved else client_as(app, ADMIN)
+
+
+@pytest.fixture
+def world(app, client, saved) -> dict:
+    """What ``build_world`` made (see there), for this test alone."""
+    return dict(saved.values) if saved else build_world(app, client)
 
 
 def record_test(app, run_id: int) -> str:
