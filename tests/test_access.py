@@ -793,3 +793,42 @@ def test_a_cross_site_text_plain_post_with_a_token_would_still_be_refused(app, c
                            headers={"Content-Type": "text/plain;charset=UTF-8"})
     assert_error(response, 415, "unsupported_media_type")
     assert client.get("/api/v1/runs").json["total"] == 0
+
+
+# --- the copy of the world each test gets is the world -----------------------------------------------------
+
+def world_shape(app, values: dict) -> dict:
+    """What a world is, but for what each build draws afresh (times, salts, tokens, sealed passwords, job ids)."""
+    from sqlalchemy import DateTime
+
+    from webapp.extensions import db
+
+    drawn = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{12,}"  # ids, hashes
+                       r"|\$argon2id\$[^']+|gAAAAA[\w-]+=*|'cut_[\w-]{4}'"  # salted, sealed, tokens
+                       r"|\d{4}-\d\d-\d\dT[\d:.]+\+00:00")  # times
+    tables = {}
+    with app.app_context():
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if not isinstance(getattr(c.type, "impl", c.type), DateTime)]
+            tables[table.name] = sorted(drawn.sub("*", repr(tuple(row))) for row in db.session.execute(select(*columns)))
+        db.session.rollback()
+    connection = app.extensions["redis"]
+    keys = sorted((drawn.sub("*", key.decode()), connection.type(key).decode()) for key in connection.keys("*"))
+    return {"tables": tables, "redis": keys, "values": {k: v for k, v in values.items() if k != "event"}}
+
+
+def test_the_world_each_test_gets_is_the_world_built_afresh(app, world, saved, redis_server, sqlite_template,
+                                                              tmp_path):
+    """The copy holds every row and every Redis key that building the world for this test alone would make."""
+    from conftest import test_config
+
+    assert saved is not None  # the module runs on SQLite only, where the world is copied
+    copied = world_shape(app, world)
+    app.extensions["redis"].flushall()
+    shutil.copyfile(sqlite_template, tmp_path / "fresh.db")
+    fresh = create_app(test_config(tmp_path / "fresh", redis_server.url, f"sqlite:///{tmp_path / 'fresh.db'}"))
+    try:
+        built = build_world(fresh, client_as(fresh, ADMIN))
+        assert world_shape(fresh, built) == copied
+    finally:
+        fresh.extensions["db"].kw["bind"].dispose()
