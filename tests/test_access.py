@@ -5,6 +5,7 @@ request changes nothing at all. Cross-site requests riding on the session cookie
 from __future__ import annotations
 
 import atexit
+import copy
 import hashlib
 import io
 import re
@@ -166,7 +167,7 @@ def client(app, saved):
 @pytest.fixture
 def world(app, client, saved) -> dict:
     """What ``build_world`` made (see there), for this test alone."""
-    return dict(saved.values) if saved else build_world(app, client)
+    return copy.deepcopy(saved.values) if saved else build_world(app, client)
 
 
 def record_test(app, run_id: int) -> str:
