@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from flask import Flask
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -23,6 +25,65 @@ from webapp import create_app  # noqa: E402
 from webapp.db import Base  # noqa: E402
 from webapp.extensions import Queues  # noqa: E402
 from webapp.workers import SimpleAppWorker  # noqa: E402
+
+
+def _build_url_builders_once() -> None:
+    """Werkzeug writes and compiles two small Python functions (URL builders) for every rule of every app it
+    makes: ~85 % of ``create_app``'s time, and the tests make an app per test. A builder depends only on the
+    rule's text, its parsed parts and the names of its defaults (the values it converts call the rule's own
+    converters, through the rule passed in as ``.self``), so this process writes each builder once and every
+    later app's identical rule reuses that same function. A rule with a default for one of its own variables
+    (the builder then holds the converted value) is left to Werkzeug. Test processes only; the app is untouched."""
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = getattr(Rule, "_compile_builder", None)
+    if compile_builder is None:  # another Werkzeug: nothing to reuse, nothing changes
+        return
+    builders: dict = {}
+
+    def reused(self, append_unknown: bool = True):
+        defaults = self.defaults or {}
+        if any(is_dynamic and data in defaults for is_dynamic, data in self._trace):
+            return compile_builder(self, append_unknown)
+        key = (self.rule, tuple(self._trace), tuple(defaults), append_unknown)
+        if key not in builders:
+            builders[key] = compile_builder(self, append_unknown)
+        return builders[key]
+
+    Rule._compile_builder = reused
+
+
+class _TemplateCodeOnce(BytecodeCache):
+    """Jinja's own bytecode cache, in memory and shared by every app of this process: each template is
+    compiled once, not once per test's app (compiling was half of a page test's time). A bucket holds its
+    source's checksum, so a template whose source differs is compiled again; every app comes from
+    ``create_app``, so they all share the Jinja options the compiled code depends on."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+def _compile_templates_once() -> None:
+    shared = _TemplateCodeOnce()
+    create_environment = Flask.create_jinja_environment
+
+    def with_shared_code(self):
+        environment = create_environment(self)
+        environment.bytecode_cache = shared
+        return environment
+
+    Flask.create_jinja_environment = with_shared_code
+
+
+_build_url_builders_once()
+_compile_templates_once()
 
 
 def free_port() -> int:
@@ -181,16 +242,13 @@ def database_url(request, tmp_path):
     return url
 
 
-@pytest.fixture
-def config(tmp_path, redis_server, database_url) -> dict:
-    if redis_server.proc.poll() is not None:  # a test stopped it: bring it back
-        redis_server.start()
-    redis.Redis.from_url(redis_server.url).flushall()
+def test_config(tmp_path: Path, redis_url: str, database_url: str) -> dict:
+    """The configuration of a test's app (data under ``tmp_path``)."""
     return {
         "TESTING": True,
         "DATA_DIR": str(tmp_path / "data"),
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "SECRET_KEY": "test-secret",
         "CREDENTIALS_KEY": Fernet.generate_key().decode(),
         "WTF_CSRF_ENABLED": False,
@@ -203,6 +261,72 @@ def config(tmp_path, redis_server, database_url) -> dict:
         "ARGON2_TIME_COST": 1,
         "ARGON2_PARALLELISM": 1,
     }
+
+
+test_config.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture
+def config(tmp_path, redis_server, database_url) -> dict:
+    if redis_server.proc.poll() is not None:  # a test stopped it: bring it back
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushall()
+    return test_config(tmp_path, redis_server.url, database_url)
+
+
+class SavedWorld:
+    """An app's whole state after ``build(app, admin_client)`` ran once: its SQLite file, its DATA_DIR, every
+    Redis key (value and time to live, as DUMP gives them), the CREDENTIALS_KEY its stored passwords are
+    sealed with, the admin client's token, and what ``build`` returned. ``restore`` gives each test an
+    identical copy of it all, as if ``build`` had just run for that test alone (tests/test_access.py)."""
+
+    def __init__(self, build, root: Path, redis_server, sqlite_template: Path):
+        path = root / "cutover.db"
+        shutil.copyfile(sqlite_template, path)
+        config = test_config(root, redis_server.url, f"sqlite:///{path}")
+        connection = redis.Redis.from_url(redis_server.url)
+        connection.flushall()
+        app = create_app(config)
+        admin = client_as(app, ADMIN)
+        self.values = build(app, admin)
+        app.extensions["db"].kw["bind"].dispose()  # moves the WAL into the file (checked below)
+        assert not path.with_name(path.name + "-wal").exists()
+        self.database, self.data_dir = path, Path(config["DATA_DIR"])
+        self.credentials_key, self.admin_token = config["CREDENTIALS_KEY"], admin.token
+        self.redis = [(key, connection.pttl(key), connection.dump(key)) for key in connection.keys("*")]
+        connection.flushall()
+
+    def restore(self, config: dict, tmp_path: Path) -> dict:
+        """Put the saved state in place for one test (Redis was emptied by ``config``): its app's config."""
+        path = tmp_path / "world.db"
+        shutil.copyfile(self.database, path)
+        data_dir = tmp_path / "world-data"
+        if self.data_dir.exists():
+            shutil.copytree(self.data_dir, data_dir)
+        connection = redis.Redis.from_url(config["REDIS_URL"])
+        for key, ttl, dumped in self.redis:
+            connection.restore(key, max(ttl, 0), dumped)  # ttl -1: none
+        return {**config, "DATABASE_URL": f"sqlite:///{path}", "DATA_DIR": str(data_dir),
+                "CREDENTIALS_KEY": self.credentials_key}
+
+    def admin_client(self, app) -> "SignedInClient":
+        """The admin, signed in and with the very token the world was built with."""
+        client = client_as(app, ADMIN, token=False)
+        client.token = self.admin_token
+        return client
+
+
+@pytest.fixture(scope="session")
+def saved_world(tmp_path_factory, redis_server, sqlite_template):
+    """``saved_world(build)``: the SavedWorld of ``build``, built once per process (xdist worker)."""
+    saved: dict = {}
+
+    def get(build) -> SavedWorld:
+        if build not in saved:
+            saved[build] = SavedWorld(build, tmp_path_factory.mktemp("world"), redis_server, sqlite_template)
+        return saved[build]
+
+    return get
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ request changes nothing at all. Cross-site requests riding on the session cookie
 from __future__ import annotations
 
 import atexit
+import copy
 import hashlib
 import io
 import re
@@ -100,8 +101,7 @@ def upload(client, name="test_quick.py", body=QUICK, directory="smoke", **form):
                        data={"directory": directory, "file": (io.BytesIO(body), name), **form})
 
 
-@pytest.fixture
-def world(app, client):
+def build_world(app, client) -> dict:
     """workload 1 (source of migrations 1, 3 and 4), workload 2 (unused), workload 3 (source of migration 2),
     migration 1 not started, migration 2 queued (of another source, so that migration 1 passes its preflight),
     run 1 queued on environment 1, one pending event, an upload of operator ``op``, the viewer account
@@ -140,6 +140,34 @@ def world(app, client):
     return {"nodeid": nodeid, "w1": w1, "w2": w2, "m1": m1.json["id"], "m2": m2.json["id"], "run": run.json["id"],
             "event": event.json["id"], "admin_token": admin_token, "upload": "uploads/smoke/test_quick.py",
             "wave": waves[0], "paused_wave": waves[1], "held": 4, "schedule": schedule.json["id"]}
+
+
+# Building the world takes ~20 requests; hundreds of tests use it. On SQLite it is built once per process
+# and each test gets a copy of all of it (database file, DATA_DIR, Redis, the admin's token): a fresh,
+# identical world, that the test may change as it likes.
+
+@pytest.fixture
+def saved(request, database_url):
+    """The saved world to start from, for a test that uses ``world`` on SQLite; else None (built per test)."""
+    if "world" in request.fixturenames and database_url.startswith("sqlite:"):
+        return request.getfixturevalue("saved_world")(build_world)
+    return None
+
+
+@pytest.fixture
+def config(config, saved, tmp_path):
+    return saved.restore(config, tmp_path) if saved else config
+
+
+@pytest.fixture
+def client(app, saved):
+    return saved.admin_client(app) if saved else client_as(app, ADMIN)
+
+
+@pytest.fixture
+def world(app, client, saved) -> dict:
+    """What ``build_world`` made (see there), for this test alone."""
+    return copy.deepcopy(saved.values) if saved else build_world(app, client)
 
 
 def record_test(app, run_id: int) -> str:
@@ -766,3 +794,42 @@ def test_a_cross_site_text_plain_post_with_a_token_would_still_be_refused(app, c
                            headers={"Content-Type": "text/plain;charset=UTF-8"})
     assert_error(response, 415, "unsupported_media_type")
     assert client.get("/api/v1/runs").json["total"] == 0
+
+
+# --- the copy of the world each test gets is the world -----------------------------------------------------
+
+def world_shape(app, values: dict) -> dict:
+    """What a world is, but for what each build draws afresh (times, salts, tokens, sealed passwords, job ids)."""
+    from sqlalchemy import DateTime
+
+    from webapp.extensions import db
+
+    drawn = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{12,}"  # ids, hashes
+                       r"|\$argon2id\$[^']+|gAAAAA[\w-]+=*|'cut_[\w-]{4}'"  # salted, sealed, tokens
+                       r"|\d{4}-\d\d-\d\dT[\d:.]+\+00:00")  # times
+    tables = {}
+    with app.app_context():
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if not isinstance(getattr(c.type, "impl", c.type), DateTime)]
+            tables[table.name] = sorted(drawn.sub("*", repr(tuple(row))) for row in db.session.execute(select(*columns)))
+        db.session.rollback()
+    connection = app.extensions["redis"]
+    keys = sorted((drawn.sub("*", key.decode()), connection.type(key).decode()) for key in connection.keys("*"))
+    return {"tables": tables, "redis": keys, "values": {k: v for k, v in values.items() if k != "event"}}
+
+
+def test_the_world_each_test_gets_is_the_world_built_afresh(app, world, saved, redis_server, sqlite_template,
+                                                              tmp_path):
+    """The copy holds every row and every Redis key that building the world for this test alone would make."""
+    from conftest import test_config
+
+    assert saved is not None  # the module runs on SQLite only, where the world is copied
+    copied = world_shape(app, world)
+    app.extensions["redis"].flushall()
+    shutil.copyfile(sqlite_template, tmp_path / "fresh.db")
+    fresh = create_app(test_config(tmp_path / "fresh", redis_server.url, f"sqlite:///{tmp_path / 'fresh.db'}"))
+    try:
+        built = build_world(fresh, client_as(fresh, ADMIN))
+        assert world_shape(fresh, built) == copied
+    finally:
+        fresh.extensions["db"].kw["bind"].dispose()

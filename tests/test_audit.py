@@ -4,6 +4,7 @@ change writes nothing (but a failed sign-in). The log can be read and filtered, 
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import io
 import json
@@ -56,8 +57,7 @@ def basic(username: str, password: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
 
 
-@pytest.fixture
-def world(app, client):
+def build_world(app, client) -> dict:
     """As in test_access: workloads 1 (in use), 2 and 3, migration 1 (not started) and 2 (running, of workload 3:
     migration 1 passes its preflight), run 1 (queued), a pending event, an upload, the viewer ``victim`` with a
     token, environment 1 held by run 1."""
@@ -76,6 +76,32 @@ def world(app, client):
     victim_token = victim.get("/api/v1/tokens").json["items"][0]["id"]
     return {"w1": w1, "w2": w2, "m1": m1, "m2": m2, "run": run, "event": event, "victim_token": victim_token,
             "upload": "uploads/smoke/test_quick.py", "secrets": [victim.token, client.token]}
+
+
+# As in test_access: on SQLite the world is built once per process and each test gets a copy of all of it.
+
+@pytest.fixture
+def saved(request, database_url):
+    """The saved world to start from, for a test that uses ``world`` on SQLite; else None (built per test)."""
+    if "world" in request.fixturenames and database_url.startswith("sqlite:"):
+        return request.getfixturevalue("saved_world")(build_world)
+    return None
+
+
+@pytest.fixture
+def config(config, saved, tmp_path):
+    return saved.restore(config, tmp_path) if saved else config
+
+
+@pytest.fixture
+def client(app, saved):
+    return saved.admin_client(app) if saved else client_as(app, ADMIN)
+
+
+@pytest.fixture
+def world(app, client, saved) -> dict:
+    """What ``build_world`` made (see there), for this test alone."""
+    return copy.deepcopy(saved.values) if saved else build_world(app, client)
 
 
 def workload_form(**changes) -> dict:

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ADMIN, client_as, make_migration, make_workload
 
+pytestmark = pytest.mark.one_database  # Flask-WTF's token check, the same on any database
+
 
 @pytest.fixture
 def config(config):
