@@ -291,6 +291,7 @@ class TestRealWorkers:
         return {**config, "ENV_LOCK_TTL_SECONDS": 3, "MAINTENANCE_INTERVAL_SECONDS": 0.5, "RUN_TIMEOUT_SECONDS": 60}
 
     @pytest.mark.slow
+    @pytest.mark.one_database  # 200 real pytest runs cost a minute of CPU: once is enough (the lock is Redis's)
     def test_200_pool_runs_on_10_environments_never_overlap_and_run_on_their_label(self, app, client,
                                                                                    worker_processes):
         body = b"def test_quick():\n    pass\n"
