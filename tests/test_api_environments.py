@@ -6,7 +6,9 @@ import pytest
 from conftest import ADMIN, client_as
 
 PASSING = "sample_tests/test_passing.py"
-ENV_KEYS = {"id", "name", "description", "enabled", "status", "current_run_id", "queue", "hold"}
+ENV_KEYS = {"id", "name", "description", "enabled", "status", "current_run_id", "queue", "hold", "variables",
+            "secrets", "setup", "teardown"}
+UNSET = {"variables": {}, "secrets": [], "setup": None, "teardown": None}  # issue 14: nothing given to runs yet
 
 
 def error_code(response) -> str:
@@ -38,7 +40,7 @@ def test_a_hundred_idle_environments_exist_from_the_first_start(client):
     assert [e["id"] for e in body["items"]] == list(range(1, 101))
     for item in body["items"]:
         assert item == {"id": item["id"], "name": f"env-{item['id']}", "description": "", "enabled": True,
-                        "status": "idle", "current_run_id": None, "queue": [], "hold": None}
+                        "status": "idle", "current_run_id": None, "queue": [], "hold": None, **UNSET}
     assert environment(client, 42) == body["items"][41]
 
 
@@ -76,7 +78,7 @@ def test_patch_changes_only_what_is_sent(client):
                                                             "description": "Shared with the payments team."})
     assert response.status_code == 200
     assert response.json == {"id": 7, "name": "payments staging", "description": "Shared with the payments team.",
-                             "enabled": True, "status": "idle", "current_run_id": None, "queue": [], "hold": None}
+                             "enabled": True, "status": "idle", "current_run_id": None, "queue": [], "hold": None, **UNSET}
     response = client.patch("/api/v1/environments/7", json={"enabled": False})
     assert response.json["enabled"] is False and response.json["name"] == "payments staging"
     assert environment(client, 7)["description"] == "Shared with the payments team."

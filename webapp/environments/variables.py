@@ -7,9 +7,7 @@ secret's value except ``for_run``, which only the run's job calls.
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from ..domain import variables as rules
 from ..extensions import vault
 from ..models import EnvironmentRow
 
@@ -25,24 +23,8 @@ def store_secrets(row: EnvironmentRow, secrets: dict[str, str]) -> None:
     row.secret_names = sorted(secrets)
 
 
-def changes(row: EnvironmentRow, data: dict[str, Any]) -> dict[str, Any]:
-    """The new ``variables`` and secrets of ``row`` from a PATCH body's ``variables``/``secrets`` (either may be
-    absent; a name → value, or null to delete it). Returns what the audit log may say: names only."""
-    said: dict[str, Any] = {}
-    if "variables" in data:
-        new = rules.merged(row.variables or {}, data["variables"], "variables", deletable=True)
-        said["variables"] = _diff(row.variables or {}, new)
-        row.variables = new
-    if "secrets" in data:
-        current = secrets_of(row)
-        new = rules.merged(current, data["secrets"], "secrets", deletable=True)
-        said["secrets"] = _diff(current, new)
-        store_secrets(row, new)
-    return said
-
-
-def _diff(old: dict, new: dict) -> dict[str, list[str]]:
-    """Names set (added or changed) and removed: never a value."""
+def diff(old: dict, new: dict) -> dict[str, list[str]]:
+    """What the audit log says of a change: the names set (added or changed) and removed, never a value."""
     return {"set": sorted(n for n in new if old.get(n) != new[n]), "removed": sorted(set(old) - set(new))}
 
 
