@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from redis.exceptions import RedisError
 
@@ -39,15 +40,16 @@ def run_tests(run_id: int) -> str:
     files, log_start = list(row.test_files), executor.log_size(run_id)
     given = _given(row)
     session.rollback()  # hold no transaction (SQLite: no write lock) while pytest runs
+    masker = Masker(given.secrets.values() if given else ())  # the worker's own log masks them too
     try:
         if given is None:
             raise RuntimeError("could not read the environment's variables and secrets")
         values = pipeline.run_pytest(run_id, files, log_start, token, lock, given)
     except Exception as exc:  # never leave a run running because of our own failure
-        log.exception("run %s failed in the worker", run_id)
+        log.error("run %s failed in the worker\n%s", run_id, masker.mask(traceback.format_exc()))
         values = {"state": RunState.ERROR.value, "error": f"the worker failed: {exc}"}
     given = given or pipeline.Given()
-    values["error"] = Masker(given.secrets.values()).mask(values.get("error"))
+    values["error"] = masker.mask(values.get("error"))
     notifications: list[str] = []
     written = dispatch.finish(run_id, token, queued=notifications, **values)
     if given.teardown:  # held before the lock is released: the next run never gets a dirty environment
