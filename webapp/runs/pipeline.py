@@ -67,24 +67,26 @@ def run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock, 
     try:
         if given.setup:
             setup, done[stages.SETUP] = runner.stage(stages.SETUP, given.setup, timeout, cancellable=True)
-            save_stages(make_session, run_id, done)
+            save_stages(make_session, run_id, token, done)
         if setup is None or done[stages.SETUP]["state"] == stages.PASSED:
             if staged:
                 writer.write(stages.header("tests", files))
             main = runner.pytest(files, "junit.xml", timeout - (setup.duration if setup else 0))
         if given.teardown and (main or setup).reason != "lost":  # lost: another run may have the environment
             _, done[stages.TEARDOWN] = runner.stage(stages.TEARDOWN, given.teardown, teardown_timeout, False)
-            save_stages(make_session, run_id, done)
+            save_stages(make_session, run_id, token, done)
     finally:
         writer.close()
     values = _values(main, setup, timeout) if main else _setup_values(setup)
     return {**values, "stages": done or None}
 
 
-def save_stages(make_session, run_id: int, done: dict) -> None:
-    """The stages so far, on the run at once (its page shows them; the reaper reads whether teardown ran)."""
+def save_stages(make_session, run_id: int, token: str, done: dict) -> None:
+    """The stages so far, on the run at once (its page shows them; the reaper reads whether teardown ran);
+    fenced like its end: only while this job still holds the run."""
     with make_session() as session:
-        session.execute(sql_update(RunRow).where(RunRow.id == run_id).values(stages=dict(done)))
+        session.execute(sql_update(RunRow).where(RunRow.id == run_id, RunRow.lock_token == token,
+                                                 RunRow.state == RunState.RUNNING.value).values(stages=dict(done)))
         session.commit()
 
 
