@@ -202,3 +202,13 @@ def test_the_environment_variables_reach_pytest_but_the_process_settings_win(app
                                {"PATH": "/evil", "BASE_URL": "http://x", "API_TOKEN": SECRET})
     assert env["PATH"] != "/evil" and env["BASE_URL"] == "http://x" and env["API_TOKEN"] == SECRET
     assert env["CUTOVER_TARGET_IP"] == "10.0.0.1"
+
+
+def test_a_secret_with_quotes_is_masked_as_junit_writes_it_in_an_attribute():
+    from xml.etree.ElementTree import Element, tostring
+
+    from webapp.domain.masking import MASK, Masker
+
+    value = "pa\"ss'word<1>&"
+    written = tostring(Element("failure", message=f"got {value}"), encoding="unicode")
+    assert Masker([value]).mask(written) == f'<failure message="got {MASK}" />'

@@ -63,21 +63,27 @@ def run_pytest(run_id: int, files: list[str], log_start: int, token: str, lock, 
     runner = Runner(run_id, run_dir, confinement, env, writer, masker, results.install(run_dir), token, lock,
                     make_session, config["ENV_LOCK_TTL_SECONDS"] / 3)
     done: dict[str, dict] = {}
-    setup = main = None
+    setup = main = failure = None
     try:
-        if given.setup:
-            setup, done[stages.SETUP] = runner.stage(stages.SETUP, given.setup, timeout, cancellable=True)
-            save_stages(make_session, run_id, token, done)
-        if setup is None or done[stages.SETUP]["state"] == stages.PASSED:
-            if staged:
-                writer.write(stages.header("tests", files))
-            main = runner.pytest(files, "junit.xml", timeout - (setup.duration if setup else 0))
-        if given.teardown and (main or setup).reason != "lost":  # lost: another run may have the environment
+        try:
+            if given.setup:
+                setup, done[stages.SETUP] = runner.stage(stages.SETUP, given.setup, timeout, cancellable=True)
+                save_stages(make_session, run_id, token, done)
+            if setup is None or done[stages.SETUP]["state"] == stages.PASSED:
+                if staged:
+                    writer.write(stages.header("tests", files))
+                main = runner.pytest(files, "junit.xml", timeout - (setup.duration if setup else 0))
+        except Exception as exc:  # our own failure: the teardown still runs, then the job ends the run in error
+            failure = exc
+        lost = any(ran is not None and ran.reason == "lost" for ran in (setup, main))
+        if given.teardown and not lost:  # lost: another run may have the environment now
             _, done[stages.TEARDOWN] = runner.stage(stages.TEARDOWN, given.teardown, teardown_timeout, False)
             save_stages(make_session, run_id, token, done)
     finally:
         writer.close()
-    values = _values(main, setup, timeout) if main else _setup_values(setup)
+    if failure is not None:
+        raise failure
+    values = _values(main, timeout) if main else _setup_values(setup)
     return {**values, "stages": done or None}
 
 
@@ -90,7 +96,7 @@ def save_stages(make_session, run_id: int, token: str, done: dict) -> None:
         session.commit()
 
 
-def _values(ran: Ran, setup: Ran | None, timeout: float) -> dict:
+def _values(ran: Ran, timeout: float) -> dict:
     summary = ran.summary
     state, error = outcome(ran.exit_code, timed_out_after=timeout if ran.reason == "timeout" else None,
                            cancelled=ran.reason == "cancelled", summary=summary)
