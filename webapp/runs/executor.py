@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -210,7 +211,7 @@ class Runner:
         xml = self.masker.mask(results.read_run_file(self.run_dir / junit_name))
         tests = [masked(self.masker, t) for t in results.collect(self.run_dir, xml)]
         for name in (junit_name, results.OUTPUT):  # the next process of the run starts from a clean slate
-            (self.run_dir / name).unlink(missing_ok=True)
+            _remove(self.run_dir / name)
         return Ran(exit_code, watchdog.reason, xml, tests, round(time.monotonic() - started, 3))
 
     def stage(self, name: str, file: str, timeout: float, cancellable: bool) -> tuple[Ran, dict]:
@@ -222,6 +223,17 @@ class Runner:
                      "duration": ran.duration,
                      "tests": [{"nodeid": t.nodeid, "outcome": t.outcome, "duration": t.duration,
                                 "message": (t.message or "")[:2000] or None} for t in ran.tests[:200]]}
+
+
+def _remove(path: Path) -> None:
+    """A file the run may have turned into a directory or a link: gone, whatever it is (never followed)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def masked(masker: Masker, test: TestResult) -> TestResult:

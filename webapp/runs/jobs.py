@@ -73,6 +73,7 @@ def _given(row: RunRow) -> pipeline.Given | None:
         given, secrets = variables.for_run(environment, row.id)
         row.variable_names, row.secret_names = sorted(environment.variables or {}), sorted(secrets)
         db.session.commit()
+        db.session.expire_all()  # as the rollback after it would: what is read later is read fresh
     except Exception:
         log.exception("run %s: could not read its environment's variables and secrets", row.id)
         db.session.rollback()
