@@ -19,7 +19,7 @@ SKIP_XFAIL = "sample_tests/test_skip_xfail.py"
 PARAMETRIZED = "sample_tests/test_parametrized.py"
 RUN_KEYS = {"id", "username", "environment_id", "test_files", "state", "queue_position", "exit_code", "summary",
             "tests", "error", "created_at", "started_at", "finished_at", "duration", "sandbox",
-            "migration_id", "link"}
+            "migration_id", "link", "variables", "secrets", "stages"}
 
 
 def error_code(response) -> str:

@@ -21,7 +21,7 @@ def variants(value: str) -> set[str]:
     """The value and the encodings under which it is masked too."""
     raw = value.encode("utf-8")
     found = {value, quote(value, safe=""), quote_plus(value), html.escape(value, quote=True),
-             html.escape(value, quote=False)}
+             html.escape(value, quote=False), html.escape(value, quote=False).replace('"', "&quot;")}  # XML attribute
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         text = encode(raw).decode("ascii")
         found |= {text, text.rstrip("=")}

@@ -39,7 +39,7 @@ def unlock(environment_id: int):
 @operator
 def hold(environment_id: int):
     form = HoldForm()
-    if form.submit(lambda data: holds.hold(environment_id, data, principal().username)):
+    if form.submit(lambda data: holds.hold(environment_id, data, principal().username, principal())):
         flash(f"Environment {environment_id} held: no new run starts there until released.", "success")
         return redirect(url_for(".detail", environment_id=environment_id), 303)
     return render_template("environments/detail.html", **pages.detail(services.get(environment_id), hold_form=form)), 422
@@ -49,7 +49,7 @@ def hold(environment_id: int):
 @operator
 def release(environment_id: int):
     form = ReleaseForm()
-    if form.submit(lambda data: holds.release(environment_id)):
+    if form.submit(lambda data: holds.release(environment_id, principal())):
         flash(f"Environment {environment_id} released; the next waiting run starts now.", "success")
         return redirect(url_for(".detail", environment_id=environment_id), 303)
     return render_template("environments/detail.html", **pages.detail(services.get(environment_id),

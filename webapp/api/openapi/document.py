@@ -10,6 +10,7 @@ from .builders import HTML, JSON, error, errors, ok, operation, ref, string
 from .compare import compare_paths, compare_schemas
 from .imports import import_paths
 from .holds import hold_paths, hold_schemas
+from .stages import stage_schemas
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
 from .shapes import schemas
@@ -130,7 +131,7 @@ def _document() -> dict:
         "components": {
             "securitySchemes": SECURITY_SCHEMES,
             "schemas": {**schemas(), **wave_schemas(), **schedule_schemas(), **compare_schemas(), **test_schemas(),
-                        **hold_schemas()},
+                        **hold_schemas(), **stage_schemas()},
             "responses": {"MethodNotAllowed": error(
                 405, ["method_not_allowed"], "The path does not offer this method (`Allow` lists those it does).")},
         },

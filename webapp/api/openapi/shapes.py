@@ -13,6 +13,7 @@ from ...inputs import MAX_ID, MAX_PER_PAGE
 from ...health import HEARTBEAT_SECONDS
 from ...version import VERSION
 from .results import RUN_SUMMARY, TEST_RESULT
+from .stages import NAMES as STAGE_FIELDS
 from .builders import (Schema, array, boolean, described, enum, integer, nullable, number, obj, ref, string,
                        timestamp)
 
@@ -181,6 +182,7 @@ def schemas() -> dict[str, Schema]:
             "migration_id": integer(nullable=True, minimum=1, description="The migration this run validates "
                                                                           "(null: a plain run)."),
             "link": string(nullable=True, examples=["/migrations/3"], description="That migration's page."),
+            **STAGE_FIELDS,
         }),
         "RunInput": obj({
             "username": string(nullable=True, maxLength=USERNAME_MAX, description=(
