@@ -630,6 +630,8 @@ PAGE_FORMS = {
     "environments.unlock": {},
     "environments.hold": {"minutes": "5", "reason": "maintenance", "hold": "Hold"},
     "environments.release": {"release": "Release"},
+    "environments.set_secret": {"name": "API_TOKEN", "value": "s3cret-value", "save_secret": "Save secret"},
+    "environments.delete_secret": {"name": "API_TOKEN", "delete_secret": "Delete"},
     "events.create": {"user_id": "someone", "description": "hi", "save": "Record event"},
     "migrations.create": {"source_id": "2", "selected_mount_points": ["C:\\"], "cloud_type": "aws",
                           "cloud_username": "c", "cloud_password": "p", "save": "Save migration"},
@@ -706,7 +708,8 @@ ADMIN_PAGES = sorted((e, m) for e, m in PAGES if level(e, m) is Role.ADMIN)
 
 def test_the_admin_only_pages_are_the_expected_ones():
     assert set(ADMIN_PAGES) == {
-        ("environments.detail", "POST"), ("environments.unlock", "POST"), ("accounts.users", "GET"),
+        ("environments.detail", "POST"), ("environments.unlock", "POST"), ("environments.set_secret", "POST"),
+        ("environments.delete_secret", "POST"), ("accounts.users", "GET"),
         ("accounts.users", "POST"), ("accounts.edit_user", "GET"), ("accounts.edit_user", "POST"),
         ("audit.index", "GET")}
 

@@ -7,7 +7,8 @@ from conftest import ADMIN, client_as
 
 PASSING = "sample_tests/test_passing.py"
 ENV_KEYS = {"id", "name", "description", "enabled", "labels", "status", "current_run_id", "queue", "wait_p50_seconds",
-            "hold"}
+            "hold", "variables", "secrets", "setup", "teardown"}
+UNSET = {"variables": {}, "secrets": [], "setup": None, "teardown": None}  # issue 14: nothing given to runs yet
 
 
 def error_code(response) -> str:
@@ -40,7 +41,7 @@ def test_a_hundred_idle_environments_exist_from_the_first_start(client):
     for item in body["items"]:
         assert item == {"id": item["id"], "name": f"env-{item['id']}", "description": "", "enabled": True,
                         "labels": [], "status": "idle", "current_run_id": None, "queue": [], "wait_p50_seconds": None,
-                        "hold": None}
+                        "hold": None, **UNSET}
     assert environment(client, 42) == body["items"][41]
 
 
@@ -79,7 +80,7 @@ def test_patch_changes_only_what_is_sent(client):
     assert response.status_code == 200
     assert response.json == {"id": 7, "name": "payments staging", "description": "Shared with the payments team.",
                              "enabled": True, "labels": [], "status": "idle", "current_run_id": None, "queue": [],
-                             "wait_p50_seconds": None, "hold": None}
+                             "wait_p50_seconds": None, "hold": None, **UNSET}
     response = client.patch("/api/v1/environments/7", json={"enabled": False})
     assert response.json["enabled"] is False and response.json["name"] == "payments staging"
     assert environment(client, 7)["description"] == "Shared with the payments team."

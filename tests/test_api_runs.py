@@ -20,7 +20,7 @@ PARAMETRIZED = "sample_tests/test_parametrized.py"
 RUN_KEYS = {"id", "username", "environment_id", "pool", "priority", "test_files", "state", "queue_position",
             "estimated_start_seconds", "exit_code", "summary",
             "tests", "error", "created_at", "started_at", "finished_at", "duration", "sandbox",
-            "migration_id", "link"}
+            "migration_id", "link", "variables", "secrets", "stages"}
 
 
 def error_code(response) -> str:

@@ -17,15 +17,18 @@ from sqlalchemy import MetaData, Table, func, inspect, select, text
 from webapp import models, schema
 from webapp.db import Base, current_revision, head_revision, make_engine, upgrade
 
-HEAD = "0010_pools_and_priority"
+HEAD = "0011_environment_variables"
 # columns of released tables added by later revisions
-ADDED = {"runs": {"sandbox_mode", "sandbox_detail", "migration_id", "schedule_id", "pool", "priority"},
-         "environments": {"hold_by", "hold_reason", "hold_until", "labels"},
+ADDED = {"runs": {"sandbox_mode", "sandbox_detail", "migration_id", "schedule_id", "pool", "priority",
+                  "variable_names", "secret_names", "stages"},
+         "environments": {"hold_by", "hold_reason", "hold_until", "labels",
+                          "variables", "secret_names", "secrets_enc", "setup", "teardown"},
          "migrations": {"phase", "validation", "validation_run_id"}}
 NEW_TABLES = {"users", "api_tokens", "uploads", "audit_log", "waves", "wave_migrations",
               "test_results", "test_stats", "schedules"}
 # what an added column holds in a row written before it existed (others: None)
-ADDED_DEFAULTS = {"priority": "normal", "labels": []}
+ADDED_DEFAULTS = {"runs.priority": "normal", "environments.labels": [], "environments.variables": {},
+                  "environments.secret_names": []}
 MISSING_INDEXES = {"workloads": "ix_workloads_id", "migrations": "ix_migrations_id", "runs": "ix_runs_id"}
 
 
@@ -112,7 +115,7 @@ def assert_kept(connection, name: str, expected: list[dict]) -> None:
     got = read_back(connection, name)
     added = ADDED.get(name, set())
     assert [{k: v for k, v in row.items() if k not in added} for row in got] == expected, name
-    assert all(row[column] == ADDED_DEFAULTS.get(column) for row in got for column in added), name
+    assert all(row[column] == ADDED_DEFAULTS.get(f"{name}.{column}") for row in got for column in added), name
 
 
 def test_a_database_of_the_last_release_is_adopted_and_keeps_every_row(engine):
@@ -128,7 +131,7 @@ def test_a_database_of_the_last_release_is_adopted_and_keeps_every_row(engine):
             if name == "environments":  # the seed adds the others, and leaves this one alone
                 kept = read_back(connection, name)[6]
                 assert {k: v for k, v in kept.items() if k not in ADDED[name]} == expected[0]
-                assert all(kept[column] == ADDED_DEFAULTS.get(column) for column in ADDED[name])
+                assert all(kept[column] == ADDED_DEFAULTS.get(f"{name}.{column}") for column in ADDED[name])
                 assert connection.scalar(select(func.count()).select_from(models.EnvironmentRow)) == 100
             else:
                 assert_kept(connection, name, expected)

@@ -107,10 +107,14 @@ def test_a_passing_validation_ends_success_only_after_its_run_and_its_pytest_saw
     assert done["finished_at"] >= run_of(client, run_id)["finished_at"]
     text = log_of(client, run_id)
     variables = json.loads(re.search(r"^VARS=(.*)$", text, re.M).group(1))
+    environment_id = run_of(client, run_id)["environment_id"]
     assert variables == {"CUTOVER_MIGRATION_ID": str(migration["id"]), "CUTOVER_TARGET_IP": WORKLOAD["ip"],
                          "CUTOVER_TARGET_CLOUD": "aws",
                          "CUTOVER_TARGET_VOLUMES": json.dumps([{"name": "C:\\", "size": 40},
-                                                               {"name": "D:\\", "size": 100}])}
+                                                               {"name": "D:\\", "size": 100}]),
+                         # what every run gets (issue 14), a validation run too
+                         "CUTOVER_ENVIRONMENT_ID": str(environment_id), "CUTOVER_ENVIRONMENT_NAME": f"env-{environment_id}",
+                         "CUTOVER_RUN_ID": str(run_id)}
     environ = json.loads(re.search(r"^ENVIRON=(.*)$", text, re.M).group(1))
     assert len(environ) > 5  # the whole environment was printed: nothing in it is a credential
     for secret in (CLOUD_PASSWORD, WORKLOAD_PASSWORD, "cloud"):  # "cloud" is the cloud username

@@ -165,6 +165,8 @@ def load(overrides: dict | None = None) -> dict:
         # the longest a run may take, and where this host's run directories live (uploads are in the database).
         "ENV_LOCK_TTL_SECONDS": _float("ENV_LOCK_TTL_SECONDS", 10.0),
         "RUN_TIMEOUT_SECONDS": _float("RUN_TIMEOUT_SECONDS", 600.0),
+        # An environment's teardown (issue 14) runs after every run, even a cancelled or timed-out one, this long at most.
+        "TEARDOWN_TIMEOUT_SECONDS": _float("TEARDOWN_TIMEOUT_SECONDS", 120.0),
         # A normal-priority run that has waited longer than this counts as high (no run is starved).
         "PRIORITY_AGING_MINUTES": _float("PRIORITY_AGING_MINUTES", 30.0),
         "SAMPLE_TESTS_DIR": str(Path(__file__).resolve().parent.parent / "sample_tests"),

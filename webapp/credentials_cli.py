@@ -12,7 +12,7 @@ from .audit import services as audit
 from .db import update
 from .domain.errors import VaultKeyError
 from .extensions import db, vault
-from .models import MigrationRow, WorkloadRow
+from .models import EnvironmentRow, MigrationRow, WorkloadRow
 
 
 def _rotate(token: str | None, what: str) -> str | None:
@@ -53,6 +53,13 @@ def rotate_all() -> int:
             if values:
                 session.execute(update(MigrationRow).where(MigrationRow.id == row.id)
                                 .values(**values, updated_at=MigrationRow.updated_at))
+        for row in session.scalars(select(EnvironmentRow).where(EnvironmentRow.secrets_enc.is_not(None))
+                                   .order_by(EnvironmentRow.id).with_for_update()):
+            new = _rotate(row.secrets_enc, f"environment {row.id} (secrets)")
+            if new != row.secrets_enc:
+                session.execute(update(EnvironmentRow).where(EnvironmentRow.id == row.id)
+                                .values(secrets_enc=new, updated_at=EnvironmentRow.updated_at))
+                count += 1
         audit.record("credentials.rotate", "credentials", count=count)
         session.commit()
     except BaseException:

@@ -29,8 +29,10 @@ class ServiceForm(FlaskForm):
         self.refused_headers: dict = {}
 
     def field_for(self, path: str):
-        name = self.FIELD_PATHS.get(path, path)
-        return self._fields.get(name)
+        """The field showing errors of ``path``; ``variables.BASE_URL`` falls back to ``variables``'s."""
+        head = path.split(".")[0]
+        name = self.FIELD_PATHS.get(path) or self.FIELD_PATHS.get(head) or path
+        return self._fields.get(name) or self._fields.get(name.split(".")[0])
 
     def show_errors(self, exc: ValidationError) -> None:
         self.refused = True

@@ -10,10 +10,10 @@ from .helpers import json_body
 @bp.post("/v1/environments/<int:environment_id>/hold")
 @operator
 def hold_environment(environment_id: int):
-    return environments.as_json(holds.hold(environment_id, json_body(), principal().username))
+    return environments.as_json(holds.hold(environment_id, json_body(), principal().username, principal()))
 
 
 @bp.post("/v1/environments/<int:environment_id>/release")
 @operator
 def release_environment(environment_id: int):
-    return environments.as_json(holds.release(environment_id))
+    return environments.as_json(holds.release(environment_id, principal()))

@@ -23,8 +23,9 @@ def _actor() -> tuple[str, str, str | None]:
 
 
 def _clean(details: Mapping[str, Any]) -> dict:
-    """Drop anything that looks like a secret, whatever the caller passed."""
-    return {k: v for k, v in details.items() if not any(word in k.lower() for word in SECRET_WORDS)}
+    """Drop anything that looks like a secret, whatever the caller passed (``*_names``: names, not values)."""
+    return {k: v for k, v in details.items()
+            if k.endswith("_names") or not any(word in k.lower() for word in SECRET_WORDS)}
 
 
 def record(action: str, target: str = "", *, actor: str | None = None, **details) -> AuditRow:

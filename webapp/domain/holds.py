@@ -2,12 +2,15 @@
 longer counts, whether or not the maintenance loop has cleared it yet."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ValidationError
 
 MIN_MINUTES, MAX_MINUTES, REASON_MAX = 1, 1440, 500
+# A hold Cutover itself sets (a teardown failed or never ran): it lasts until an admin releases it, never expires
+SYSTEM_HOLDER = "cutover"
+UNTIL_RELEASED = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 def check_minutes(value: Any) -> int:
@@ -28,3 +31,8 @@ def check_reason(value: Any) -> str:
 def active(until: datetime | None, now: datetime) -> bool:
     """Does a hold ending at ``until`` still hold at ``now``?"""
     return until is not None and until > now
+
+
+def until_released(until: datetime | None) -> bool:
+    """A hold that only an admin's release ends (``UNTIL_RELEASED``), not the clock."""
+    return until is not None and until >= UNTIL_RELEASED

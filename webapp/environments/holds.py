@@ -13,7 +13,8 @@ from ..audit import services as audit
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain import holds
-from ..domain.errors import InvalidStateError
+from ..domain.accounts import Principal
+from ..domain.errors import Forbidden, InvalidStateError
 from ..domain.events import EventSource
 from ..events import services as events
 from ..extensions import db
@@ -23,15 +24,18 @@ from .services import get
 
 
 def as_json(row: EnvironmentRow, now: datetime | None = None) -> dict | None:
-    """``{"by", "reason", "until"}`` while held; None when not (an expired hold is no hold)."""
+    """``{"by", "reason", "until", "until_released"}`` while held; None when not (an expired hold is no hold).
+    ``until_released``: Cutover held it (a teardown failed or never ran) until an admin releases it."""
     if not holds.active(row.hold_until, now or utcnow()):
         return None
-    return {"by": row.hold_by, "reason": row.hold_reason, "until": row.hold_until.isoformat()}
+    return {"by": row.hold_by, "reason": row.hold_reason, "until": row.hold_until.isoformat(),
+            "until_released": holds.until_released(row.hold_until)}
 
 
-def hold(environment_id: int, data: Any, username: str) -> EnvironmentRow:
+def hold(environment_id: int, data: Any, username: str, actor: Principal | None = None) -> EnvironmentRow:
     clean = inputs.hold(data)
     row = get(environment_id)
+    _only_an_admin_ends(row, actor, "replace")
     row.hold_by, row.hold_reason = username[:64], clean["reason"]
     row.hold_until = utcnow() + timedelta(minutes=clean["minutes"])
     audit.record("environment.hold", f"environment:{environment_id}", minutes=clean["minutes"],
@@ -40,17 +44,25 @@ def hold(environment_id: int, data: Any, username: str) -> EnvironmentRow:
     return row
 
 
-def release(environment_id: int) -> EnvironmentRow:
+def release(environment_id: int, actor: Principal | None = None) -> EnvironmentRow:
     """End a hold now; the queue's head starts at once."""
     row = get(environment_id)
     if as_json(row) is None:
         raise InvalidStateError(f"Environment {environment_id} is not held.")
+    _only_an_admin_ends(row, actor, "release")
     audit.record("environment.release", f"environment:{environment_id}", by=row.hold_by, reason=row.hold_reason,
                  until=row.hold_until.isoformat())
     _clear(row)
     db.session.commit()
     dispatch.safe_dispatch(environment_id)
     return row
+
+
+def _only_an_admin_ends(row: EnvironmentRow, actor: Principal | None, verb: str) -> None:
+    """A hold Cutover set after a teardown lasts until an admin has checked the environment."""
+    if actor is not None and not actor.is_admin and holds.until_released(row.hold_until) \
+            and holds.active(row.hold_until, utcnow()):
+        raise Forbidden(f"Only an admin may {verb} this hold ({row.hold_reason}): the environment may be dirty.")
 
 
 def _clear(row: EnvironmentRow) -> None:

@@ -6,7 +6,8 @@ import hashlib
 from .. import htmx
 from ..models import EnvironmentRow
 from . import holds, services, usage
-from .forms import EnvironmentForm, HoldForm, ReleaseForm
+from ..runs import testfiles
+from .forms import EnvironmentForm, HoldForm, ReleaseForm, SecretDeleteForm, SecretForm
 
 GRID_FAST, GRID_IDLE, GRID_AFTER = "2s", "10s", 15  # busy: every 2 s; all idle: 10 s; slower once unchanged
 
@@ -40,8 +41,15 @@ def activity(env: EnvironmentRow) -> dict:
             "charts": lambda: usage.environment_charts(env.id)}
 
 
-def detail(env: EnvironmentRow, form=None, hold_form=None, release_form=None) -> dict:
+def detail(env: EnvironmentRow, form=None, hold_form=None, release_form=None, secret_form=None) -> dict:
     """The environment page's forms (each posted to its own URL; a refused one comes back with its errors)."""
-    return {"form": form or EnvironmentForm(formdata=None, obj=env), "hold_form": hold_form or HoldForm(formdata=None),
+    form = form or EnvironmentForm(formdata=None, obj=env)
+    form.setup.choices = form.teardown.choices = stage_choices()
+    return {"form": form, "hold_form": hold_form or HoldForm(formdata=None),
             "release_form": release_form or ReleaseForm(formdata=None), "hold": holds.as_json(env),
+            "secret_form": secret_form or SecretForm(formdata=None), "delete_secret": SecretDeleteForm(formdata=None),
             **activity(env)}
+
+
+def stage_choices() -> list[tuple[str, str]]:
+    return [("", "— none —")] + [(f["path"], f["path"]) for f in testfiles.list_files()]

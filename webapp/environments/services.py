@@ -14,7 +14,7 @@ from ..domain.errors import NotFound
 from ..domain.runs import RunState
 from ..extensions import db, queues
 from ..models import EnvironmentRow, RunRow
-from ..runs import dispatch, queueing
+from ..runs import dispatch, queueing, testfiles
 from ..runs.executor import cancel_key
 
 ACTIVE = (RunState.QUEUED.value, RunState.RUNNING.value)
@@ -66,10 +66,11 @@ def as_json(row: EnvironmentRow, state: dict | None = None, waits: dict[int, flo
             "labels": list(row.labels or []), "status": "busy" if state["busy"] else "idle",
             "current_run_id": state["current"].id if state["current"] else None, "queue": state["queue"],
             "wait_p50_seconds": waits[row.id],
-            "hold": state["hold"]}
+            "hold": state["hold"], "variables": dict(row.variables or {}), "secrets": list(row.secret_names or []),
+            "setup": row.setup, "teardown": row.teardown}
 
 
-from . import holds  # noqa: E402  (it reads ``get`` from here)
+from . import holds, variables  # noqa: E402  (holds reads ``get`` from here)
 
 
 def all_with_status() -> tuple[list[EnvironmentRow], dict[int, dict]]:
@@ -98,12 +99,19 @@ def queued_runs(queue: list[int]) -> list[RunRow]:
 
 
 def update(environment_id: int, data: Any) -> EnvironmentRow:
+    """An admin's changes; the audit log names the variables and secrets set or removed, never a value."""
     row = get(environment_id)
-    changes = inputs.environment_changes(data)
+    changes = inputs.environment_changes(data, testfiles.exists, row.variables, lambda: variables.secrets_of(row))
+    said = {name: value for name, value in changes.items() if name not in ("variables", "secrets")}
+    if "variables" in changes:
+        said["variable_names"] = variables.diff(row.variables or {}, changes["variables"])
+    if "secrets" in changes:
+        said["secret_names"] = variables.diff(variables.secrets_of(row), changes["secrets"])
+        variables.store_secrets(row, changes.pop("secrets"))
     for name, value in changes.items():
         setattr(row, name, value)
     row.updated_at = utcnow()
-    audit.record("environment.update", f"environment:{environment_id}", **changes)
+    audit.record("environment.update", f"environment:{environment_id}", **said)
     db.session.commit()
     if "labels" in changes or changes.get("enabled"):  # pool runs may now use it
         dispatch.safe_dispatch(environment_id)

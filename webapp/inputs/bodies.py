@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from ..domain import accounts, environments, events, pools
+from ..domain import accounts, environments, events, pools, variables
 from ..domain.errors import ImmutableFieldError, ValidationError, check_all
 from ..domain.migration import Migration, MigrationTarget
 from ..domain.testfiles import MAX_UPLOAD_BYTES
@@ -176,12 +176,20 @@ def upload(files: Mapping, form: Mapping[str, str]) -> dict:
 
 # ---- edits of environments and events ---------------------------------------------------------------
 
-def environment_changes(data: Any) -> dict:
-    """The fields an admin sends to change an environment (only those), checked together."""
+def environment_changes(data: Any, file_exists: Callable[[str], bool] = lambda _p: False,
+                        variables_now: Mapping[str, str] | None = None,
+                        secrets_now: Callable[[], Mapping[str, str]] = dict) -> dict:
+    """The fields an admin sends to change an environment (only those), checked together. ``variables`` and
+    ``secrets`` come back merged into ``variables_now`` / ``secrets_now()`` (asked only when secrets are sent):
+    a name → a value, or null to delete it; names not sent stay. ``setup``/``teardown``: a test file or null."""
     data = object_of(data, "", "The body")
     errors, clean = Errors(), {}
     checks = {"name": environments.check_name, "description": environments.check_description,
-              "enabled": environments.check_enabled, "labels": pools.check_labels}
+              "enabled": environments.check_enabled, "labels": pools.check_labels,
+              "setup": lambda v: environments.check_stage_file(v, "setup", file_exists),
+              "teardown": lambda v: environments.check_stage_file(v, "teardown", file_exists),
+              "variables": lambda v: variables.merged(variables_now or {}, v, "variables", deletable=True),
+              "secrets": lambda v: variables.merged(secrets_now(), v, "secrets", deletable=True)}
     for name in data:
         if name not in checks:
             errors.add(name, "This field cannot be changed.")

@@ -73,6 +73,13 @@ class EnvironmentRow(Base):
     hold_until: Mapped[datetime | None] = mapped_column(nullable=True)
     # Pools (issue 13): a run may ask for any free enabled environment with one of these labels.
     labels: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # Issue 14: what a run here is given. Variables are shown to everyone; secrets are write-only, kept
+    # encrypted with the credentials key as one JSON object (``secret_names`` lists them for the pages).
+    variables: Mapped[dict] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    secret_names: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    secrets_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    setup: Mapped[str | None] = mapped_column(String(512), nullable=True)  # test files run around each run
+    teardown: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
 
 class RunRow(Base):
@@ -105,6 +112,10 @@ class RunRow(Base):
     # The migration this run validates (its target is handed to pytest as CUTOVER_TARGET_* variables).
     migration_id: Mapped[int | None] = mapped_column(nullable=True, index=True)
     schedule_id: Mapped[int | None] = mapped_column(nullable=True, index=True)  # the schedule that started it
+    # The names (never the values) of the variables and secrets it was given, and its setup/teardown outcome.
+    variable_names: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    secret_names: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    stages: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -126,7 +126,7 @@ def held(until: datetime | None) -> bool:
 
 
 def queue_job(run_id: int, job_id: str) -> None:
-    timeout = int(current_app.config["RUN_TIMEOUT_SECONDS"] + 120)
+    timeout = int(current_app.config["RUN_TIMEOUT_SECONDS"] + current_app.config["TEARDOWN_TIMEOUT_SECONDS"] + 120)
     try:
         enqueue(jobs.run_tests, run_id, job_id=job_id, job_timeout=timeout, result_ttl=600, failure_ttl=7 * 86400)
     except RedisError:
@@ -224,6 +224,9 @@ def reap(now: datetime | None = None) -> dict:
         if silent and lock.holder() != run.lock_token:
             if finish(run.id, run.lock_token, state=RunState.ERROR.value, error="worker lost", finished_at=now):
                 counts["lost"] += 1
+                from . import stages  # its teardown may not have run: held before the lock is freed
+
+                stages.queue(stages.hold_if_dirty(run.id))
             lock.release(run.lock_token)
             dispatch(run.environment_id)
     for run in waiting:  # holds the lock, waits for a free worker

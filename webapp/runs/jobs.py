@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from redis.exceptions import RedisError
 
 from ..db import update as sql_update
 from ..db import utcnow
+from ..domain.masking import Masker
 from ..domain.runs import RunState
 from ..events import services as events
 from ..extensions import db, queues
-from ..models import RunRow
-from . import dispatch, executor
+from ..environments import variables
+from ..models import EnvironmentRow, RunRow
+from . import dispatch, executor, pipeline, stages
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +38,22 @@ def run_tests(run_id: int) -> str:
         dispatch.release(environment_id, token)
         return "skipped"
     files, log_start = list(row.test_files), executor.log_size(run_id)
+    given = _given(row)
     session.rollback()  # hold no transaction (SQLite: no write lock) while pytest runs
+    masker = Masker(given.secrets.values() if given else ())  # the worker's own log masks them too
     try:
-        values = executor.run_pytest(run_id, files, log_start, token, lock)
+        if given is None:
+            raise RuntimeError("could not read the environment's variables and secrets")
+        values = pipeline.run_pytest(run_id, files, log_start, token, lock, given)
     except Exception as exc:  # never leave a run running because of our own failure
-        log.exception("run %s failed in the worker", run_id)
+        log.error("run %s failed in the worker\n%s", run_id, masker.mask(traceback.format_exc()))
         values = {"state": RunState.ERROR.value, "error": f"the worker failed: {exc}"}
+    given = given or pipeline.Given()
+    values["error"] = masker.mask(values.get("error"))
     notifications: list[str] = []
     written = dispatch.finish(run_id, token, queued=notifications, **values)
+    if given.teardown:  # held before the lock is released: the next run never gets a dirty environment
+        notifications += stages.hold_if_dirty(run_id, given.teardown)
     dispatch.release(environment_id, token)  # the next run's job is queued first, then the notification,
     for event_id in notifications:           # so a free worker takes the run
         events.queue(event_id)
@@ -51,3 +62,20 @@ def run_tests(run_id: int) -> str:
     except RedisError:
         pass
     return values["state"] if written else "fenced"
+
+
+def _given(row: RunRow) -> pipeline.Given | None:
+    """What the run gets from its environment, read now (secrets decrypted here, in the worker, never sent
+    through Redis); the names it was given are kept on the run (never a secret's value). None: unreadable
+    (e.g. the credentials key changed)."""
+    try:
+        environment = db.session.get(EnvironmentRow, row.environment_id)
+        given, secrets = variables.for_run(environment, row.id)
+        row.variable_names, row.secret_names = sorted(environment.variables or {}), sorted(secrets)
+        db.session.commit()
+        db.session.expire_all()  # as the rollback after it would: what is read later is read fresh
+    except Exception:
+        log.exception("run %s: could not read its environment's variables and secrets", row.id)
+        db.session.rollback()
+        return None
+    return pipeline.Given(given, secrets, environment.setup or None, environment.teardown or None)

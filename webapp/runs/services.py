@@ -116,6 +116,9 @@ def as_json(row: RunRow, places: dict[int, tuple] | None = None, tests: list[dic
         "finished_at": _iso(row.finished_at), "duration": duration(row),
         "sandbox": {"mode": row.sandbox_mode, "detail": row.sandbox_detail},
         "migration_id": row.migration_id, "link": validation.link(row.migration_id),
+        # the names of the environment's variables and secrets the run was given (never a secret's value)
+        "variables": list(row.variable_names or []), "secrets": list(row.secret_names or []),
+        "stages": row.stages or {},
     }
 
 

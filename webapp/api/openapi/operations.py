@@ -195,7 +195,7 @@ def _environment_paths() -> dict:
         "/api/v1/environments/{environment_id}": {
             "get": operation("getEnvironment", "environments", "Read an environment", {
                 "200": ok("The environment.", ref("Environment")), **errors(404)}, params=[eid]),
-            "patch": operation("updateEnvironment", "environments", "Rename, describe, enable or disable", {
+            "patch": operation("updateEnvironment", "environments", "Rename, describe, enable or disable; set variables, secrets, setup and teardown", {
                 "200": ok("The updated environment.", ref("Environment")), **errors(400, 404, 413, 422)},
                 params=[eid], body=json_body(ref("EnvironmentPatch"))),
         },

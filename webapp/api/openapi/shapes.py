@@ -14,6 +14,7 @@ from ...inputs import MAX_ID, MAX_PER_PAGE
 from ...health import HEARTBEAT_SECONDS
 from ...version import VERSION
 from .results import RUN_SUMMARY, TEST_RESULT
+from .stages import NAMES as STAGE_FIELDS
 from .builders import (Schema, array, boolean, described, enum, integer, nullable, number, obj, ref, string,
                        timestamp)
 
@@ -181,6 +182,7 @@ def schemas() -> dict[str, Schema]:
             "migration_id": integer(nullable=True, minimum=1, description="The migration this run validates "
                                                                           "(null: a plain run)."),
             "link": string(nullable=True, examples=["/migrations/3"], description="That migration's page."),
+            **STAGE_FIELDS,
         }),
         "RunInput": obj({
             "username": string(nullable=True, maxLength=USERNAME_MAX, description=(
@@ -212,12 +214,25 @@ def schemas() -> dict[str, Schema]:
             "description": string(), "enabled": boolean(),
             "status": enum(["idle", "busy"]), "current_run_id": integer(nullable=True, minimum=1),
             "queue": array(integer(minimum=1), description=QUEUE), "wait_p50_seconds": WAIT_P50, "hold": HOLD,
+            "variables": {"type": "object", "additionalProperties": string(),
+                          "description": "NAME → value, given to every run here as environment variables."},
+            "secrets": array(string(), description="Secret names only: values are write-only."),
+            "setup": string(nullable=True, description="Test file run before each run's tests."),
+            "teardown": string(nullable=True, description="Test file run after each run, whatever its outcome."),
         }),
         "EnvironmentPatch": obj({
             "name": string(minLength=1, maxLength=NAME_MAX, pattern=r"\S"),
             "description": string(maxLength=ENVIRONMENT_DESCRIPTION_MAX),
             "enabled": boolean(description="A disabled environment accepts no new runs."),
-        }, [], description="Any other field is refused (422)."),
+            "variables": {"type": "object", "additionalProperties": string(nullable=True),
+                          "description": "NAME → value (null deletes); names not sent stay. Names "
+                                         "[A-Z_][A-Z0-9_]{0,63}, not reserved (PATH, PYTHON*, CUTOVER_*, LD_*, ...); "
+                                         "values up to 4 KiB; at most 50."},
+            "secrets": {"type": "object", "additionalProperties": string(nullable=True),
+                        "description": "NAME → value (null deletes), write-only: never returned, masked in logs."},
+            "setup": string(nullable=True, description="An available test file, or null for none."),
+            "teardown": string(nullable=True, description="An available test file, or null for none."),
+        }, [], description="Any other field is refused (422). Admins only."),
         "EnvironmentList": obj({"items": array(ref("Environment")), "total": integer(minimum=0),
                                 "page": integer(minimum=1), "per_page": integer(minimum=0)},
                                description="Every environment, on one page."),
