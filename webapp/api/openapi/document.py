@@ -12,7 +12,7 @@ from .imports import import_paths
 from .pools import amend_paths, amend_schemas
 from .holds import hold_paths, hold_schemas
 from .queueing import queue_paths, queue_schemas
-from .stages import stage_schemas
+from .stages import amend_environment_schemas, stage_schemas
 from .operations import (_account_paths, _environment_paths, _event_paths, _migration_paths, _run_paths,
                          _test_file_paths, _workload_paths)
 from .shapes import schemas
@@ -127,6 +127,7 @@ def _document() -> dict:
     all_schemas = {**schemas(), **wave_schemas(), **schedule_schemas(), **compare_schemas(), **test_schemas(),
                    **hold_schemas(), **queue_schemas(), **stage_schemas()}
     amend_schemas(all_schemas)
+    amend_environment_schemas(all_schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Cutover API", "version": VERSION, "description": INFO_DESCRIPTION},

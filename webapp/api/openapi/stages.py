@@ -31,3 +31,25 @@ NAMES = {
                                            "`[masked]` in its log, results and JUnit XML)."),
     "stages": ref("RunStages"),
 }
+
+
+def amend_environment_schemas(schemas: dict[str, Schema]) -> None:
+    """An environment's variables, secret names and setup/teardown files (issue 14), read and PATCHed."""
+    env, patch = schemas["Environment"], schemas["EnvironmentPatch"]
+    env["properties"].update({
+        "variables": {"type": "object", "additionalProperties": string(),
+                      "description": "NAME → value, given to every run here as environment variables."},
+        "secrets": array(string(), description="Secret names only: values are write-only."),
+        "setup": string(nullable=True, description="Test file run before each run's tests."),
+        "teardown": string(nullable=True, description="Test file run after each run, whatever its outcome."),
+    })
+    env["required"] += ["variables", "secrets", "setup", "teardown"]
+    patch["properties"].update({
+        "variables": {"type": "object", "additionalProperties": string(nullable=True),
+                      "description": "NAME → value (null deletes); names not sent stay. Names [A-Z_][A-Z0-9_]{0,63}, "
+                                     "not reserved (PATH, PYTHON*, CUTOVER_*, LD_*, ...); values up to 4 KiB; at most 50."},
+        "secrets": {"type": "object", "additionalProperties": string(nullable=True),
+                    "description": "NAME → value (null deletes), write-only: never returned, masked in logs."},
+        "setup": string(nullable=True, description="An available test file, or null for none."),
+        "teardown": string(nullable=True, description="An available test file, or null for none."),
+    })
