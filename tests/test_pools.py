@@ -288,7 +288,8 @@ def test_the_new_run_form_offers_environments_pools_and_priority(app, client):
 class TestRealWorkers:
     @pytest.fixture
     def config(self, config):
-        return {**config, "ENV_LOCK_TTL_SECONDS": 3, "MAINTENANCE_INTERVAL_SECONDS": 0.5, "RUN_TIMEOUT_SECONDS": 60}
+        return {**config, "ENV_LOCK_TTL_SECONDS": 3, "MAINTENANCE_INTERVAL_SECONDS": 0.5, "RUN_TIMEOUT_SECONDS": 60,
+                "SANDBOX": "off"}  # what is proven here is the dispatch, not the confinement (test_sandbox)
 
     @pytest.mark.slow
     @pytest.mark.one_database  # 200 real pytest runs cost a minute of CPU: once is enough (the lock is Redis's)
