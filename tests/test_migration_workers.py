@@ -25,7 +25,8 @@ def running_migration(client, worker_processes):
     source = make_workload(client)
     migration = make_migration(client, source["id"], selected=("C:\\", "D:\\", "E:\\"))
     assert client.post(f"/api/v1/migrations/{migration['id']}/run").status_code == 202
-    wait_until(lambda: status(client, migration["id"])["progress"]["percent"] > 0, 10, message="copy to start")
+    # a worker process starting on a loaded machine may take seconds: this only waits for the copy to begin
+    wait_until(lambda: status(client, migration["id"])["progress"]["percent"] > 0, 30, message="copy to start")
     migration["worker_pid"] = worker.pid
     return migration
 
