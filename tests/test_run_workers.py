@@ -53,7 +53,15 @@ def pytest_processes_under(pid: int) -> list[psutil.Process]:
         tree = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p for p in tree if "pytest" in " ".join(p.cmdline())]
+    return [p for p in tree if "pytest" in _cmdline(p)]
+
+
+def _cmdline(proc: psutil.Process) -> str:
+    """A process's command line; "" for one that ended meanwhile (a zombie too: it runs nothing any more)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def all_pytest_runs(run_dir_marker: str) -> list[psutil.Process]:
