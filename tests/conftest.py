@@ -2,6 +2,7 @@
 database too when it is set), clients, and real workers (in-process burst or separate processes)."""
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -314,6 +315,33 @@ class SavedWorld:
         client = client_as(app, ADMIN, token=False)
         client.token = self.admin_token
         return client
+
+
+def world_fixtures(build):
+    """The fixtures of a module whose tests share a world made by ``build(app, client)``: ``saved`` (on SQLite
+    the world built once per process, else None), and ``config``, ``client`` and ``world`` that start each test
+    from a copy of it (or, without one, build it for the test). Use: ``saved, config, client, world =
+    world_fixtures(build_world)``."""
+
+    @pytest.fixture
+    def saved(request, database_url):
+        if "world" in request.fixturenames and database_url.startswith("sqlite:"):
+            return request.getfixturevalue("saved_world")(build)
+        return None
+
+    @pytest.fixture
+    def config(config, saved, tmp_path):
+        return saved.restore(config, tmp_path) if saved else config
+
+    @pytest.fixture
+    def client(app, saved):
+        return saved.admin_client(app) if saved else client_as(app, ADMIN)
+
+    @pytest.fixture
+    def world(app, client, saved) -> dict:
+        return copy.deepcopy(saved.values) if saved else build(app, client)
+
+    return saved, config, client, world
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ request changes nothing at all. Cross-site requests riding on the session cookie
 from __future__ import annotations
 
 import atexit
-import copy
 import hashlib
 import io
 import re
@@ -19,7 +18,7 @@ from cryptography.fernet import Fernet
 from flask import url_for
 from sqlalchemy import select
 
-from conftest import ADMIN, PASSWORD, WORKLOAD, client_as, make_user, token_for
+from conftest import world_fixtures, ADMIN, PASSWORD, WORKLOAD, client_as, make_user, token_for
 from webapp import create_app
 from webapp.auth import needed_role, token_path
 from webapp.db import Base, update, utcnow
@@ -146,28 +145,7 @@ def build_world(app, client) -> dict:
 # and each test gets a copy of all of it (database file, DATA_DIR, Redis, the admin's token): a fresh,
 # identical world, that the test may change as it likes.
 
-@pytest.fixture
-def saved(request, database_url):
-    """The saved world to start from, for a test that uses ``world`` on SQLite; else None (built per test)."""
-    if "world" in request.fixturenames and database_url.startswith("sqlite:"):
-        return request.getfixturevalue("saved_world")(build_world)
-    return None
-
-
-@pytest.fixture
-def config(config, saved, tmp_path):
-    return saved.restore(config, tmp_path) if saved else config
-
-
-@pytest.fixture
-def client(app, saved):
-    return saved.admin_client(app) if saved else client_as(app, ADMIN)
-
-
-@pytest.fixture
-def world(app, client, saved) -> dict:
-    """What ``build_world`` made (see there), for this test alone."""
-    return copy.deepcopy(saved.values) if saved else build_world(app, client)
+saved, config, client, world = world_fixtures(build_world)  # conftest.world_fixtures
 
 
 def record_test(app, run_id: int) -> str:

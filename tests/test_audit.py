@@ -4,7 +4,6 @@ change writes nothing (but a failed sign-in). The log can be read and filtered, 
 from __future__ import annotations
 
 import base64
-import copy
 import html
 import io
 import json
@@ -15,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from conftest import ADMIN, ADMIN_PASSWORD, PASSWORD, WORKLOAD, client_as, make_user
+from conftest import world_fixtures, ADMIN, ADMIN_PASSWORD, PASSWORD, WORKLOAD, client_as, make_user
 
 pytestmark = pytest.mark.one_database  # that each action is audited does not depend on the database
 
@@ -80,28 +79,7 @@ def build_world(app, client) -> dict:
 
 # As in test_access: on SQLite the world is built once per process and each test gets a copy of all of it.
 
-@pytest.fixture
-def saved(request, database_url):
-    """The saved world to start from, for a test that uses ``world`` on SQLite; else None (built per test)."""
-    if "world" in request.fixturenames and database_url.startswith("sqlite:"):
-        return request.getfixturevalue("saved_world")(build_world)
-    return None
-
-
-@pytest.fixture
-def config(config, saved, tmp_path):
-    return saved.restore(config, tmp_path) if saved else config
-
-
-@pytest.fixture
-def client(app, saved):
-    return saved.admin_client(app) if saved else client_as(app, ADMIN)
-
-
-@pytest.fixture
-def world(app, client, saved) -> dict:
-    """What ``build_world`` made (see there), for this test alone."""
-    return copy.deepcopy(saved.values) if saved else build_world(app, client)
+saved, config, client, world = world_fixtures(build_world)  # conftest.world_fixtures
 
 
 def workload_form(**changes) -> dict:
