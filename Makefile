@@ -28,14 +28,18 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 
-# Each bench/*.py script in turn (helpers named _*.py and __init__.py are skipped).
+# Each bench/*.py script in turn (helpers named _*.py and __init__.py are skipped), then one table of every
+# figure they recorded (bench/_summary.py). A script that fails is reported in the table; the others still run.
 bench: $(STAMP)
-	@set -e; for script in bench/*.py; do \
+	@results=$$(mktemp); status=$$(mktemp); \
+	for script in bench/*.py; do \
 		[ -e "$$script" ] || { echo "no bench/*.py scripts"; exit 0; }; \
 		case "$${script##*/}" in _*) continue ;; esac; \
-		echo "== $$script"; \
-		$(VENV_PYTHON) "$$script"; \
-	done
+		echo "== $$script"; started=$$(date +%s); \
+		BENCH_RESULTS=$$results $(VENV_PYTHON) "$$script" || echo "$$script $$?" >> $$status; \
+		echo "== $$script took $$(( $$(date +%s) - started )) s"; \
+	done; \
+	$(VENV_PYTHON) bench/_summary.py $$results $$status; rm -f $$results $$status
 
 # Caches only; never var/ (user data).
 clean:

@@ -148,6 +148,19 @@ def print_profile(profiler, order: str, title: str, restrict: str | None = None,
         print("   " + ln)
 
 
+def record(figure: str, value: str, target: str, met: bool | None) -> None:
+    """One row of the table ``make bench`` ends with: appended, as a JSON line, to the file named by
+    ``BENCH_RESULTS`` (``make bench`` sets it; a script run by hand records nothing). ``met`` None: no target,
+    a figure reported for reference only."""
+    path = os.environ.get("BENCH_RESULTS")
+    if not path:
+        return
+    script = Path(sys.argv[0]).name
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"script": script, "figure": figure, "value": value, "target": target,
+                              "met": met}) + "\n")
+
+
 def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
