@@ -1,6 +1,6 @@
 """List latency: first, middle and last page of the HTML and API lists, through real HTTP (gunicorn).
 
-    .venv/bin/python bench/lists.py                       # 10 k and 100 k workloads + migrations
+    .venv/bin/python bench/lists.py                       # 100 k and 1 M workloads + migrations
     .venv/bin/python bench/lists.py --sizes 1000 --requests 20   # quick smoke check
 
 For each size: a fresh SQLite database in a temporary DATA_DIR is seeded (bulk Core inserts, one vault
@@ -17,7 +17,7 @@ a token and with an unknown token (both 401). "bearer - ping" is the cost of the
 over the floor (token check + a 1-row list, its count included); "unknown token - no token" is the token check
 alone (the keyed hash and the SELECT that finds the token, everything else alike); and ``authenticate_token``
 timed in this process gives the same without HTTP.
-Target: p95 <= 50 ms at 100 k rows. When it is missed, the script explains where the time goes
+Target: p95 <= 50 ms at 1 000 000 rows (issue 15; it was 100 k before). When it is missed, the script explains where the time goes
 (in-process per-query timings and EXPLAIN QUERY PLAN). Reports only: exits 0 either way.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ from bench import _common as c  # noqa: E402
 from bench import _seed as seeding  # noqa: E402
 from bench import _sql as sql  # noqa: E402
 
-TARGET_SIZE = 100_000
+TARGET_SIZE = 1_000_000
 LISTS = [  # (label, path template)
     ("HTML /workloads/", "/workloads/?page={page}"),
     ("HTML /migrations/", "/migrations/?page={page}"),
@@ -51,8 +51,8 @@ LISTS = [  # (label, path template)
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="10000,100000",
-                   help="row counts to test (workloads and migrations each), comma-separated (default 10000,100000)")
+    p.add_argument("--sizes", default="100000,1000000",
+                   help="row counts to test (workloads and migrations each), comma-separated (default 100000,1000000)")
     p.add_argument("--requests", type=int, default=50, help="measured requests per (list, page) (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="unmeasured requests first (default 5)")
     p.add_argument("--per-page", type=int, default=50, help="rows per page (default 50, as the HTML lists)")
@@ -309,8 +309,12 @@ def main() -> int:
                   f"{t['lookup'][1]:+.2f} ms p95 over HTTP (unknown token - no token), "
                   f"{t['inproc']['p50'] / 1000:.2f} ms p50 in process; GET {TOKEN_PATH} with the token - GET /ping: "
                   f"{t['bearer_ping'][0]:+.2f} ms p50 / {t['bearer_ping'][1]:+.2f} ms p95")
+        if s["size"] == TARGET_SIZE:
+            c.record(f"list pages at {TARGET_SIZE:,} rows, slowest p95", f"{r['p95']:.1f} ms ({label} {which}; "
+                     f"{r['p95'] / s['ping_p95']:.1f}x ping)", f"<= {args.target_ms:g} ms", not s["missed"])
     if TARGET_SIZE not in args.sizes:
         print(f"  (the target is defined at {TARGET_SIZE:,} rows, which this run did not include)")
+        c.record(f"list pages at {TARGET_SIZE:,} rows", "not measured", f"<= {args.target_ms:g} ms", False)
     return 0
 
 

@@ -142,6 +142,7 @@ def main() -> int:
         print(f"\nratio = p95 / bare pipe p95 = {app['p95']:.1f} / {floor['p95']:.2f} ms = {app['p95'] / floor['p95']:.0f}x "
               f"(the pipe floor is near zero: the app's p95 is {app['p95'] - floor['p95']:.1f} ms over it)")
         print(f"Target: p95 <= {args.target_ms:g} ms: {'MET' if met else 'MISSED'} (p95 {app['p95']:.1f} ms)")
+        c.record("log line printed -> seen by the tail, p95", f"{app['p95']:.1f} ms", f"<= {args.target_ms:g} ms", met)
         api.close()
     return 0
 

@@ -210,11 +210,13 @@ def main() -> int:
     met = p95 <= args.target_s and not new["bad"] and len(new["lost"]) == args.kills
     print(f"Target: p95 of kill -> run error \"worker lost\" <= {args.target_s:g} s: {'MET' if met else 'MISSED'} "
           f"(p95 {p95:.2f} s, next run started p95 {c.ms_stats(new['next'])['p95']:.2f} s)")
+    c.record("killed worker -> run error, p95", f"{p95:.2f} s", f"<= {args.target_s:g} s", met)
     if args.migration_kills > 0:
         m_p95 = c.ms_stats(new["migration"])["p95"]
         m_met = m_p95 <= args.target_s and len(new["migration"]) == args.migration_kills
         print(f"Target: p95 of kill -> migration error \"worker lost\" <= {args.target_s:g} s: "
               f"{'MET' if m_met else 'MISSED'} (p95 {m_p95:.2f} s)")
+        c.record("killed worker -> migration error, p95", f"{m_p95:.2f} s", f"<= {args.target_s:g} s", m_met)
     return 0
 
 

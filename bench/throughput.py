@@ -128,6 +128,8 @@ def main() -> int:
         print(f"\nratio = rate / bound = {rate:.2f} / {bound:.2f} = {ratio:.2f}"
               f"  (against what {args.workers} parallel bare pytests really did here: {rate / par_rate:.2f})")
         print(f"Target: ratio >= {args.target:g}: {'MET' if met else 'MISSED'}")
+        c.record(f"{args.count} runs, {args.environments} envs, {args.workers} workers / bound",
+                 f"{ratio:.2f} ({rate / par_rate:.2f} vs parallel bare)", f">= {args.target:g}", met)
         api.close()
     return 0
 

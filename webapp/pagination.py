@@ -41,13 +41,25 @@ class Page:
                 "per_page": self.per_page}
 
 
-def paginate(session: Session, stmt: Select, page: int, per_page: int, key=None) -> Page:
-    """One page of ``stmt``'s rows. With ``key`` (the primary key column), the page's keys are found
-    first through the narrow index and only those rows are loaded: deep pages stay fast."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+def paginate(session: Session, stmt: Select, page: int, per_page: int, key=None, descending: bool = False) -> Page:
+    """One page of ``stmt``'s rows. With ``key`` (the primary key column; ``stmt`` then has no ORDER BY: the page
+    is in ``key`` order, ``descending`` or not), the page's keys are found first through the narrow index and
+    only those rows are loaded; a page in the second half is found from the far end (a shorter OFFSET, walked
+    backwards), so the last page costs what the first does and a deep one at most half the list."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     offset = (page - 1) * per_page
     if key is None:
-        return Page(list(session.scalars(stmt.limit(per_page).offset(offset))), total or 0, page, per_page)
-    ids = list(session.scalars(stmt.with_only_columns(key).limit(per_page).offset(offset)))
+        return Page(list(session.scalars(stmt.limit(per_page).offset(offset))), total, page, per_page)
+    forwards, backwards = (key.desc(), key) if descending else (key, key.desc())
+    ids_of = stmt.with_only_columns(key)
+    from_end = total - offset - per_page  # rows after this page
+    if offset >= total:
+        ids = []
+    elif offset > 0 and from_end < offset:
+        tail = max(from_end, 0)
+        ids = list(session.scalars(ids_of.order_by(backwards).limit(per_page + min(from_end, 0)).offset(tail)))
+        ids.reverse()
+    else:
+        ids = list(session.scalars(ids_of.order_by(forwards).limit(per_page).offset(offset)))
     rows = {getattr(r, key.key): r for r in session.scalars(stmt.where(key.in_(ids)))} if ids else {}
-    return Page([rows[i] for i in ids if i in rows], total or 0, page, per_page)
+    return Page([rows[i] for i in ids if i in rows], total, page, per_page)

@@ -48,7 +48,7 @@ def as_json(row: AuditRow) -> dict:
 
 
 def list_page(page: int, per_page: int, filters: Mapping[str, Any]) -> Page:
-    stmt = select(AuditRow).order_by(AuditRow.id.desc())
+    stmt = select(AuditRow)
     for name in ("actor", "action", "target"):
         if name in filters:
             column = getattr(AuditRow, name)
@@ -60,4 +60,4 @@ def list_page(page: int, per_page: int, filters: Mapping[str, Any]) -> Page:
         stmt = stmt.where(AuditRow.at >= filters["since"])
     if "until" in filters:
         stmt = stmt.where(AuditRow.at <= filters["until"])
-    return paginate(db.session, stmt, page, per_page, key=AuditRow.id)
+    return paginate(db.session, stmt, page, per_page, key=AuditRow.id, descending=True)

@@ -39,7 +39,7 @@ def get(migration_id: int, *, for_update: bool = False) -> MigrationRow:
 
 def list_page(page: int, per_page: int, filters: dict | None = None) -> Page:
     stmt = select(MigrationRow).where(*(getattr(MigrationRow, k) == v for k, v in (filters or {}).items()))
-    return paginate(db.session, stmt.order_by(MigrationRow.id.desc()), page, per_page, key=MigrationRow.id)
+    return paginate(db.session, stmt, page, per_page, key=MigrationRow.id, descending=True)
 
 
 def source_ips(rows: list[MigrationRow]) -> dict[int, str]:

@@ -79,10 +79,10 @@ def get(run_id: int) -> RunRow:
 
 
 def list_page(page: int, per_page: int, filters: Mapping[str, Any] | None = None) -> Page:
-    stmt = select(RunRow).order_by(RunRow.id.desc())
+    stmt = select(RunRow)
     for name, value in (filters or {}).items():
         stmt = stmt.where(getattr(RunRow, name) == value)
-    return paginate(db.session, stmt, page, per_page, key=RunRow.id)
+    return paginate(db.session, stmt, page, per_page, key=RunRow.id, descending=True)
 
 
 def queue_positions(rows: list[RunRow]) -> dict[int, tuple[int, float | None]]:

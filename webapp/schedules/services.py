@@ -40,8 +40,7 @@ def get(schedule_id: int) -> ScheduleRow:
 
 
 def list_page(page: int, per_page: int) -> Page:
-    return paginate(db.session, select(ScheduleRow).order_by(ScheduleRow.id.desc()), page, per_page,
-                    key=ScheduleRow.id)
+    return paginate(db.session, select(ScheduleRow), page, per_page, key=ScheduleRow.id, descending=True)
 
 
 def recent_runs(schedule_ids: list[int]) -> dict[int, list[RunRow]]:

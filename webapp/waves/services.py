@@ -42,7 +42,7 @@ def get(wave_id: int) -> WaveRow:
 
 
 def list_page(page: int, per_page: int) -> Page:
-    return paginate(db.session, select(WaveRow).order_by(WaveRow.id.desc()), page, per_page, key=WaveRow.id)
+    return paginate(db.session, select(WaveRow), page, per_page, key=WaveRow.id, descending=True)
 
 
 def members(wave_id: int) -> list[tuple[WaveMemberRow, MigrationRow]]:

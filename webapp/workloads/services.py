@@ -41,7 +41,7 @@ def as_json(row: WorkloadRow) -> dict:
 
 
 def list_page(page: int, per_page: int) -> Page:
-    return paginate(db.session, select(WorkloadRow).order_by(WorkloadRow.id), page, per_page, key=WorkloadRow.id)
+    return paginate(db.session, select(WorkloadRow), page, per_page, key=WorkloadRow.id)
 
 
 def choices() -> list[tuple[int, str]]:
