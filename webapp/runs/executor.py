@@ -86,13 +86,24 @@ class LogWriter(threading.Thread):
         self.lines.put(None)
         self.join()
 
+    LINGER_SECONDS = 0.025  # after a first piece, what arrives this soon shares its write (pytest prints by lines)
+
+    def _batch(self) -> list[str | None]:
+        """The next piece and whatever follows within ``LINGER_SECONDS`` (at most 256 kB); the end at once."""
+        parts = [self.lines.get()]
+        deadline = time.monotonic() + self.LINGER_SECONDS
+        while parts[-1] is not None and sum(map(len, parts)) < 256_000:
+            try:
+                parts.append(self.lines.get(timeout=max(deadline - time.monotonic(), 0)))
+            except queue.Empty:
+                break
+        return parts
+
     def run(self) -> None:
         with self.make_session() as session:
             done = False
             while not done:
-                parts = [self.lines.get()]
-                while not self.lines.empty() and parts[-1] is not None and sum(map(len, parts)) < 256_000:
-                    parts.append(self.lines.get_nowait())
+                parts = self._batch()
                 done = parts[-1] is None
                 # PostgreSQL text cannot hold NUL: show it as the replacement character
                 text = self.masker.feed("".join(p for p in parts if p).replace("\x00", "\ufffd"))

@@ -27,10 +27,11 @@ def run_tests(run_id: int) -> str:
         return "skipped"
     token, environment_id = row.lock_token, row.environment_id
     lock = dispatch.environment_lock(environment_id)
+    given, names = _given(row)  # read before the claim, so that one write claims the run and keeps the names
     now = utcnow()
     claimed = session.execute(sql_update(RunRow).where(
         RunRow.id == run_id, RunRow.state == RunState.QUEUED.value, RunRow.lock_token == token)
-        .values(state=RunState.RUNNING.value, started_at=now, heartbeat_at=now)).rowcount
+        .values(state=RunState.RUNNING.value, started_at=now, heartbeat_at=now, **names)).rowcount
     session.commit()
     if not claimed or not lock.extend(token):
         if claimed:
@@ -38,7 +39,6 @@ def run_tests(run_id: int) -> str:
         dispatch.release(environment_id, token)
         return "skipped"
     files, log_start = list(row.test_files), executor.log_size(run_id)
-    given = _given(row)
     session.rollback()  # hold no transaction (SQLite: no write lock) while pytest runs
     masker = Masker(given.secrets.values() if given else ())  # the worker's own log masks them too
     try:
@@ -64,18 +64,15 @@ def run_tests(run_id: int) -> str:
     return values["state"] if written else "fenced"
 
 
-def _given(row: RunRow) -> pipeline.Given | None:
+def _given(row: RunRow) -> tuple[pipeline.Given | None, dict]:
     """What the run gets from its environment, read now (secrets decrypted here, in the worker, never sent
-    through Redis); the names it was given are kept on the run (never a secret's value). None: unreadable
-    (e.g. the credentials key changed)."""
+    through Redis), and the names it was given, to keep on the run (never a secret's value). None and no names:
+    unreadable (e.g. the credentials key changed)."""
     try:
         environment = db.session.get(EnvironmentRow, row.environment_id)
         given, secrets = variables.for_run(environment, row.id)
-        row.variable_names, row.secret_names = sorted(environment.variables or {}), sorted(secrets)
-        db.session.commit()
-        db.session.expire_all()  # as the rollback after it would: what is read later is read fresh
     except Exception:
         log.exception("run %s: could not read its environment's variables and secrets", row.id)
-        db.session.rollback()
-        return None
-    return pipeline.Given(given, secrets, environment.setup or None, environment.teardown or None)
+        return None, {}
+    names = {"variable_names": sorted(environment.variables or {}), "secret_names": sorted(secrets)}
+    return pipeline.Given(given, secrets, environment.setup or None, environment.teardown or None), names
