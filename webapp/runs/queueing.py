@@ -132,10 +132,14 @@ def places(rows: list[RunRow], board: Board | None = None) -> dict[int, tuple[in
     queued = [r for r in rows if r.state == QUEUED]
     if not queued:
         return {}
-    board = board or Board()
+    if board is None and any(not r.lock_token for r in queued):  # a run given its environment needs no board
+        board = Board()
     result = {}
     for row in queued:
-        position = 0 if row.lock_token else board.position(row.id)
+        if row.lock_token:
+            result[row.id] = (0, 0.0)
+            continue
+        position = board.position(row.id)
         if position is not None:
             result[row.id] = (position, board.estimate(row.id, position))
     return result

@@ -105,7 +105,8 @@ def as_json(row: RunRow, places: dict[int, tuple] | None = None, tests: list[dic
     test in full with its flags."""
     places = places if places is not None else queue_positions([row])
     position, estimate = places.get(row.id, (None, None))
-    tests = tests if tests is not None else results.for_run(db.session, row.id, row.tests)
+    if tests is None:  # a run's results are written when it ends: none to read before
+        tests = results.for_run(db.session, row.id, row.tests) if RunState(row.state).is_final else []
     return {
         "id": row.id, "username": row.username, "environment_id": row.environment_id, "pool": row.pool,
         "priority": row.priority,
