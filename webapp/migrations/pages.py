@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from sqlalchemy import select
+
+from ..domain.errors import NotFound
 from ..domain.migration import SYSTEM_VOLUME, MigrationState
 from ..extensions import db
 from ..models import MigrationRow, WorkloadRow
@@ -33,6 +36,26 @@ def view(migration_id: int, message: str | None = None, shown: str | None = None
             "preview": services.preview(row), "target_vm": services._target_vm_json(row.target_vm),
             "final": MigrationState(row.state).is_final, "message": message,
             "preflight": partial(preflight.report, row), **validation_run(row, shown)}
+
+
+# What the status fragment shows (``_status.html``, its preview included), and nothing else: no password.
+_SHOWN = (MigrationRow.id, MigrationRow.state, MigrationRow.phase, MigrationRow.error, MigrationRow.cancel_requested,
+          MigrationRow.progress, MigrationRow.selected, MigrationRow.cloud_type, MigrationRow.target_vm,
+          MigrationRow.started_at, MigrationRow.finished_at, MigrationRow.validation_run_id,
+          WorkloadRow.ip, WorkloadRow.username, WorkloadRow.domain, WorkloadRow.storage)
+
+
+def status_version(migration_id: int, shown: str | None) -> str | None:
+    """The status fragment's version (its ETag, ``htmx.unchanged_or``): every value it shows, read in one narrow
+    SELECT, no ORM object. None, to render it anyway, while a validation run the page does not show yet must
+    come with it (out of band)."""
+    found = db.session.execute(select(*_SHOWN).join(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
+                               .where(MigrationRow.id == migration_id)).one_or_none()
+    if found is None:
+        raise NotFound("migration")
+    if found.validation_run_id and shown != str(found.validation_run_id):
+        return None
+    return repr(tuple(found))
 
 
 def validation_run(row: MigrationRow, shown: str | None) -> dict:

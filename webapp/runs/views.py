@@ -6,7 +6,7 @@ from .. import inputs
 from ..auth import operator, principal, viewer
 from ..domain.errors import ValidationError
 from ..forms import attempt
-from ..htmx import back_to, download, page_or_fragment
+from ..htmx import back_to, download, page_or_fragment, unchanged_or
 from . import bp, compare, pages, services
 from .forms import RunForm, UploadForm
 
@@ -54,7 +54,9 @@ def detail(run_id: int):
 @bp.get("/<int:run_id>/log")
 @viewer
 def log(run_id: int):
-    return page_or_fragment(None, "runs/_log.html", **pages.log(run_id, inputs.offset(request.args)))
+    offset = inputs.offset(request.args)
+    return unchanged_or(lambda: pages.log_version(run_id, offset),
+                        lambda: page_or_fragment(None, "runs/_log.html", **pages.log(run_id, offset)))
 
 
 @bp.post("/<int:run_id>/cancel")
