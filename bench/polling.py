@@ -121,6 +121,29 @@ def start_gunicorn(settings: c.Settings, log_path: Path) -> tuple:
     return proc, port
 
 
+def browser_cookie(port: int, settings: c.Settings) -> str:
+    """The session cookie of a browser that signed in and then opened a page, as a person does before a page
+    polls: that page's form made the session's CSRF secret (a Set-Cookie the browser keeps)."""
+    cookie = c.web_session(port, settings)
+    client = c.Client(port, cookie=cookie, accept="*/*")
+    try:
+        client.request("GET", "/migrations/")
+        return kept(cookie, client.response)
+    finally:
+        client.close()
+
+
+def kept(cookie: str, response) -> str:
+    """``cookie`` with what the response's Set-Cookie headers changed, as a browser keeps it."""
+    from http.cookies import SimpleCookie
+
+    jar = dict(part.split("=", 1) for part in cookie.split("; ") if "=" in part)
+    for header in response.headers.get_all("Set-Cookie") or []:
+        for name, morsel in SimpleCookie(header).items():
+            jar[name] = morsel.value
+    return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+
 # --- load --------------------------------------------------------------------------------------------------
 
 def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx: bool, revalidate: bool) -> dict:
@@ -130,6 +153,7 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
     times: list[list[float]] = [[] for _ in range(clients)]
     statuses: list[dict[int, int]] = [{} for _ in range(clients)]
     failures: list[int] = [0] * clients
+    cookies_set: list[int] = [0] * clients  # responses that changed the session cookie (a browser would keep it)
     stop_at = [float("inf")]  # set once every client is connected and warm
 
     def run(k: int) -> None:
@@ -140,6 +164,7 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
             try:
                 client.request("GET", path, headers=base)
                 etag = client.response.getheader("ETag")
+                client.cookie = kept(client.cookie, client.response)
             except Exception:
                 failures[k] += 1
             barrier.wait()
@@ -154,6 +179,9 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
                     continue
                 times[k].append(client.elapsed * 1000)
                 statuses[k][status] = statuses[k].get(status, 0) + 1
+                if client.response.getheader("Set-Cookie"):
+                    client.cookie = kept(client.cookie, client.response)
+                    cookies_set[k] += 1
                 if status == 200:
                     etag = client.response.getheader("ETag") or etag
         finally:
@@ -176,7 +204,7 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
     errors = sum(failures) + sum(n for code, n in status_count.items() if code not in (200, 304))
     stats = c.ms_stats(every)
     return {"rps": len(every) / elapsed, "p50": stats["p50"], "p95": stats["p95"], "n": len(every),
-            "errors": errors, "statuses": status_count}
+            "errors": errors, "statuses": status_count, "cookies_set": sum(cookies_set)}
 
 
 # --- diagnosis ---------------------------------------------------------------------------------------------
@@ -226,7 +254,7 @@ def main() -> int:
     with c.stack("cutover-bench-polling-", workers=0, gunicorn=False) as s:
         ids = seed(s.app, s.settings.admin_username)
         s.gunicorn, s.port = start_gunicorn(s.settings, s.tmp / "gunicorn.log")
-        cookie = c.web_session(s.port, s.settings)
+        cookie = browser_cookie(s.port, s.settings)
         fragments = [("migration status", f"/migrations/{ids['migration']}"),
                      ("run status", f"/runs/{ids['run']}"),
                      ("log tail", f"/runs/{ids['run']}/log?offset={ids['log_end']}")]
@@ -278,7 +306,8 @@ def main() -> int:
 
 
 def _codes(r: dict) -> str:
-    return ",".join(f"{code}:{n}" for code, n in sorted(r["statuses"].items()))
+    codes = ",".join(f"{code}:{n}" for code, n in sorted(r["statuses"].items()))
+    return codes + (f" (Set-Cookie:{r['cookies_set']})" if r["cookies_set"] else "")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,14 @@ class Database:
             g.db_session = current_app.extensions["db"]()
         return g.db_session
 
+    def end_read(self) -> None:
+        """A GET that has read all it shows ends its read transaction before rendering: on SQLite every
+        transaction holds the database's lock (BEGIN IMMEDIATE, above), which every other request and job waits
+        for. Its objects stay loaded (``expire_on_commit=False``). Never where something was written."""
+        session = g.get("db_session")
+        if session is not None and session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            session.commit()
+
     def new_session(self) -> Session:
         """A session of its own, for a thread outside the app context's one (the caller closes it)."""
         return current_app.extensions["db"]()

@@ -40,7 +40,7 @@ def volumes():
 def detail(migration_id: int):
     shown = request.args.get("run")
     return unchanged_or(lambda: pages.status_version(migration_id, shown), lambda: page_or_fragment(
-        "migrations/detail.html", "migrations/_status.html", **pages.view(migration_id, shown=shown)))
+        "migrations/detail.html", "migrations/_status.html", **pages.status(migration_id, shown)))
 
 
 @bp.get("/<int:migration_id>/preflight")

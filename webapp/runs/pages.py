@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from wtforms import SelectChoice
 
 from .. import inputs
@@ -115,15 +115,35 @@ def run(run_id: int, message: str | None = None, outcome: str | None = None) -> 
             "previous": lambda: compare.previous_run(row)}
 
 
+def shown(run_id: int, outcome: str | None) -> dict:
+    """``run`` for a GET (the page or its poll): read, then let go of the database before rendering."""
+    context = run(run_id, outcome=outcome)
+    db.end_read()
+    return context
+
+
 def log(run_id: int, offset: int) -> dict:
-    return {"run_id": run_id, **services.log_slice(run_id, offset)}
+    """The log tail (a GET): read, then let go of the database before rendering."""
+    context = {"run_id": run_id, **services.log_slice(run_id, offset)}
+    db.end_read()
+    return context
+
+
+def _log_statement():
+    """A run's state and where its log ends now, in one Core SELECT built once (the chunks' index gives the end)."""
+    runs, chunks = RunRow.__table__.c, RunLogChunk.__table__.c
+    end = select(func.coalesce(func.max(chunks.end), 0)).where(chunks.run_id == runs.id).scalar_subquery()
+    return select(runs.state, end.label("end")).where(runs.id == bindparam("run_id"))
+
+
+_LOG_END = _log_statement()
 
 
 def log_version(run_id: int, offset: int) -> str:
     """The log tail fragment's version (its ETag, ``htmx.unchanged_or``): the log only grows (or retention drops it
     whole), so the offset asked for, where the log ends now and whether the run ended say all it shows."""
-    end = select(func.coalesce(func.max(RunLogChunk.end), 0)).where(RunLogChunk.run_id == run_id).scalar_subquery()
-    found = db.session.execute(select(RunRow.state, end).where(RunRow.id == run_id)).one_or_none()
+    found = db.session.connection().execute(_LOG_END, {"run_id": run_id}).one_or_none()
+    db.end_read()
     if found is None:
         raise NotFound("run")
-    return repr((run_id, offset, found[1], RunState(found[0]).is_final))
+    return repr((run_id, offset, found.end, RunState(found.state).is_final))

@@ -48,7 +48,7 @@ def upload():
 @viewer
 def detail(run_id: int):
     return page_or_fragment("runs/detail.html", "runs/_status.html",
-                            **pages.run(run_id, outcome=inputs.test_outcome(request.args)))
+                            **pages.shown(run_id, inputs.test_outcome(request.args)))
 
 
 @bp.get("/<int:run_id>/log")
