@@ -149,3 +149,36 @@ def test_the_log_tail_answers_304_until_the_log_grows_or_the_run_ends(app, clien
     change(app, RunRow, run["id"], state="success")
     ended = poll(client, caught_up, etag)
     assert ended.status_code == 200 and "End of log" in text(ended) and "hx-trigger" not in text(ended)
+
+
+def test_polls_read_beside_a_writer_holding_the_sqlite_lock_but_the_page_itself_does_not_change(app, client,
+                                                                                                 database_url):
+    """A live fragment's transaction is a deferred BEGIN: on SQLite (WAL) it waits for no writer. Every other
+    request keeps BEGIN IMMEDIATE (checked on the engine: the same connection pool, the option unset)."""
+    import sqlite3
+    import threading
+
+    if not database_url.startswith("sqlite"):
+        return  # PostgreSQL has no database-wide write lock
+    url = a_migration(client)
+    run = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": ["sample_tests/test_passing.py"]}).json
+    writer = sqlite3.connect(database_url[len("sqlite:///"):], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a migration job's progress write, say, holds the write lock
+    answers = {}
+
+    def polls():
+        for path in (url, f"/runs/{run['id']}", f"/runs/{run['id']}/log?offset=0"):
+            answers[path] = poll(client, path).status_code
+
+    try:
+        poller = threading.Thread(target=polls, daemon=True)
+        poller.start()
+        poller.join(10)
+        assert not poller.is_alive(), "a poll waited for the write lock"
+        assert set(answers.values()) == {200}, answers
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    engine = app.extensions["db"].kw["bind"]
+    assert not engine.get_execution_options().get("reads_only")
+    assert app.extensions["db_reader"].get_execution_options()["reads_only"] is True

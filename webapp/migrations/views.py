@@ -4,6 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..auth import operator, principal, viewer
+from ..db import reads_only
 from ..forms import attempt
 from ..htmx import back_to, page_or_fragment, unchanged_or
 from ..workloads import services as workloads
@@ -37,6 +38,7 @@ def volumes():
 
 @bp.get("/<int:migration_id>")
 @viewer
+@reads_only  # its polls
 def detail(migration_id: int):
     shown = request.args.get("run")
     return unchanged_or(lambda: pages.status_version(migration_id, shown), lambda: page_or_fragment(

@@ -4,6 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..auth import operator, principal, viewer
+from ..db import reads_only
 from ..domain.errors import ValidationError
 from ..forms import attempt
 from ..htmx import back_to, download, page_or_fragment, unchanged_or
@@ -46,6 +47,7 @@ def upload():
 
 @bp.get("/<int:run_id>")
 @viewer
+@reads_only  # its polls
 def detail(run_id: int):
     return page_or_fragment("runs/detail.html", "runs/_status.html",
                             **pages.shown(run_id, inputs.test_outcome(request.args)))
@@ -53,6 +55,7 @@ def detail(run_id: int):
 
 @bp.get("/<int:run_id>/log")
 @viewer
+@reads_only  # its polls
 def log(run_id: int):
     offset = inputs.offset(request.args)
     return unchanged_or(lambda: pages.log_version(run_id, offset),
