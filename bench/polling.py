@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import _common as c  # noqa: E402
+from bench import _runs as runs  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -146,9 +147,12 @@ def kept(cookie: str, response) -> str:
 
 # --- load --------------------------------------------------------------------------------------------------
 
-def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx: bool, revalidate: bool) -> dict:
+def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx: bool, revalidate: bool,
+           server_cpu=lambda: 0.0) -> dict:
     """``clients`` threads, one keep-alive connection each, GET ``path`` back to back for ``seconds`` (after one
-    unmeasured request each). ``revalidate``: send the last ETag back in If-None-Match, as a browser cache does."""
+    unmeasured request each). ``revalidate``: send the last ETag back in If-None-Match, as a browser cache does.
+    ``server_cpu()``: the server's CPU seconds so far (its CPU ms per request hardly depends on the machine's load,
+    unlike the wall times)."""
     barrier = threading.Barrier(clients + 1)
     times: list[list[float]] = [[] for _ in range(clients)]
     statuses: list[dict[int, int]] = [{} for _ in range(clients)]
@@ -191,11 +195,11 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
     for t in pool:
         t.start()
     barrier.wait()
-    t0 = time.perf_counter()
+    cpu0, t0 = server_cpu(), time.perf_counter()
     stop_at[0] = t0 + seconds
     for t in pool:
         t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, server_cpu() - cpu0
     every = [v for row in times for v in row]
     status_count: dict[int, int] = {}
     for row in statuses:
@@ -204,6 +208,7 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
     errors = sum(failures) + sum(n for code, n in status_count.items() if code not in (200, 304))
     stats = c.ms_stats(every)
     return {"rps": len(every) / elapsed, "p50": stats["p50"], "p95": stats["p95"], "n": len(every),
+            "cpu_ms": cpu * 1000 / max(1, len(every)),
             "errors": errors, "statuses": status_count, "cookies_set": sum(cookies_set)}
 
 
@@ -259,27 +264,29 @@ def main() -> int:
                      ("run status", f"/runs/{ids['run']}"),
                      ("log tail", f"/runs/{ids['run']}/log?offset={ids['log_end']}")]
         results: dict[tuple, dict] = {}
+        cpu = lambda: runs.tree_cpu([s.gunicorn])  # noqa: E731
         load_before = c.load_line()
         for clients in args.clients:
-            results[(clients, "ping")] = hammer(s.port, cookie, "/ping", clients, args.seconds, False, False)
+            results[(clients, "ping")] = hammer(s.port, cookie, "/ping", clients, args.seconds, False, False, cpu)
             for label, path in fragments:
                 for revalidate in (False, True):
                     results[(clients, label, revalidate)] = hammer(s.port, cookie, path, clients, args.seconds,
-                                                                   True, revalidate)
+                                                                   True, revalidate, cpu)
         load_after = c.load_line(cpus=False)
 
         rows = []
         for clients in args.clients:
             ping = results[(clients, "ping")]
             rows.append([f"{clients} clients: GET /ping (baseline)", f"{ping['rps']:.0f}", f"{ping['p50']:.1f}",
-                         f"{ping['p95']:.1f}", ping["errors"], "1.00", _codes(ping)])
+                         f"{ping['p95']:.1f}", ping["errors"], "1.00", f"{ping['cpu_ms']:.2f}", _codes(ping)])
             for label, _ in fragments:
                 for revalidate in (False, True):
                     r = results[(clients, label, revalidate)]
                     rows.append([f"{clients} clients: {label}, {'revalidated' if revalidate else 'full'}",
                                  f"{r['rps']:.0f}", f"{r['p50']:.1f}", f"{r['p95']:.1f}", r["errors"],
-                                 f"{r['rps'] / ping['rps']:.2f}", _codes(r)])
-        c.print_table(["keep-alive clients polling", "req/s", "p50 ms", "p95 ms", "errors", "x /ping", "statuses"],
+                                 f"{r['rps'] / ping['rps']:.2f}", f"{r['cpu_ms']:.2f}", _codes(r)])
+        c.print_table(["keep-alive clients polling", "req/s", "p50 ms", "p95 ms", "errors", "x /ping",
+                       "server CPU ms/req", "statuses"],
                       rows, title=f"Polling, signed in: {args.seconds:g} s per row; gunicorn.conf.py: {workers} "
                                   f"workers x {threads} threads ({load_before} -> {load_after})")
         print("  (a shared, loaded machine gives noisy figures: compare the rows with /ping of the same run)")
