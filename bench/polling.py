@@ -1,6 +1,6 @@
 """Polling: many signed-in browsers polling the live fragments, through real HTTP (gunicorn as production runs it).
 
-    .venv/bin/python bench/polling.py                            # 50 and 200 clients, 3 s per block
+    .venv/bin/python bench/polling.py                            # 50 and 200 clients, 3 s per block (~70 s)
     .venv/bin/python bench/polling.py --clients 50 --seconds 1    # quick smoke check
 
 A private redis-server and a temporary DATA_DIR (SQLite) get, through the app's own models, one workload, one
@@ -19,13 +19,16 @@ cookie from the /login form, and asks for one URL as fast as it is answered for 
 
 Each fragment is measured twice: "full", every poll rendered (what the first poll after a change costs), and
 "revalidated", the client keeps the ``ETag`` it was given and sends it back in ``If-None-Match`` as a browser's
-cache does on its own (when the server sends no ETag both rows are alike). Figures: req/s, p50/p95 ms, errors
-(a status other than 200/304, or an exception), and the ratio to ``/ping``'s req/s.
+cache does on its own (when the server sends no ETag both rows are alike: the run status of a running run shows
+its duration, new every poll, so it has none). Figures: req/s, p50/p95 ms, errors (a status other than 200/304,
+or an exception), the ratio to ``/ping``'s req/s, and the server's CPU ms per request (gunicorn's processes'
+CPU time over the requests answered: steadier than wall times when other work loads the machine).
 
-Target, migration status fragment at 50 clients, as a browser polls it (revalidated): >= 1000 req/s and
-p95 <= 50 ms. When it is missed, one request of each fragment is profiled in-process (cProfile) to show where the
-time goes. The Python client shares the machine's CPUs with the server: so does ``/ping``'s, hence the ratio.
-Reports only: exits 0 either way.
+Target, each fragment at 50 clients, as a browser polls it (revalidated; the migration status is the headline):
+>= 1000 req/s and p95 <= 50 ms. When it is missed, each fragment is timed and profiled in-process (Flask's test
+client, cProfile): ms per request, then the shares of the sign-in check (``auth.guard``: session cookie, Redis
+sign-out check, the user's row), the view, its version read (the ETag) and its template render. The Python client
+shares the machine's CPUs with the server: so does ``/ping``'s, hence the ratio. Reports only: exits 0 either way.
 """
 from __future__ import annotations
 
@@ -240,15 +243,40 @@ def explain(app, cookie: str, paths: list[tuple[str, str]], n: int = 200) -> Non
     rows.append(["GET /ping", 200, "-", f"{(time.perf_counter() - t0) * 1000 / n:.2f}", "-"])
     c.print_table(["in-process request (Flask test client)", "status", "bytes", "ms full", "ms revalidated"],
                   rows, title=f"Diagnosis: where the time goes ({n} requests each, this process, no HTTP)")
+    shares, headline = [], None
     for label, path in paths:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(n):
-            client.get(path, headers=headers)
-        profiler.disable()
-        c.print_profile(profiler, "cumulative", f"\n{label}, full render: the app's code by cumulative time "
-                        f"(cProfile inflates Python time; {n} requests)", restrict=r"webapp|jinja2|sqlalchemy|flask",
-                        n=18)
+        etag = client.get(path, headers=headers).headers.get("ETag")
+        for mode, sent in (("full", headers), ("revalidated", {**headers, **({"If-None-Match": etag} if etag else {})})):
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(n):
+                client.get(path, headers=sent)
+            profiler.disable()
+            shares.append([f"{label}, {mode}", *_shares(profiler, n)])
+            headline = headline or (profiler if mode == "revalidated" else None)
+    c.print_table(["cProfile, ms per request (inflated)", "request", "auth.guard (session, user)", "view",
+                   " of it: version read", " of it: render"], shares,
+                  title="Where one request's time goes (auth.guard: the session cookie, the Redis sign-out check "
+                        "and the user's row; the view: the ETag's read and, when it changed, the page's reads and "
+                        "its template)")
+    c.print_profile(headline, "cumulative", f"\n{paths[0][0]}, revalidated: by cumulative time ({n} requests)",
+                    restrict=r"webapp|flask_login|sqlalchemy/orm/session|redis/client", n=16)
+
+
+def _shares(profiler, n: int) -> list[str]:
+    """ms per request (cumulative, under cProfile) of the whole request, auth.guard, the view, the version
+    read and the template render."""
+    import pstats
+
+    wanted = {"request": ("flask/app.py", "wsgi_app"), "guard": ("webapp/auth.py", "guard"),
+              "view": ("views.py", "detail", "log"), "version": ("pages.py", "status_version", "log_version"),
+              "render": ("flask/templating.py", "render_template")}
+    found = dict.fromkeys(wanted, 0.0)
+    for (filename, _, function), (_, _, _, cumulative, _) in pstats.Stats(profiler).stats.items():
+        for key, (suffix, *names) in wanted.items():
+            if filename.endswith(suffix) and function in names and ("webapp" in filename or key in ("request", "render")):
+                found[key] += cumulative
+    return [f"{found[k] * 1000 / n:.2f}" for k in wanted]
 
 
 # --- main --------------------------------------------------------------------------------------------------
