@@ -182,3 +182,20 @@ def test_polls_read_beside_a_writer_holding_the_sqlite_lock_but_the_page_itself_
     engine = app.extensions["db"].kw["bind"]
     assert not engine.get_execution_options().get("reads_only")
     assert app.extensions["db_reader"].get_execution_options()["reads_only"] is True
+
+
+def test_end_read_ends_a_read_transaction_and_leaves_a_pending_write_alone(app):
+    from webapp.extensions import db
+    from webapp.models import WorkloadRow
+
+    with app.app_context():
+        db.session.get(WorkloadRow, 1)  # a read: a transaction (on SQLite, the database's lock)
+        assert db.session.in_transaction()
+        db.end_read()
+        assert not db.session.in_transaction()
+        db.session.add(WorkloadRow(ip="10.1.1.1", username="u", password_enc="x", storage=[]))
+        db.end_read()  # a pending write: left alone, for its owner to commit or roll back
+        assert db.session.in_transaction() and db.session.new
+        db.session.rollback()
+    with app.app_context():
+        assert db.session.query(WorkloadRow).filter_by(ip="10.1.1.1").count() == 0

@@ -107,7 +107,8 @@ class Database:
     def end_read(self) -> None:
         """A GET that has read all it shows ends its read transaction before rendering: on SQLite every
         transaction holds the database's lock (BEGIN IMMEDIATE, above), which every other request and job waits
-        for. Its objects stay loaded (``expire_on_commit=False``). Never where something was written."""
+        for. Its objects stay loaded (``expire_on_commit=False``). Only for a GET that reads: pending ORM changes
+        are left alone, but a Core UPDATE already sent would be committed."""
         session = g.get("db_session")
         if session is not None and session.in_transaction() and not (session.new or session.dirty or session.deleted):
             session.commit()
