@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import DateTime, create_engine, event, inspect, text
 from sqlalchemy import update as sql_update
@@ -70,8 +70,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            # Take the write lock up front: no deadlock between two upgrading readers.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Take the write lock up front: no deadlock between two upgrading readers. A poll that only reads
+            # (``reads_only``) takes none: in WAL mode a deferred BEGIN reads a snapshot beside the writer.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("reads_only") else "BEGIN IMMEDIATE")
 
         return engine
     engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -86,6 +87,7 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
         app.extensions["db"] = sessionmaker(engine, expire_on_commit=False)
+        app.extensions["db_reader"] = engine.execution_options(reads_only=True)  # the same pool
         app.teardown_appcontext(self._close)
         app.cli.add_command(db_command)
         app.cli.add_command(init_db_command)
@@ -98,8 +100,18 @@ class Database:
     @property
     def session(self) -> Session:
         if "db_session" not in g:
-            g.db_session = current_app.extensions["db"]()
+            reader = current_app.extensions["db_reader"] if _polled_read() else None
+            g.db_session = current_app.extensions["db"](**({"bind": reader} if reader is not None else {}))
         return g.db_session
+
+    def end_read(self) -> None:
+        """A GET that has read all it shows ends its read transaction before rendering: on SQLite every
+        transaction holds the database's lock (BEGIN IMMEDIATE, above), which every other request and job waits
+        for. Its objects stay loaded (``expire_on_commit=False``). Only for a GET that reads: pending ORM changes
+        are left alone, but a Core UPDATE already sent would be committed."""
+        session = g.get("db_session")
+        if session is not None and session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            session.commit()
 
     def new_session(self) -> Session:
         """A session of its own, for a thread outside the app context's one (the caller closes it)."""
@@ -110,6 +122,22 @@ class Database:
         session = g.pop("db_session", None)
         if session is not None:
             session.close()
+
+
+def reads_only(view):
+    """Mark a view whose htmx polls only read (a live fragment): on SQLite their transaction is a deferred BEGIN,
+    which waits for no one, not BEGIN IMMEDIATE, the database's one write lock that every writer (a migration's
+    progress, a run's log) and every other request queue for. The whole page and other methods are unchanged."""
+    view.reads_only = True
+    return view
+
+
+def _polled_read() -> bool:
+    from .htmx import is_htmx
+
+    if not has_request_context() or request.method != "GET" or not is_htmx():
+        return False
+    return bool(getattr(current_app.view_functions.get(request.endpoint or ""), "reads_only", False))
 
 
 # Any constant will do, as long as every process of the app uses the same one.

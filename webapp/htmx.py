@@ -2,11 +2,13 @@
 reads what else htmx tells the server (the page a request came from, what a poller last saw)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from flask import Response, flash, redirect, render_template, request
+from flask import Response, flash, g, make_response, redirect, render_template, request, session
+from flask_wtf.csrf import generate_csrf
 
 
 def is_htmx() -> bool:
@@ -33,6 +35,35 @@ def back_to(url: str, refusal: str | None, done: str) -> Response:
 def current_path() -> str:
     """The path of the page the browser shows: for an htmx request the page it came from (HX-Current-URL)."""
     return urlsplit(request.headers.get("HX-Current-URL") or "").path if is_htmx() else request.path
+
+
+# --- polls that mostly see what they saw (conditional requests) -------------------------------------------
+
+def unchanged_or(version: Callable[[], str | None], render: Callable[[], Any]) -> Any:
+    """An htmx poll of a fragment whose ``version()`` (what it shows, read cheaply) the browser already holds: its
+    cache sends the ETag back in If-None-Match on its own, and gets ``304 Not Modified``, nothing else read or
+    rendered (the browser hands htmx the body it kept: the same markup). Otherwise ``render()``, with that ETag.
+    A plain browser, or ``version()`` None: ``render()`` as before, no ETag. The access check ran already
+    (``auth.guard``, before every view): a refused caller never gets here, so never gets a 304."""
+    shows = version() if is_htmx() else None
+    if shows is None:
+        return render()
+    etag = _etag(shows)
+    response = Response(status=304) if request.if_none_match.contains_weak(etag) else make_response(render())
+    response.set_etag(etag, weak=True)  # weak: the same state, though each render signs its CSRF token anew
+    response.headers["Cache-Control"] = "private, no-cache"  # kept by the browser only, asked again every time
+    response.vary.add("Cookie")
+    return response
+
+
+def _etag(version: str) -> str:
+    """The fragment's ETag: its ``version`` and who asks (their role's buttons, their session's CSRF token)."""
+    who = g.get("principal")
+    seen_by = (who.username, who.role.value) if who else ("", "")
+    if "csrf_token" not in session:
+        generate_csrf()  # the session's CSRF secret, made now as the render would make it: the ETag covers it
+    mine = (session.get("sid") or "", session["csrf_token"])
+    return hashlib.sha256(repr((version, seen_by, mine)).encode()).hexdigest()[:32]
 
 
 # --- polls without a final state (the environment grid, the inbox badge) ---------------------------------

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from functools import partial
 
+from sqlalchemy import Text, bindparam, select, type_coerce
+
+from ..domain.errors import NotFound
 from ..domain.migration import SYSTEM_VOLUME, MigrationState
 from ..extensions import db
 from ..models import MigrationRow, WorkloadRow
@@ -33,6 +36,41 @@ def view(migration_id: int, message: str | None = None, shown: str | None = None
             "preview": services.preview(row), "target_vm": services._target_vm_json(row.target_vm),
             "final": MigrationState(row.state).is_final, "message": message,
             "preflight": partial(preflight.report, row), **validation_run(row, shown)}
+
+
+def _shown_statement():
+    """What the status fragment shows (``_status.html``, its preview included) and nothing else (no password):
+    Core columns of the tables, as stored (no JSON or datetime decoded), built once."""
+    m, w = MigrationRow.__table__.c, WorkloadRow.__table__.c
+    raw = [type_coerce(col, Text).label(col.name) for col in (
+        m.state, m.phase, m.error, m.cancel_requested, m.progress, m.selected, m.cloud_type, m.target_vm,
+        m.started_at, m.finished_at, w.ip, w.username, w.domain, w.storage)]
+    return (select(m.validation_run_id, *raw)
+            .join_from(MigrationRow.__table__, WorkloadRow.__table__, w.id == m.source_id)
+            .where(m.id == bindparam("migration_id")))
+
+
+_SHOWN = _shown_statement()
+
+
+def status_version(migration_id: int, shown: str | None) -> str | None:
+    """The status fragment's version (its ETag, ``htmx.unchanged_or``): every value it shows, read in one narrow
+    SELECT, no ORM object. None, to render it anyway, while a validation run the page does not show yet must
+    come with it (out of band)."""
+    found = db.session.connection().execute(_SHOWN, {"migration_id": migration_id}).one_or_none()
+    if found is None:
+        raise NotFound("migration")
+    db.end_read()
+    if found.validation_run_id and shown != str(found.validation_run_id):
+        return None
+    return repr(tuple(found))
+
+
+def status(migration_id: int, shown: str | None) -> dict:
+    """``view`` for a GET (the page or its poll): read, then let go of the database before rendering."""
+    context = view(migration_id, shown=shown)
+    db.end_read()
+    return context
 
 
 def validation_run(row: MigrationRow, shown: str | None) -> dict:

@@ -4,8 +4,9 @@ from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..auth import operator, principal, viewer
+from ..db import reads_only
 from ..forms import attempt
-from ..htmx import back_to, page_or_fragment
+from ..htmx import back_to, page_or_fragment, unchanged_or
 from ..workloads import services as workloads
 from . import bp, pages, services
 from .forms import EditMigrationForm, MigrationForm
@@ -37,9 +38,11 @@ def volumes():
 
 @bp.get("/<int:migration_id>")
 @viewer
+@reads_only  # its polls
 def detail(migration_id: int):
-    return page_or_fragment("migrations/detail.html", "migrations/_status.html",
-                            **pages.view(migration_id, shown=request.args.get("run")))
+    shown = request.args.get("run")
+    return unchanged_or(lambda: pages.status_version(migration_id, shown), lambda: page_or_fragment(
+        "migrations/detail.html", "migrations/_status.html", **pages.status(migration_id, shown)))
 
 
 @bp.get("/<int:migration_id>/preflight")

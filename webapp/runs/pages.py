@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from sqlalchemy import bindparam, func, select
 from wtforms import SelectChoice
 
 from .. import inputs
-from ..domain.errors import ValidationError
+from ..domain.errors import NotFound, ValidationError
 from ..domain.results import OUTCOMES
 from ..domain.runs import RunState
 from ..domain.testfiles import MAX_UPLOAD_BYTES
 from ..domain.units import size_text
 from ..environments import services as environments
+from ..extensions import db
+from ..models import RunLogChunk, RunRow
 from ..pagination import Page
 from . import compare, queueing, results, services, testfiles, trends
 
@@ -104,12 +107,43 @@ def run(run_id: int, message: str | None = None, outcome: str | None = None) -> 
     tests, failures first, only those of ``outcome`` when given, and the slowest 10. ``previous``: the run to
     compare with (``compare.previous_run``) and ``charts``, read only by the whole page."""
     row = services.get(run_id)
-    run = services.as_json(row)
-    return {"row": row, "run": run, "final": RunState(row.state).is_final, "message": message,
+    final = RunState(row.state).is_final
+    run = services.as_json(row, tests=None if final else [])  # its tests are shown once it ended, not before
+    return {"row": row, "run": run, "final": final, "message": message,
             "log": lambda: services.log_slice(run_id, 0), "results": results.page_view(run["tests"], outcome),
             "outcomes": OUTCOMES, "charts": lambda: trends.run_charts(row),
             "previous": lambda: compare.previous_run(row)}
 
 
+def shown(run_id: int, outcome: str | None) -> dict:
+    """``run`` for a GET (the page or its poll): read, then let go of the database before rendering."""
+    context = run(run_id, outcome=outcome)
+    db.end_read()
+    return context
+
+
 def log(run_id: int, offset: int) -> dict:
-    return {"run_id": run_id, **services.log_slice(run_id, offset)}
+    """The log tail (a GET): read, then let go of the database before rendering."""
+    context = {"run_id": run_id, **services.log_slice(run_id, offset)}
+    db.end_read()
+    return context
+
+
+def _log_statement():
+    """A run's state and where its log ends now, in one Core SELECT built once (the chunks' index gives the end)."""
+    runs, chunks = RunRow.__table__.c, RunLogChunk.__table__.c
+    end = select(func.coalesce(func.max(chunks.end), 0)).where(chunks.run_id == runs.id).scalar_subquery()
+    return select(runs.state, end.label("end")).where(runs.id == bindparam("run_id"))
+
+
+_LOG_END = _log_statement()
+
+
+def log_version(run_id: int, offset: int) -> str:
+    """The log tail fragment's version (its ETag, ``htmx.unchanged_or``): the log only grows (or retention drops it
+    whole), so the offset asked for, where the log ends now and whether the run ended say all it shows."""
+    found = db.session.connection().execute(_LOG_END, {"run_id": run_id}).one_or_none()
+    db.end_read()
+    if found is None:
+        raise NotFound("run")
+    return repr((run_id, offset, found.end, RunState(found.state).is_final))

@@ -4,9 +4,10 @@ from flask import flash, redirect, render_template, request, url_for
 
 from .. import inputs
 from ..auth import operator, principal, viewer
+from ..db import reads_only
 from ..domain.errors import ValidationError
 from ..forms import attempt
-from ..htmx import back_to, download, page_or_fragment
+from ..htmx import back_to, download, page_or_fragment, unchanged_or
 from . import bp, compare, pages, services
 from .forms import RunForm, UploadForm
 
@@ -46,15 +47,19 @@ def upload():
 
 @bp.get("/<int:run_id>")
 @viewer
+@reads_only  # its polls
 def detail(run_id: int):
     return page_or_fragment("runs/detail.html", "runs/_status.html",
-                            **pages.run(run_id, outcome=inputs.test_outcome(request.args)))
+                            **pages.shown(run_id, inputs.test_outcome(request.args)))
 
 
 @bp.get("/<int:run_id>/log")
 @viewer
+@reads_only  # its polls
 def log(run_id: int):
-    return page_or_fragment(None, "runs/_log.html", **pages.log(run_id, inputs.offset(request.args)))
+    offset = inputs.offset(request.args)
+    return unchanged_or(lambda: pages.log_version(run_id, offset),
+                        lambda: page_or_fragment(None, "runs/_log.html", **pages.log(run_id, offset)))
 
 
 @bp.post("/<int:run_id>/cancel")
