@@ -7,7 +7,8 @@ from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import exists, literal_column, select
+from sqlalchemy.orm import aliased
 
 from .. import inputs
 from ..audit import services as audit
@@ -19,7 +20,7 @@ from ..domain.migration import Migration, MigrationState, MigrationTarget, Targe
 from ..domain.workloads import Credentials, MountPoint, Workload
 from ..events import services as events
 from ..extensions import cancel_job, db, enqueue, vault
-from ..models import MigrationRow, WorkloadRow
+from ..models import MigrationRow, WaveMemberRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
@@ -245,12 +246,12 @@ def running(migration_id: int, token: str | None):
 
 def end(where, state: MigrationState, error: str | None, now=None, **values) -> bool:
     """Record a final state where ``where`` still holds, and tell the requester, in one transaction."""
-    ended, event_id = end_in(where, state, error, now, **values)
+    ended, event_id = _end(where, state, error, now, values)
     db.session.commit()
     if event_id:
         events.queue(event_id)
-    if ended is not None:
-        after_end(ended)
+    if ended is not None and ended.in_wave:  # no other migration has a wave to advance: no transaction for it
+        after_end(ended.id)
     return ended is not None
 
 
@@ -264,16 +265,29 @@ def after_end(migration_id: int) -> None:
 def end_in(where, state: MigrationState, error: str | None, now=None, **values) -> tuple[bool, str | None]:
     """``end`` inside the caller's transaction: (the id of the migration it ended or None, the event's id to
     queue). The caller commits, queues the event and calls ``after_end``."""
+    ended, event_id = _end(where, state, error, now, values)
+    return (ended.id if ended else None), event_id
+
+
+# A wave started it: what ``waves.migration_ended`` looks for (it also checks the wave's state); read in the
+# final UPDATE itself, so that a migration outside every wave needs nothing more once it ended.
+# (SQLite's RETURNING names no table, hence the alias and the spelled-out outer column.)
+_MEMBER = aliased(WaveMemberRow, name="member")
+_IN_A_WAVE = exists().where(_MEMBER.migration_id == literal_column("migrations.id"),
+                            _MEMBER.started_at.is_not(None)).label("in_wave")
+
+
+def _end(where, state: MigrationState, error: str | None, now, values: dict):
     now = now or utcnow()
     ended = db.session.execute(
         sql_update(MigrationRow).where(where)
         .values(state=state.value, error=error, finished_at=now, updated_at=now, **values)
-        .returning(MigrationRow.id, MigrationRow.requested_by, MigrationRow.cloud_type)
+        .returning(MigrationRow.id, MigrationRow.requested_by, MigrationRow.cloud_type, _IN_A_WAVE)
     ).first()
     event = ended and events.notify(
         ended.requested_by, f"Migration #{ended.id} to {ended.cloud_type} ended {state.value}"
         + (f": {error}" if error else "."), EventSource.MIGRATION, "migrations.detail", migration_id=ended.id)
-    return (ended.id if ended else None), (event.id if event else None)
+    return ended, (event.id if event else None)
 
 
 # --- the rule for editing ------------------------------------------------------------------------
