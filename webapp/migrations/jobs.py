@@ -4,12 +4,13 @@ from __future__ import annotations
 import time
 
 from flask import current_app
+from sqlalchemy import select
 
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.migration import Migration, MigrationState, VolumeProgress
 from ..extensions import db, vault
-from ..models import MigrationRow
+from ..models import MigrationRow, WorkloadRow
 from ..workloads import services as workloads
 from . import services, validation
 
@@ -19,14 +20,16 @@ PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contra
 def run_migration(migration_id: int) -> str:
     """Claim the migration, copy with live progress, record the outcome."""
     session = db.session
-    row = session.get(MigrationRow, migration_id, with_for_update=True)
+    row, source = session.execute(  # the record and its source in one statement: the write lock is held meanwhile
+        select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
+        .where(MigrationRow.id == migration_id).with_for_update(of=MigrationRow)).first() or (None, None)
     if row is None or row.state != MigrationState.RUNNING.value or row.started_at is not None:
         session.rollback()
         return "skipped"
     row.started_at = row.heartbeat_at = utcnow()
     token = row.job_id
     try:
-        migration = services.to_domain(row)
+        migration = services.to_domain(row, workloads.to_domain(source) if source is not None else None)
     except Exception as exc:  # e.g. a stored key changed: end it with the reason
         session.commit()
         services.end(services.running(migration_id, token), MigrationState.ERROR, f"cannot start: {exc}")

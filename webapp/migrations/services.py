@@ -8,12 +8,10 @@ from typing import Any
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import exists, literal_column, select
-from sqlalchemy.orm import aliased
 
 from .. import inputs
 from ..audit import services as audit
-from ..db import update as sql_update
-from ..db import utcnow
+from ..db import update as sql_update, utcnow
 from ..domain.errors import InvalidStateError, NotFound, SystemVolumeRequired
 from ..domain.events import EventSource
 from ..domain.migration import Migration, MigrationState, MigrationTarget, TargetPlan, VolumeProgress
@@ -24,7 +22,7 @@ from ..models import MigrationRow, WaveMemberRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
-from . import jobs, preflight, validation
+from . import jobs, preflight, starting, validation
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +182,10 @@ def delete(migration_id: int) -> None:
 
 def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     """Check the rules, mark the migration running and queue a job with its id (nothing else).
-    ``requested_by``: the account that pressed Run (told when it ends)."""
+    ``requested_by``: the account that pressed Run (told when it ends). Usually ``starting`` does it."""
+    if (row := starting.run_unlocked(migration_id, requested_by)) is not None:
+        _enqueue(row)
+        return row
     row = get(migration_id, for_update=True)
     preflight.require(row, requested_by)  # a failed check refuses (422), the migration as it was; C:\ ends it error
     row.requested_by = requested_by or row.requested_by
@@ -216,8 +217,7 @@ def _enqueue(row: MigrationRow) -> None:
         enqueue(jobs.run_migration, row.id, job_id=row.job_id, job_timeout=timeout, result_ttl=3600,
                 failure_ttl=7 * 86400)
     except RedisError:
-        # The record is safe and stays "running" with no worker yet: the maintenance loop re-queues it
-        # as soon as Redis answers again.
+        # The record stays "running" with no worker yet: the maintenance loop queues it again once Redis answers.
         log.warning("Redis unavailable; migration %s will be queued by the maintenance loop", row.id)
 
 
@@ -269,12 +269,11 @@ def end_in(where, state: MigrationState, error: str | None, now=None, **values) 
     return (ended.id if ended else None), event_id
 
 
-# A wave started it: what ``waves.migration_ended`` looks for (it also checks the wave's state); read in the
-# final UPDATE itself, so that a migration outside every wave needs nothing more once it ended.
-# (SQLite's RETURNING names no table, hence the alias and the spelled-out outer column.)
-_MEMBER = aliased(WaveMemberRow, name="member")
-_IN_A_WAVE = exists().where(_MEMBER.migration_id == literal_column("migrations.id"),
-                            _MEMBER.started_at.is_not(None)).label("in_wave")
+# A wave started it (``waves.migration_ended`` also checks the wave's state), read by the final UPDATE itself; SQLite's
+# RETURNING names no table, hence the alias and the spelled-out outer column.
+_MEMBER = WaveMemberRow.__table__.alias("member")
+_IN_A_WAVE = exists().where(_MEMBER.c.migration_id == literal_column("migrations.id"),
+                            _MEMBER.c.started_at.is_not(None)).label("in_wave")
 
 
 def _end(where, state: MigrationState, error: str | None, now, values: dict):
