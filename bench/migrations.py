@@ -166,7 +166,7 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
     print("  The difference in 'worker time per job' is what a migration adds to a bare forked RQ job; the fork,\n"
           "  RQ bookkeeping and Redis round trips are common to both.")
     if mig["enqueue"] >= 0.8 * mig["elapsed"]:
-        print(f"  The run calls took {mig['enqueue']:.2f} s of the {mig['elapsed']:.2f} s: the migration rate is bounded\n"
+        print(f"  The run calls took {mig['enqueue']:.2f} s of {mig['elapsed']:.2f} s: the migration rate is bounded\n"
               "  by this one process calling the run service one migration after the other (its SQL, its commit,\n"
               "  its wait for SQLite's write lock while the workers claim and end theirs, the CPU it shares with\n"
               "  them), not by the workers.")
