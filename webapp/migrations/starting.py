@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, exists
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit import services as audit
@@ -30,6 +30,8 @@ from ..workloads import services as workloads
 from . import preflight, validation
 
 
+_READ = (select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
+         .where(MigrationRow.id == bindparam("w_id")))  # the record and its source in one statement
 _OTHER = MigrationRow.__table__.alias("other")
 _VALUES = ("state", "error", "cancel_requested", "progress", "phase", "job_id", "queued_at", "started_at",
            "heartbeat_at", "finished_at", "requested_by")
@@ -57,8 +59,7 @@ def run_unlocked(migration_id: int, requested_by: str | None) -> MigrationRow | 
     if db.engine.dialect.name != "sqlite" or session.in_transaction() or session.dirty or session.new:
         return None
     with reading():
-        row = session.get(MigrationRow, migration_id)
-        source = session.get(WorkloadRow, row.source_id) if row is not None else None
+        row, source = session.execute(_READ, {"w_id": migration_id}).first() or (None, None)
         migration = _startable(row, source)
         session.commit()  # the read transaction ends (nothing was written); the rows stay loaded
     if migration is None:
