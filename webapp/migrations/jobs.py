@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..db import update as sql_update
 from ..db import utcnow
@@ -17,24 +17,26 @@ from . import services, validation
 PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contract: at least every 1 s)
 
 
+# The record and its source in one statement (built once): the write lock is held from here to the claim's commit.
+_CLAIM = (select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
+          .where(MigrationRow.id == bindparam("migration_id")).with_for_update(of=MigrationRow))
+
+
 def run_migration(migration_id: int) -> str:
     """Claim the migration, copy with live progress, record the outcome."""
     session = db.session
-    row, source = session.execute(  # the record and its source in one statement: the write lock is held meanwhile
-        select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
-        .where(MigrationRow.id == migration_id).with_for_update(of=MigrationRow)).first() or (None, None)
+    row, source = session.execute(_CLAIM, {"migration_id": migration_id}).first() or (None, None)
     if row is None or row.state != MigrationState.RUNNING.value or row.started_at is not None:
         session.rollback()
         return "skipped"
     row.started_at = row.heartbeat_at = utcnow()
     token = row.job_id
+    session.commit()  # claimed; the passwords are decrypted after, with the write lock let go
     try:
         migration = services.to_domain(row, workloads.to_domain(source) if source is not None else None)
     except Exception as exc:  # e.g. a stored key changed: end it with the reason
-        session.commit()
         services.end(services.running(migration_id, token), MigrationState.ERROR, f"cannot start: {exc}")
         return "error"
-    session.commit()
     copier = Copier(migration_id, token)
     migration.run(current_app.config["MIGRATION_DURATION_SECONDS"],
                   on_progress=copier.on_progress, should_stop=copier.should_stop)
