@@ -19,7 +19,8 @@ PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contra
 
 # The record and its source in one statement (built once): the write lock is held from here to the claim's commit.
 _CLAIM = (select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
-          .where(MigrationRow.id == bindparam("migration_id")).with_for_update(of=MigrationRow))
+          .where(MigrationRow.id == bindparam("migration_id")).with_for_update(of=MigrationRow)
+          .execution_options(populate_existing=True))  # as the database has it, whatever this session holds
 
 
 def run_migration(migration_id: int) -> str:

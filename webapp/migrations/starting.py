@@ -30,8 +30,9 @@ from ..workloads import services as workloads
 from . import preflight, validation
 
 
+# The record and its source in one statement, as the database has them whatever the session holds.
 _READ = (select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
-         .where(MigrationRow.id == bindparam("w_id")))  # the record and its source in one statement
+         .where(MigrationRow.id == bindparam("w_id")).execution_options(populate_existing=True))
 _OTHER = MigrationRow.__table__.alias("other")
 _VALUES = ("state", "error", "cancel_requested", "progress", "phase", "job_id", "queued_at", "started_at",
            "heartbeat_at", "finished_at", "requested_by")
