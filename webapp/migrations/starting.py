@@ -77,7 +77,7 @@ def run_unlocked(migration_id: int, requested_by: str | None) -> MigrationRow | 
     if started is None:  # something changed since it was read: the locked path decides
         session.rollback()
         return None
-    audit.record("migration.retry" if retry else "migration.run", f"migration:{row.id}")
+    audit.record_now("migration.retry" if retry else "migration.run", f"migration:{row.id}")
     session.commit()
     for key, value in {**values, "updated_at": started.updated_at}.items():
         set_committed_value(row, key, value)  # the row as stored, without reading it again
