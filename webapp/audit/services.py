@@ -41,8 +41,11 @@ def record_now(action: str, target: str = "", *, actor: str | None = None, **det
     """``record``, written at once by one INSERT in the caller's transaction (still committed with its change),
     for a caller that has nothing else for the session to flush (the ORM's unit of work costs more than the SQL)."""
     who, via, ip = _actor()
-    db.session.execute(insert(AuditRow).values(actor=(actor or who)[:64], via=via, action=action,
-                                               target=target[:128], ip=ip, details=_clean(details)))
+    db.session.execute(_INSERT, {"actor": (actor or who)[:64], "via": via, "action": action, "target": target[:128],
+                                 "ip": ip, "details": _clean(details)})
+
+
+_INSERT = insert(AuditRow.__table__)  # Core, built once: the column defaults (``at``) still apply
 
 
 def act_as(actor: str, via: str) -> None:

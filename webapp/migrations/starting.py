@@ -36,8 +36,9 @@ _READ = (select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id
 _OTHER = MigrationRow.__table__.alias("other")
 _VALUES = ("state", "error", "cancel_requested", "progress", "phase", "job_id", "queued_at", "started_at",
            "heartbeat_at", "finished_at", "requested_by")
-# Built once (a statement this size costs more to build than to run): the start, if nothing read has changed.
-_START = (sql_update(MigrationRow).where(
+# Built once, on the table (a statement this size costs more to build than to run, and the ORM's UPDATE
+# machinery more again): the start, if nothing read has changed.
+_START = (sql_update(MigrationRow.__table__).where(
     MigrationRow.id == bindparam("w_id"), MigrationRow.state == bindparam("w_state"),
     MigrationRow.updated_at == bindparam("w_updated_at"), MigrationRow.source_id == bindparam("w_source_id"),
     exists().where(WorkloadRow.id == bindparam("w_source_id"),
