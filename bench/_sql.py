@@ -59,9 +59,13 @@ class SqlTimer:
 
     def _before(self, conn, cursor, statement, parameters, context, executemany):
         self.local.t0 = time.perf_counter()
+        if statement.startswith("BEGIN") and getattr(self.local, "begin_t0", None) is None:
+            self.local.begin_t0 = self.local.t0  # webapp.db.begin_immediate retries BEGIN while the lock is taken
 
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         now = time.perf_counter()
+        if statement.startswith("BEGIN"):
+            self.local.t0, self.local.begin_t0 = self.local.begin_t0, None  # the wait from the first try
         ms = (now - self.local.t0) * 1000
         with self.guard:
             if self.keep:

@@ -16,7 +16,7 @@ so that load elsewhere on the machine weighs on both alike.
   in-process test client), then the database is polled until every migration is ``success``: migrations/second
   from the first run call to the last ``finished_at``.
 
-Target: migration rate / bare rate >= 0.5. Where the time goes is reported (always with --profile, and
+Target: migration rate / bare rate >= 0.6 (issue 15). Where the time goes is reported (always with --profile, and
 whenever the target is missed). Reports only: exits 0 either way.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def parse_args() -> argparse.Namespace:
                    help="alternating blocks of bare jobs and migrations the counts are split into (default 4)")
     p.add_argument("--via", choices=("service", "api"), default="service",
                    help="run each migration with the run service (default) or POST .../run (in-process client)")
-    p.add_argument("--target", type=float, default=0.5, help="target ratio migration rate / bare rate (default 0.5)")
+    p.add_argument("--target", type=float, default=0.6, help="target ratio migration rate / bare rate (default 0.6)")
     p.add_argument("--timeout", type=float, default=300.0, help="give up waiting after this many seconds")
     p.add_argument("--warm-workers", action="store_true",
                    help="what-if: start each worker so that it runs one migration job in-process before it starts "
@@ -165,6 +165,11 @@ def explain(app, settings, redis_conn, bare: dict, mig: dict, workers: int, coun
     c.print_table(["per-job figure", "bare no-op", "migration"], rows, title="Where the time goes (per job)")
     print("  The difference in 'worker time per job' is what a migration adds to a bare forked RQ job; the fork,\n"
           "  RQ bookkeeping and Redis round trips are common to both.")
+    if mig["enqueue"] >= 0.8 * mig["elapsed"]:
+        print(f"  The run calls took {mig['enqueue']:.2f} s of {mig['elapsed']:.2f} s: the migration rate is bounded\n"
+              "  by this one process calling the run service one migration after the other (its SQL, its commit,\n"
+              "  its wait for SQLite's write lock while the workers claim and end theirs, the CPU it shares with\n"
+              "  them), not by the workers.")
 
     # One migration job body, in-process, profiled (no fork): SQL statements and their time, plus the hot spots.
     from webapp.migrations import jobs as migration_jobs
@@ -346,6 +351,9 @@ def main() -> int:
         print(f"\nratio = migration rate / bare rate = {mig['rate']:.1f} / {bare['rate']:.1f} = {ratio:.2f}")
         print(f"Target: ratio >= {args.target:g}: {'MET' if met else 'MISSED'}"
               + ("" if not mig["errors"] else f" ({len(mig['errors'])} migration(s) did not succeed)"))
+        c.record("migrations/s ÷ bare RQ jobs/s (same workers, same run)",
+                 f"{ratio:.2f} ({mig['rate']:.0f} / {bare['rate']:.0f} per s)"
+                 + (f", {len(mig['errors'])} not ok" if mig["errors"] else ""), f">= {args.target:g}", met)
 
         for proc in s.workers:
             c.stop_process(proc)

@@ -4,34 +4,46 @@ from __future__ import annotations
 import time
 
 from flask import current_app
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import update as sql_update
 from ..db import utcnow
 from ..domain.migration import Migration, MigrationState, VolumeProgress
 from ..extensions import db, vault
-from ..models import MigrationRow
+from ..models import MigrationRow, WorkloadRow
 from ..workloads import services as workloads
 from . import services, validation
 
 PERSIST_EVERY = 0.5  # seconds between progress writes while copying (the contract: at least every 1 s)
 
 
+# The record and its source in one statement (built once): the write lock is held from here to the claim's commit.
+_CLAIM = (select(MigrationRow, WorkloadRow).outerjoin(WorkloadRow, WorkloadRow.id == MigrationRow.source_id)
+          .where(MigrationRow.id == bindparam("migration_id")).with_for_update(of=MigrationRow)
+          .execution_options(populate_existing=True))  # as the database has it, whatever this session holds
+
+_STARTED = sql_update(MigrationRow.__table__).where(MigrationRow.id == bindparam("w_id")).values(
+    started_at=bindparam("v_now"), heartbeat_at=bindparam("v_now"))  # the claim, in the lock the SELECT took
+
+
 def run_migration(migration_id: int) -> str:
     """Claim the migration, copy with live progress, record the outcome."""
     session = db.session
-    row = session.get(MigrationRow, migration_id, with_for_update=True)
+    row, source = session.execute(_CLAIM, {"migration_id": migration_id}).first() or (None, None)
     if row is None or row.state != MigrationState.RUNNING.value or row.started_at is not None:
         session.rollback()
         return "skipped"
-    row.started_at = row.heartbeat_at = utcnow()
-    token = row.job_id
+    now, token = utcnow(), row.job_id
+    session.execute(_STARTED, {"w_id": migration_id, "v_now": now})
+    session.commit()  # claimed; the passwords are decrypted after, with the write lock let go
+    for name in ("started_at", "heartbeat_at"):
+        set_committed_value(row, name, now)
     try:
-        migration = services.to_domain(row)
+        migration = services.to_domain(row, workloads.to_domain(source) if source is not None else None)
     except Exception as exc:  # e.g. a stored key changed: end it with the reason
-        session.commit()
         services.end(services.running(migration_id, token), MigrationState.ERROR, f"cannot start: {exc}")
         return "error"
-    session.commit()
     copier = Copier(migration_id, token)
     migration.run(current_app.config["MIGRATION_DURATION_SECONDS"],
                   on_progress=copier.on_progress, should_stop=copier.should_stop)

@@ -7,23 +7,22 @@ from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import exists, literal_column, select
 
 from .. import inputs
 from ..audit import services as audit
-from ..db import update as sql_update
-from ..db import utcnow
+from ..db import update as sql_update, utcnow
 from ..domain.errors import InvalidStateError, NotFound, SystemVolumeRequired
 from ..domain.events import EventSource
 from ..domain.migration import Migration, MigrationState, MigrationTarget, TargetPlan, VolumeProgress
 from ..domain.workloads import Credentials, MountPoint, Workload
 from ..events import services as events
 from ..extensions import cancel_job, db, enqueue, vault
-from ..models import MigrationRow, WorkloadRow
+from ..models import MigrationRow, WaveMemberRow, WorkloadRow
 from ..pagination import Page, paginate
 from ..workloads import services as workloads
 
-from . import jobs, preflight, validation
+from . import jobs, preflight, starting, validation
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +182,10 @@ def delete(migration_id: int) -> None:
 
 def run(migration_id: int, requested_by: str | None = None) -> MigrationRow:
     """Check the rules, mark the migration running and queue a job with its id (nothing else).
-    ``requested_by``: the account that pressed Run (told when it ends)."""
+    ``requested_by``: the account that pressed Run (told when it ends). Usually ``starting`` does it."""
+    if (row := starting.run_unlocked(migration_id, requested_by)) is not None:
+        _enqueue(row)
+        return row
     row = get(migration_id, for_update=True)
     preflight.require(row, requested_by)  # a failed check refuses (422), the migration as it was; C:\ ends it error
     row.requested_by = requested_by or row.requested_by
@@ -215,8 +217,7 @@ def _enqueue(row: MigrationRow) -> None:
         enqueue(jobs.run_migration, row.id, job_id=row.job_id, job_timeout=timeout, result_ttl=3600,
                 failure_ttl=7 * 86400)
     except RedisError:
-        # The record is safe and stays "running" with no worker yet: the maintenance loop re-queues it
-        # as soon as Redis answers again.
+        # The record stays "running" with no worker yet: the maintenance loop queues it again once Redis answers.
         log.warning("Redis unavailable; migration %s will be queued by the maintenance loop", row.id)
 
 
@@ -245,12 +246,12 @@ def running(migration_id: int, token: str | None):
 
 def end(where, state: MigrationState, error: str | None, now=None, **values) -> bool:
     """Record a final state where ``where`` still holds, and tell the requester, in one transaction."""
-    ended, event_id = end_in(where, state, error, now, **values)
+    ended, event_id = _end(where, state, error, now, values)
     db.session.commit()
     if event_id:
         events.queue(event_id)
-    if ended is not None:
-        after_end(ended)
+    if ended is not None and ended.in_wave:  # no other migration has a wave to advance: no transaction for it
+        after_end(ended.id)
     return ended is not None
 
 
@@ -264,16 +265,28 @@ def after_end(migration_id: int) -> None:
 def end_in(where, state: MigrationState, error: str | None, now=None, **values) -> tuple[bool, str | None]:
     """``end`` inside the caller's transaction: (the id of the migration it ended or None, the event's id to
     queue). The caller commits, queues the event and calls ``after_end``."""
+    ended, event_id = _end(where, state, error, now, values)
+    return (ended.id if ended else None), event_id
+
+
+# A wave started it (``waves.migration_ended`` also checks the wave's state), read by the final UPDATE itself; SQLite's
+# RETURNING names no table, hence the alias and the spelled-out outer column.
+_MEMBER = WaveMemberRow.__table__.alias("member")
+_IN_A_WAVE = exists().where(_MEMBER.c.migration_id == literal_column("migrations.id"),
+                            _MEMBER.c.started_at.is_not(None)).label("in_wave")
+
+
+def _end(where, state: MigrationState, error: str | None, now, values: dict):
     now = now or utcnow()
     ended = db.session.execute(
         sql_update(MigrationRow).where(where)
         .values(state=state.value, error=error, finished_at=now, updated_at=now, **values)
-        .returning(MigrationRow.id, MigrationRow.requested_by, MigrationRow.cloud_type)
+        .returning(MigrationRow.id, MigrationRow.requested_by, MigrationRow.cloud_type, _IN_A_WAVE)
     ).first()
     event = ended and events.notify(
         ended.requested_by, f"Migration #{ended.id} to {ended.cloud_type} ended {state.value}"
         + (f": {error}" if error else "."), EventSource.MIGRATION, "migrations.detail", migration_id=ended.id)
-    return (ended.id if ended else None), (event.id if event else None)
+    return ended, (event.id if event else None)
 
 
 # --- the rule for editing ------------------------------------------------------------------------
