@@ -199,3 +199,43 @@ def test_end_read_ends_a_read_transaction_and_leaves_a_pending_write_alone(app):
         db.session.rollback()
     with app.app_context():
         assert db.session.query(WorkloadRow).filter_by(ip="10.1.1.1").count() == 0
+
+
+def test_api_reads_of_a_run_and_a_migration_answer_beside_a_writer_holding_the_sqlite_lock(app, client, database_url):
+    """GET of a run, its log and a migration (what scripts poll) read in a deferred transaction, the token check
+    included (its occasional last_used_at write is a transaction of its own); a write through the API still
+    waits for the lock as it must."""
+    import sqlite3
+    import threading
+
+    if not database_url.startswith("sqlite"):
+        return  # PostgreSQL has no database-wide write lock
+    url = a_migration(client)
+    migration_id = int(url.rstrip("/").rsplit("/", 1)[1])
+    run = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": ["sample_tests/test_passing.py"]}).json
+    writer = sqlite3.connect(database_url[len("sqlite:///"):], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    answers = {}
+
+    def reads():
+        for path in (f"/api/v1/runs/{run['id']}", f"/api/v1/runs/{run['id']}/log", f"/api/v1/migrations/{migration_id}"):
+            answers[path] = client.get(path).status_code
+
+    def write():
+        answers["POST"] = client.post("/api/v1/events", json={"user_id": "bob", "description": "x"}).status_code
+
+    try:
+        reader = threading.Thread(target=reads, daemon=True)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive(), "an API read waited for the write lock"
+        assert set(answers.values()) == {200}, answers
+        posting = threading.Thread(target=write, daemon=True)
+        posting.start()
+        posting.join(0.5)
+        assert posting.is_alive() and "POST" not in answers, "a write went ahead without the lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    posting.join(10)
+    assert answers["POST"] == 201

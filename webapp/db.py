@@ -173,19 +173,23 @@ class Database:
 
 
 def reads_only(view):
-    """Mark a view whose htmx polls only read (a live fragment): on SQLite their transaction is a deferred BEGIN,
-    which waits for no one, not BEGIN IMMEDIATE, the database's one write lock that every writer (a migration's
-    progress, a run's log) and every other request queue for. The whole page and other methods are unchanged."""
+    """Mark a GET view that only reads and is polled: a page's live fragment (its htmx polls) or an API read (every
+    GET of it). On SQLite their transaction is a deferred BEGIN, which waits for no one, not BEGIN IMMEDIATE, the
+    database's one write lock that every writer (a migration's progress, a run's log) and every other request
+    queue for. A page's full render and other methods are unchanged."""
     view.reads_only = True
     return view
 
 
 def _polled_read() -> bool:
+    from .auth import token_path
     from .htmx import is_htmx
 
-    if not has_request_context() or request.method != "GET" or not is_htmx():
+    if not has_request_context() or request.method != "GET":
         return False
-    return bool(getattr(current_app.view_functions.get(request.endpoint or ""), "reads_only", False))
+    if not getattr(current_app.view_functions.get(request.endpoint or ""), "reads_only", False):
+        return False
+    return is_htmx() or token_path(request.path)
 
 
 # Any constant will do, as long as every process of the app uses the same one.

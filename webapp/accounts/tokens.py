@@ -101,6 +101,7 @@ def authenticate_token(token: str) -> Principal | None:
     if found is None or found.revoked_at is not None or found.disabled or (found.expires_at and found.expires_at <= now):
         return None
     if found.last_used_at is None or now - found.last_used_at > LAST_USED_EVERY:
+        db.session.commit()  # the write in a transaction of its own: a read-only view's (deferred) one never writes
         db.session.execute(sql_update(TokenRow).where(TokenRow.id == found.id).values(last_used_at=now))
         db.session.commit()
     role = Role.lowest(Role(found.role), Role(found.user_role))  # a demoted owner demotes its tokens

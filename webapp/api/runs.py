@@ -5,6 +5,7 @@ from flask import request, url_for
 
 from .. import inputs
 from ..auth import MULTIPART, access, admin, operator, principal, viewer
+from ..db import reads_only
 from ..domain.accounts import Role
 from ..environments import services as environments
 from ..htmx import download
@@ -30,12 +31,14 @@ def create_run():
 
 @bp.get("/v1/runs/<int:run_id>")
 @viewer
+@reads_only  # polled
 def get_run(run_id: int):
     return runs.as_json(runs.get(run_id))
 
 
 @bp.get("/v1/runs/<int:run_id>/log")
 @viewer
+@reads_only  # polled
 def run_log(run_id: int):
     return runs.log_slice(run_id, inputs.offset(request.args))
 

@@ -7,6 +7,7 @@ from .. import inputs
 from ..migrations import preflight, services as migrations
 from ..workloads import services as workloads
 from ..auth import operator, principal, viewer
+from ..db import reads_only
 from . import bp
 from .helpers import created, json_body, no_content
 
@@ -58,6 +59,7 @@ def create_migration():
 
 @bp.get("/v1/migrations/<int:migration_id>")
 @viewer
+@reads_only  # polled
 def get_migration(migration_id: int):
     return migrations.as_json(migrations.get(migration_id))
 
