@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 from rq.job import JobStatus
 from sqlalchemy import and_, case, or_, select
 
+from ..db import reading, utcnow
 from ..db import update as sql_update
-from ..db import utcnow
 from ..domain import pools
 from ..domain.events import EventSource
 from ..domain.holds import active as hold_active
@@ -55,14 +55,16 @@ def dispatch(environment_id: int) -> int | None:
     session = db.session
     lock = environment_lock(environment_id)
     for _ in range(10):  # a head that was cancelled or taken by another environment meanwhile is skipped
-        env = session.execute(select(EnvironmentRow.enabled, EnvironmentRow.labels, EnvironmentRow.hold_until)
-                              .where(EnvironmentRow.id == environment_id)).first()
-        in_use = env is not None and session.scalar(select(RunRow.id).where(
-            RunRow.environment_id == environment_id,
-            or_(RunRow.state == RUNNING, and_(RunRow.state == QUEUED, RunRow.lock_token.is_not(None)))).limit(1))
-        head = None if env is None or in_use or held(env.hold_until) else session.execute(
-            candidates(environment_id, env.enabled, env.labels or [], utcnow()).limit(1)).first()
-        session.rollback()  # end the read transaction: SQLite holds a write lock per transaction
+        session.rollback()  # as ever, nothing of the caller's is pending here; the reads begin their own transaction
+        with reading():  # SQLite: a deferred read, no write lock; the claim below is fenced by its WHERE
+            env = session.execute(select(EnvironmentRow.enabled, EnvironmentRow.labels, EnvironmentRow.hold_until)
+                                  .where(EnvironmentRow.id == environment_id)).first()
+            in_use = env is not None and session.scalar(select(RunRow.id).where(
+                RunRow.environment_id == environment_id,
+                or_(RunRow.state == RUNNING, and_(RunRow.state == QUEUED, RunRow.lock_token.is_not(None)))).limit(1))
+            head = None if env is None or in_use or held(env.hold_until) else session.execute(
+                candidates(environment_id, env.enabled, env.labels or [], utcnow()).limit(1)).first()
+            session.rollback()  # end the read transaction
         if head is None:
             return None  # nothing waiting, the environment is already in use, or it is held
         token = f"run-{head.id}-{uuid.uuid4().hex[:12]}"
