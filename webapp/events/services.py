@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from flask import current_app, url_for
 from redis.exceptions import RedisError
 from rq.job import JobStatus
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ..audit import services as audit
 from ..db import update as sql_update
@@ -97,8 +97,13 @@ def drain_waiting() -> bool:
 
 def create(data: Any) -> EventRow:
     clean = check_new(data)
-    row = add(clean["user_id"], clean["description"])
-    audit.record("event.create", f"event:{row.id}", user_id=row.user_id)
+    now = utcnow()
+    values = {"id": str(uuid.uuid4()), "user_id": clean["user_id"], "description": clean["description"],
+              "source": EventSource.API.value, "link": None, "status": PENDING, "attempts": 0, "created_at": now,
+              "queued_at": now}
+    db.session.execute(insert(EventRow.__table__).values(**values))  # two plain INSERTs: no unit of work
+    audit.insert_now("event.create", f"event:{values['id']}", user_id=values["user_id"])
+    row = EventRow(**values, last_error=None, processed_at=None)  # what was written, for the answer
     db.session.commit()  # committed before it is queued: nothing is lost if Redis is down
     queue(row.id)
     return row
