@@ -22,8 +22,8 @@ from bench import _common as c
 class SqlTimer:
     """SQLAlchemy's own events on ``engine`` (and the ORM Session's), nothing patched: each statement's time
     (BEGIN apart), commits, new DBAPI connections and, per transaction, the BEGIN IMMEDIATE wait (from the
-    engine's begin event: the wait for this process's writer lock, ``db._one_writer_per_process``, included), the lock held
-    (BEGIN end -> commit or rollback end, or the pool's reset on check-in) and the COMMIT time (the engine's
+    engine's begin event: the wait for this process's writer lock, ``db._one_writer_per_process``, included), the
+    lock held (BEGIN end -> commit or rollback end, or the pool's reset on check-in) and the COMMIT time (the engine's
     commit event -> the Session's after_commit). ``keep``: also every (statement, parameters, ms), BEGIN included,
     in ``captured``. Use as a context manager (listeners removed on exit)."""
 

@@ -277,38 +277,3 @@ def test_the_sweeper_queues_again_only_events_whose_job_is_gone(app, client):
         assert services.sweep(now=later) == 1
     assert client.get(f"/api/v1/events/{event['id']}").json["status"] == "pending"
     assert len(queued_for(app)) == 1  # the drain job that delivers it
-
-
-def test_the_sweeper_replaces_a_drain_flag_whose_job_is_lost(app, client):
-    from datetime import timedelta
-
-    from webapp.events import services
-
-    event = client.post("/api/v1/events", json={"user_id": "sam", "description": "flag left"}).json
-    app.extensions["queues"]["default"].empty()  # the job is gone, its flag is not: creates queue nothing now
-    assert client.post("/api/v1/events", json={"user_id": "sam", "description": "no job"}).status_code == 201
-    assert queued_for(app) == []
-    later = services.utcnow() + timedelta(seconds=app.config["EVENT_SWEEP_SECONDS"] + 1)
-    with app.app_context():
-        assert services.sweep(now=later) == 2
-        assert services.sweep(now=later) == 0  # the new drain job waits
-    assert queued_for(app) == [()]
-    assert client.get(f"/api/v1/events/{event['id']}").json["status"] == "pending"
-
-
-def test_one_drain_job_waits_for_many_creates_and_delivers_them_all_once(app, client, work):
-    made = [client.post("/api/v1/events", json={"user_id": f"u{i}", "description": f"n{i}"}).json for i in range(5)]
-    assert queued_for(app) == [()]  # the first create queued it; the others found it waiting
-    work()
-    lines = (Path(app.config["DATA_DIR"]) / "notifications.log").read_text().splitlines()
-    assert sorted(lines) == sorted(f"Event {e['id']} has been sent to {e['user_id']}: {e['description']}"
-                                   for e in made)
-    for e in made:
-        done = client.get(f"/api/v1/events/{e['id']}").json
-        assert done["status"] == "processed" and done["attempts"] == 1
-    assert not app.extensions["redis"].exists(DRAIN_FLAG)
-    later = client.post("/api/v1/events", json={"user_id": "late", "description": "after the drain"}).json
-    assert queued_for(app) == [()]  # the drain deleted the flag when it started: the next create queues again
-    work()
-    assert client.get(f"/api/v1/events/{later['id']}").json["status"] == "processed"
-    assert len((Path(app.config["DATA_DIR"]) / "notifications.log").read_text().splitlines()) == 6

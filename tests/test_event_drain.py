@@ -17,6 +17,11 @@ from test_event_delivery import FAST, kill_tree, line_for, log_lines, post_event
 DRAIN = "webapp.events.jobs.deliver_pending"
 
 
+def drains(app) -> list[tuple]:
+    """The drain jobs waiting (they take no arguments: each delivers every pending event)."""
+    return [tuple(job.args) for job in app.extensions["queues"]["default"].jobs if job.func_name == DRAIN]
+
+
 def statuses(app) -> dict[str, tuple]:
     from sqlalchemy import select
 
@@ -67,6 +72,39 @@ def test_a_job_of_the_previous_release_still_delivers_its_event(app, client, wor
     assert job.return_value() == "processed"
     assert client.get(f"/api/v1/events/{created['id']}").json["status"] == "processed"
     assert log_lines(app.config) == [line_for(created)]
+
+
+def test_the_sweeper_replaces_a_drain_flag_whose_job_is_lost(app, client):
+    from datetime import timedelta
+
+    from webapp.events import services
+
+    event = client.post("/api/v1/events", json={"user_id": "sam", "description": "flag left"}).json
+    app.extensions["queues"]["default"].empty()  # the job is gone, its flag is not: creates queue nothing now
+    assert client.post("/api/v1/events", json={"user_id": "sam", "description": "no job"}).status_code == 201
+    assert drains(app) == []
+    later = services.utcnow() + timedelta(seconds=app.config["EVENT_SWEEP_SECONDS"] + 1)
+    with app.app_context():
+        assert services.sweep(now=later) == 2
+        assert services.sweep(now=later) == 0  # the new drain job waits
+    assert drains(app) == [()]
+    assert client.get(f"/api/v1/events/{event['id']}").json["status"] == "pending"
+
+
+def test_one_drain_job_waits_for_many_creates_and_delivers_them_all_once(app, client, work):
+    made = [client.post("/api/v1/events", json={"user_id": f"u{i}", "description": f"n{i}"}).json for i in range(5)]
+    assert drains(app) == [()]  # the first create queued it; the others found it waiting
+    work()
+    assert sorted(log_lines(app.config)) == sorted(line_for(e) for e in made)
+    for e in made:
+        done = client.get(f"/api/v1/events/{e['id']}").json
+        assert done["status"] == "processed" and done["attempts"] == 1
+    assert not app.extensions["redis"].exists("cutover:event-drain:waiting")
+    later = client.post("/api/v1/events", json={"user_id": "late", "description": "after the drain"}).json
+    assert drains(app) == [()]  # the drain deleted the flag when it started: the next create queues again
+    work()
+    assert client.get(f"/api/v1/events/{later['id']}").json["status"] == "processed"
+    assert len(log_lines(app.config)) == 6
 
 
 @pytest.mark.slow
