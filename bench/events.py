@@ -33,13 +33,13 @@ Every API call sends ``Authorization: Bearer <token>``: one admin token, obtaine
 ``POST /api/v1/tokens`` (the stack's ADMIN_PASSWORD is set by this script), so the figures of (a) and (b) include
 the token check of every POST.
 
-Targets: (a) >= 400 events/s and >= 1.0 x the bare no-op job rate of the same run, (b) p95 <= 200 ms. Where the
-time goes is reported with --profile and whenever a target is missed: per-phase latencies (from RQ's own
-timestamps; a drain job is matched to the events whose processed_at falls within its run), the API and the workers
-each alone (the workers paused with SIGSTOP while events are POSTed, then resumed to drain the backlog), SQLite write-lock waits
+Targets: (a) >= 400 events/s and >= 1.0 x the bare no-op job rate of the same run, (b) p95 <= 200 ms. Where the time
+goes is reported with --profile and whenever a target is missed: per-phase latencies (from RQ's own timestamps; a
+drain job is matched to the events whose processed_at falls within its run), the API and the workers each alone (the
+workers paused with SIGSTOP while events are POSTed, then resumed to drain the backlog), SQLite write-lock waits
 measured inside gunicorn and the workers (the same processes started with ``bench._sql``'s SQL timing: SQLAlchemy's
-own events) and one request and one drain job body in this process (Redis: the server's INFO commandstats). Reports only:
-exits 0.
+own events) and one request and one drain job body in this process (Redis: the server's INFO commandstats). Reports
+only: exits 0.
 """
 from __future__ import annotations
 
