@@ -21,8 +21,9 @@ from bench import _common as c
 
 class SqlTimer:
     """SQLAlchemy's own events on ``engine`` (and the ORM Session's), nothing patched: each statement's time
-    (BEGIN apart), commits, new DBAPI connections and, per transaction, the BEGIN IMMEDIATE wait, the lock held
-    (BEGIN end -> commit or rollback end, or the pool's reset on check-in) and the COMMIT time (the engine's
+    (BEGIN apart), commits, new DBAPI connections and, per transaction, the BEGIN IMMEDIATE wait (from the
+    engine's begin event: the wait for this process's writer lock, ``db._one_writer_per_process``, included), the
+    lock held (BEGIN end -> commit or rollback end, or the pool's reset on check-in) and the COMMIT time (the engine's
     commit event -> the Session's after_commit). ``keep``: also every (statement, parameters, ms), BEGIN included,
     in ``captured``. Use as a context manager (listeners removed on exit)."""
 
@@ -32,7 +33,7 @@ class SqlTimer:
         self.engine, self.keep, self.local, self.guard = engine, keep, threading.local(), threading.Lock()
         self.captured: list[list] = []
         self.reset()
-        self.listeners = [(engine, "before_cursor_execute", self._before),
+        self.listeners = [(engine, "begin", self._begin), (engine, "before_cursor_execute", self._before),
                           (engine, "after_cursor_execute", self._after),
                           (engine, "commit", self._commit), (engine.pool, "connect", self._connect),
                           (engine.pool, "checkin", self._checkin),
@@ -47,7 +48,7 @@ class SqlTimer:
         from sqlalchemy import event
 
         for target, name, fn in self.listeners:
-            event.listen(target, name, fn)
+            event.listen(target, name, fn, insert=name == "begin")  # before the app's: its wait counts too
         return self
 
     def __exit__(self, *exc) -> None:
@@ -57,10 +58,16 @@ class SqlTimer:
             if event.contains(target, name, fn):
                 event.remove(target, name, fn)
 
+    def _begin(self, conn):  # the transaction's start: a wait for this process's writer lock, then the BEGIN
+        self.local.begun = time.perf_counter()
+
     def _before(self, conn, cursor, statement, parameters, context, executemany):
         self.local.t0 = time.perf_counter()
         if statement.startswith("BEGIN") and getattr(self.local, "begin_t0", None) is None:
-            self.local.begin_t0 = self.local.t0  # webapp.db.begin_immediate retries BEGIN while the lock is taken
+            # from the transaction's start (the wait for this process's writer lock), else from the first try
+            # (webapp.db.begin_immediate retries BEGIN while another process holds the lock)
+            begun, self.local.begun = getattr(self.local, "begun", None), None
+            self.local.begin_t0 = begun if begun is not None else self.local.t0
 
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         now = time.perf_counter()

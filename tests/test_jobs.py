@@ -15,13 +15,13 @@ from rq.job import Job, JobStatus
 from conftest import make_migration, make_workload
 
 from webapp import jobs as old_names
-from webapp.events.jobs import send_notification
+from webapp.events.jobs import deliver_pending, send_notification
 from webapp.extensions import cancel_job, enqueue, job_status, job_statuses
 from webapp.migrations.jobs import run_migration
 from webapp.runs.jobs import run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
-NEW_JOBS = [run_migration, run_tests, send_notification]
+NEW_JOBS = [run_migration, run_tests, send_notification, deliver_pending]
 
 
 def dotted(fn) -> str:
@@ -56,11 +56,13 @@ def test_the_features_queue_their_jobs_by_function_with_the_same_ids_and_queue(a
     event = client.post("/api/v1/events", json={"user_id": "sam", "description": "hello"}).json
     queue = app.extensions["queues"]["default"]
     jobs = {j.func_name: j for j in queue.jobs}
-    assert set(jobs) == {dotted(run_migration), dotted(send_notification)}
+    assert set(jobs) == {dotted(run_migration), dotted(deliver_pending)}
     assert re.fullmatch(rf"migration-{migration['id']}-[0-9a-f]{{12}}", jobs[dotted(run_migration)].id)
     assert jobs[dotted(run_migration)].args == (migration["id"],)
-    assert jobs[dotted(send_notification)].id == f"event-{event['id']}"
-    assert jobs[dotted(send_notification)].args == (event["id"],)
+    assert re.fullmatch(r"event-drain-[0-9a-f]{32}", jobs[dotted(deliver_pending)].id)  # it delivers every
+    assert jobs[dotted(deliver_pending)].args == ()  # pending event, this one included
+    work()
+    assert client.get(f"/api/v1/events/{event['id']}").json["status"] == "processed"
     assert {j.origin for j in jobs.values()} == {"default"}
 
 

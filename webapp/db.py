@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -71,15 +72,20 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA mmap_size=268435456")
             cur.close()
 
+        take_writer = _one_writer_per_process(engine)
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # Take the write lock up front: no deadlock between two upgrading readers. What only reads takes
             # none (in WAL mode a deferred BEGIN reads a snapshot beside the writer): a polled fragment
-            # (``reads_only``, on the session's engine) and whatever runs inside ``reading()``.
+            # (``reads_only``, on the session's engine) and whatever runs inside ``reading()``. A writer
+            # waits first for this process's other writers (``take_writer``), then for other processes'
+            # (``begin_immediate``).
             if _READING.get() or conn.get_execution_options().get("reads_only"):
                 conn.exec_driver_sql("BEGIN")
             else:
-                begin_immediate(conn)
+                with take_writer(conn.connection.dbapi_connection):
+                    begin_immediate(conn)
 
         return engine
     engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -127,6 +133,48 @@ def begin_immediate(conn, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
             pause = min(pause * 1.5, 0.002)
     finally:
         raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _one_writer_per_process(engine: Engine):
+    """SQLite: this process's threads wait for the write lock on a Python lock, handed over the moment the holder
+    commits, rolls back or closes, rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10, 15... ms
+    between tries (past the 30 s busy timeout a thread goes on to SQLite's own wait, as before). Returns the
+    context manager the BEGIN runs in: the lock is let go at once if the BEGIN fails."""
+    state, dialect = {"lock": threading.Lock(), "holders": set()}, engine.dialect
+    os.register_at_fork(after_in_child=lambda: state.update(lock=threading.Lock(), holders=set()))
+
+    def key(conn) -> int:  # the DBAPI connection itself, or the pool's proxy of it (what SQLAlchemy passes)
+        return id(getattr(conn, "dbapi_connection", conn))
+
+    def release(conn) -> None:
+        if key(conn) in state["holders"]:
+            state["holders"].discard(key(conn))
+            state["lock"].release()
+
+    @contextmanager
+    def take(dbapi_conn):
+        if key(dbapi_conn) not in state["holders"] and state["lock"].acquire(timeout=30):
+            state["holders"].add(key(dbapi_conn))
+        try:
+            yield
+        except BaseException:
+            release(dbapi_conn)
+            raise
+
+    def wrap(name: str) -> None:
+        original = getattr(dialect, name)
+
+        @functools.wraps(original)
+        def done(dbapi_conn, *args, **kwargs):
+            try:
+                return original(dbapi_conn, *args, **kwargs)
+            finally:
+                release(dbapi_conn)
+        setattr(dialect, name, done)
+
+    for name in ("do_commit", "do_rollback", "do_close"):  # the pool's reset and invalidation use these too
+        wrap(name)
+    return take
 
 
 class Database:

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from flask import g, has_request_context
 from sqlalchemy import insert, select
 
+from ..db import utcnow
 from ..extensions import db
 from ..models import AuditRow
 from ..pagination import Page, paginate
@@ -28,24 +29,23 @@ def _clean(details: Mapping[str, Any]) -> dict:
             if k.endswith("_names") or not any(word in k.lower() for word in SECRET_WORDS)}
 
 
+def _entry(action: str, target: str, actor: str | None, details: Mapping[str, Any]) -> dict:
+    who, via, ip = _actor()
+    return {"actor": (actor or who)[:64], "via": via, "action": action, "target": target[:128], "ip": ip,
+            "details": _clean(details)}
+
+
 def record(action: str, target: str = "", *, actor: str | None = None, **details) -> AuditRow:
     """Add one entry to the current session (the caller commits it with its change)."""
-    who, via, ip = _actor()
-    row = AuditRow(actor=(actor or who)[:64], via=via, action=action, target=target[:128], ip=ip,
-                   details=_clean(details))
+    row = AuditRow(**_entry(action, target, actor, details))
     db.session.add(row)
     return row
 
 
 def record_now(action: str, target: str = "", *, actor: str | None = None, **details) -> None:
-    """``record``, written at once by one INSERT in the caller's transaction (still committed with its change),
-    for a caller that has nothing else for the session to flush (the ORM's unit of work costs more than the SQL)."""
-    who, via, ip = _actor()
-    db.session.execute(_INSERT, {"actor": (actor or who)[:64], "via": via, "action": action, "target": target[:128],
-                                 "ip": ip, "details": _clean(details)})
-
-
-_INSERT = insert(AuditRow.__table__)  # Core, built once: the column defaults (``at``) still apply
+    """``record``, as one INSERT executed now in the current transaction (no unit of work: for a hot path that
+    has nothing else for the session to flush); the caller commits it with its change."""
+    db.session.execute(insert(AuditRow.__table__).values(at=utcnow(), **_entry(action, target, actor, details)))
 
 
 def act_as(actor: str, via: str) -> None:

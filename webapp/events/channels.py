@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from ..domain.events import notification_line
 from ..extensions import db
@@ -27,23 +27,32 @@ class DeliveryError(Exception):
     """A channel could not deliver; the message says why."""
 
 
-def write_log(event: EventRow) -> None:
-    """Append the delivery's line to DATA_DIR/notifications.log (one write, so lines never interleave)."""
+def write_log(*events: EventRow) -> None:
+    """Append the deliveries' lines to DATA_DIR/notifications.log (one write, so lines never interleave)."""
+    if not events:
+        return
     path = Path(current_app.config["DATA_DIR"]) / "notifications.log"
-    line = notification_line(event.id, event.user_id, event.description) + "\n"
+    data = "".join(notification_line(e.id, e.user_id, e.description) + "\n" for e in events).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)  # DATA_DIR need not exist yet (secrets given by env)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     try:
-        os.write(fd, line.encode("utf-8"))
+        while data:  # a regular file takes it in one write; a short write only goes on where it stopped
+            data = data[os.write(fd, data):]
     finally:
         os.close(fd)
 
 
-def add_to_inbox(event: EventRow) -> None:
-    """One inbox entry per event, however often the event is delivered."""
+def add_to_inbox(*events: EventRow) -> None:
+    """One inbox entry per event, however often the event is delivered (one SELECT and one INSERT for many)."""
+    if not events:
+        return
     session = db.session
-    if session.scalar(select(NotificationRow.id).where(NotificationRow.event_id == event.id)) is None:
-        session.add(NotificationRow(event_id=event.id, user_id=event.user_id, text=event.description, link=event.link))
+    have = set(session.scalars(select(NotificationRow.event_id).where(
+        NotificationRow.event_id.in_([e.id for e in events]))))
+    new = [{"event_id": e.id, "user_id": e.user_id, "text": e.description, "link": e.link}
+           for e in events if e.id not in have]
+    if new:
+        session.execute(insert(NotificationRow), new)
 
 
 def signature(body: bytes, secret: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from flask import current_app, url_for
 from redis.exceptions import RedisError
 from rq.job import JobStatus
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ..audit import services as audit
 from ..db import update as sql_update
@@ -17,7 +17,7 @@ from ..db import utcnow
 from .. import inputs
 from ..domain.errors import Forbidden, InvalidStateError, InvalidTransition, NotFound
 from ..domain.events import EventSource, EventStatus, check_new
-from ..extensions import db, enqueue, job_statuses
+from ..extensions import db, enqueue, job_status, queues
 from ..models import EventRow, NotificationRow
 from ..pagination import Page, paginate
 from . import jobs
@@ -57,22 +57,53 @@ def add(user_id: str, description: str, source: EventSource = EventSource.API, l
 
 
 def _job_id(event_id: str) -> str:
-    return f"event-{event_id}"  # one id per event: the sweeper can see a job still waiting in the queue
+    return f"event-{event_id}"  # the one job per event of earlier releases (``jobs.send_notification``)
 
 
-def queue(event_id: str) -> None:
-    """Queue delivery; if Redis is away the event stays pending and the sweeper queues it later."""
+DRAIN_FLAG_SECONDS = 600  # a flag whose job was lost goes by itself; the sweeper replaces it sooner
+
+
+def queue(event_id: str | None = None) -> None:
+    """Have the event delivered: a drain job delivers every pending event (``wake``). The caller committed."""
+    wake()
+
+
+def wake(force: bool = False) -> None:
+    """Queue a drain job unless one is already waiting (``jobs.DRAIN_FLAG``, set with NX; the job deletes it
+    before it reads, so it reads every event committed before a create found the flag set). ``force``: queue one
+    whatever the flag says. If Redis is away, the events stay pending and the sweeper queues a drain later."""
+    redis, job_id = queues.redis, f"event-drain-{uuid.uuid4().hex}"
     try:
-        enqueue(jobs.send_notification, event_id, job_id=_job_id(event_id), job_timeout=60, result_ttl=60,
-                failure_ttl=86400)
+        if not redis.set(jobs.DRAIN_FLAG, job_id, nx=not force, ex=DRAIN_FLAG_SECONDS):
+            return  # a drain job is waiting: it will read this event
+        try:
+            enqueue(jobs.deliver_pending, job_id=job_id, job_timeout=120, result_ttl=60, failure_ttl=86400)
+        except RedisError:
+            redis.delete(jobs.DRAIN_FLAG)  # no job behind it: let the next create queue one
+            raise
     except RedisError as exc:
-        log.warning("event %s stays pending until Redis is back: %s", event_id, exc)
+        log.warning("pending events wait until Redis is back: %s", exc)
+
+
+def drain_waiting() -> bool:
+    """Whether the drain job named by the flag is waiting in the queue (False if Redis cannot say)."""
+    try:
+        job_id = queues.redis.get(jobs.DRAIN_FLAG)
+    except RedisError as exc:
+        log.warning("cannot read the drain flag now: %s", exc)
+        return False
+    return bool(job_id) and job_status(job_id.decode()) in WAITING
 
 
 def create(data: Any) -> EventRow:
     clean = check_new(data)
-    row = add(clean["user_id"], clean["description"])
-    audit.record("event.create", f"event:{row.id}", user_id=row.user_id)
+    now = utcnow()
+    values = {"id": str(uuid.uuid4()), "user_id": clean["user_id"], "description": clean["description"],
+              "source": EventSource.API.value, "link": None, "status": PENDING, "attempts": 0, "created_at": now,
+              "queued_at": now}
+    db.session.execute(insert(EventRow.__table__).values(**values))  # two plain INSERTs: no unit of work
+    audit.record_now("event.create", f"event:{values['id']}", user_id=values["user_id"])
+    row = EventRow(**values, last_error=None, processed_at=None)  # what was written, for the answer
     db.session.commit()  # committed before it is queued: nothing is lost if Redis is down
     queue(row.id)
     return row
@@ -131,20 +162,20 @@ def update(event_id: str, data: Any, actor) -> EventRow:
 
 
 def sweep(now: datetime | None = None) -> int:
-    """Maintenance: queue again events pending for longer than EVENT_SWEEP_SECONDS (lost with Redis or a worker)."""
+    """Maintenance: queue a drain job for events pending longer than EVENT_SWEEP_SECONDS (lost with Redis, or left
+    by a killed worker, whose leases lapse) unless one is waiting; how many such events it found."""
     now = now or utcnow()
     stale = now - timedelta(seconds=current_app.config["EVENT_SWEEP_SECONDS"])
     session = db.session
     ids = list(session.scalars(select(EventRow.id).where(EventRow.status == PENDING, EventRow.queued_at < stale)
                                .limit(1000)))
-    ids = [i for i, status in zip(ids, job_statuses(_job_id(i) for i in ids))
-           if status not in WAITING]  # a backlog is not a loss
-    if ids:
-        session.execute(sql_update(EventRow).where(EventRow.id.in_(ids), EventRow.status == PENDING)
-                        .values(queued_at=now))
+    if not ids or drain_waiting():  # a backlog is not a loss
+        session.commit()
+        return 0
+    session.execute(sql_update(EventRow).where(EventRow.id.in_(ids), EventRow.status == PENDING)
+                    .values(queued_at=now))
     session.commit()
-    for event_id in ids:
-        queue(event_id)
+    wake(force=True)  # the flag may name a lost job: replace it
     return len(ids)
 
 
