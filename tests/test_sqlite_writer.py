@@ -1,4 +1,4 @@
-"""SQLite: one writer per process at a time, handed over on a Python lock (``db._one_writer_per_process``): every
+"""SQLite: one writer per process at a time, handed over on a Python lock (``sqlite_locks.one_writer_per_process``): every
 way a transaction ends lets the next one in at once, whichever thread it runs in."""
 from __future__ import annotations
 
