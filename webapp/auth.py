@@ -20,8 +20,10 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .db import reading
 from .domain.accounts import ANONYMOUS, Principal, Role
 from .domain.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from .extensions import db
 from .htmx import is_htmx
 
 login_manager = LoginManager()
@@ -88,7 +90,9 @@ def _load_user(session_id: str):
 
     if accounts.session_ended(session.get("sid")):
         return None
-    row = accounts.user_for_session(session_id)
+    with reading():  # SQLite: no write lock for the lookup; ended here, so a writing view holds it only to write
+        row = accounts.user_for_session(session_id)
+        db.end_read()
     return SessionUser(row) if row is not None else None
 
 

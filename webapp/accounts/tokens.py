@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from .. import inputs
 from ..audit import services as audit
 from ..db import update as sql_update
-from ..db import utcnow
+from ..db import reading, utcnow
 from ..domain.accounts import Principal, Role, looks_like_token, new_token, token_hash
 from ..domain.errors import Forbidden, NotFound
 from ..extensions import db
@@ -92,16 +92,17 @@ _TOKEN_LOOKUP = (
 
 
 def authenticate_token(token: str) -> Principal | None:
-    """The principal of a valid token: one indexed lookup by its keyed hash (microseconds of hashing).
-    The lookup's transaction stays open for the view, which reads in it anyway."""
+    """The principal of a valid token: one indexed lookup by its keyed hash (microseconds of hashing), in a read
+    transaction of its own."""
     if not looks_like_token(token):
         return None
     now = utcnow()
-    found = db.session.execute(_TOKEN_LOOKUP, {"token_hash": token_hash(token, _token_key())}).first()
+    with reading():  # SQLite: no write lock for the lookup; ended here, so a writing view holds it only to write
+        found = db.session.execute(_TOKEN_LOOKUP, {"token_hash": token_hash(token, _token_key())}).first()
+        db.end_read()
     if found is None or found.revoked_at is not None or found.disabled or (found.expires_at and found.expires_at <= now):
         return None
     if found.last_used_at is None or now - found.last_used_at > LAST_USED_EVERY:
-        db.session.commit()  # the write in a transaction of its own: a read-only view's (deferred) one never writes
         db.session.execute(sql_update(TokenRow).where(TokenRow.id == found.id).values(last_used_at=now))
         db.session.commit()
     role = Role.lowest(Role(found.role), Role(found.user_role))  # a demoted owner demotes its tokens
