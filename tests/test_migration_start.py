@@ -14,6 +14,8 @@ from webapp.extensions import db
 from webapp.migrations import services, starting
 from webapp.models import AuditRow, MigrationRow, WorkloadRow
 
+pytestmark = pytest.mark.one_database  # the path is SQLite's: elsewhere ``run`` takes the locked path, as it always did
+
 STARTED = ("state", "error", "progress", "job_id", "requested_by", "queued_at", "started_at", "heartbeat_at",
            "finished_at", "updated_at", "cancel_requested", "phase")
 
