@@ -451,9 +451,10 @@ class Stack:
 
 
 @contextmanager
-def stack(prefix: str, workers: int = 2, threads: int = 4, gunicorn: bool = True, cls=Stack, **extra):
+def stack(prefix: str, workers: int = 2, threads: int = 4, gunicorn: bool = True, cls=Stack, web_workers: int = 1,
+          **extra):
     """redis-server + temporary DATA_DIR (``extra``: more settings) + the app in this process (it creates the
-    tables, once, rather than gunicorn and the workers racing to it) + gunicorn (1 worker × ``threads``) +
+    tables, once, rather than gunicorn and the workers racing to it) + gunicorn (``web_workers`` × ``threads``) +
     ``python worker.py`` × ``workers``; everything is stopped on exit."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
         tmp = Path(tmpdir)
@@ -467,7 +468,8 @@ def stack(prefix: str, workers: int = 2, threads: int = 4, gunicorn: bool = True
             app.extensions["db"].kw["bind"].dispose()
             s = cls(tmp, settings, app)
             if gunicorn:
-                s.gunicorn, s.port = start_gunicorn(settings, tmp / "gunicorn.log", threads=threads)
+                s.gunicorn, s.port = start_gunicorn(settings, tmp / "gunicorn.log", workers=web_workers,
+                                                    threads=threads)
             s.workers = start_workers(settings, workers, tmp) if workers else []
             if gunicorn:
                 s.token = api_token(s.port, settings, name=prefix.strip("-"))

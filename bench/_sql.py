@@ -150,13 +150,13 @@ def timed_worker() -> None:
 
 
 @contextmanager
-def timed_stack(s: c.Stack, workers: int, threads: int = 4):
+def timed_stack(s: c.Stack, workers: int, threads: int = 4, web_workers: int = 1):
     """Another gunicorn and ``workers`` workers on ``s``'s DATA_DIR and Redis, started as ``timed_wsgi_app()`` and
     ``timed_worker()``: each dumps its ``SqlTimer`` figures into ``<stack>.stats_dir`` every second."""
     stats_dir = s.tmp / "stats"
     stats_dir.mkdir(exist_ok=True)
     s.settings.extra["BENCH_STATS_DIR"] = str(stats_dir)
-    gunicorn, port = c.start_gunicorn(s.settings, s.tmp / "gunicorn-timed.log", threads=threads,
+    gunicorn, port = c.start_gunicorn(s.settings, s.tmp / "gunicorn-timed.log", workers=web_workers, threads=threads,
                                     app_spec="bench._sql:timed_wsgi_app()")
     t = c.Stack(s.tmp, s.settings, s.app, port, gunicorn, token=s.token)
     t.stats_dir = stats_dir

@@ -65,7 +65,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--count", type=int, default=2000, help="events for the throughput run (default 2000)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--clients", type=int, default=4, help="HTTP client threads, keep-alive (default 4)")
-    p.add_argument("--threads", type=int, default=4, help="gunicorn threads, one gunicorn worker (default 4)")
+    p.add_argument("--threads", type=int, default=4, help="gunicorn threads per gunicorn worker (default 4)")
+    p.add_argument("--web-workers", type=int, default=1, help="gunicorn worker processes (default 1)")
     p.add_argument("--rounds", type=int, default=4, help="alternating blocks for the throughput run (default 4)")
     p.add_argument("--warmup", type=int, default=40, help="untimed events and jobs of each kind first (default 40)")
     p.add_argument("--rate", type=float, default=50.0, help="steady rate for the latency run, per second (default 50)")
@@ -274,8 +275,8 @@ def report(args, a: dict | None, b: dict | None, load0: float, load_a: float, lo
              for label, x in (("bare no-op RQ jobs (baseline)", jobs), ("GET /ping (baseline, HTTP only)", a["ping"]),
                               ("POST /api/v1/events {} -> 422 (baseline)", a["post422"]),
                               ("events: POST -> processed", ev))],
-            title=f"(a) Throughput: {args.clients} keep-alive clients, gunicorn 1x{args.threads} threads, "
-                  f"{args.workers} workers (python worker.py, in-process jobs); load average {load0:.2f} -> "
+            title=f"(a) Throughput: {args.clients} keep-alive clients, gunicorn {args.web_workers}x{args.threads} "
+                  f"threads, {args.workers} workers (python worker.py, in-process jobs); load average {load0:.2f} -> "
                   f"{load_a:.2f} on {os.cpu_count()} CPUs")
         print("  phase 1 = enqueueing (bare jobs), all requests answered (HTTP), all POSTs answered (events).")
         print(f"  RQ jobs run per event: {ev['jobs_run'] / ev['count']:.2f} (EVENT_SWEEP_SECONDS="
@@ -368,7 +369,7 @@ def alone(s: c.Stack, count: int, clients: int, timeout: float) -> dict:
 def lock_waits(s: c.Stack, args, count: int) -> None:
     """One throughput block through gunicorn and workers that time their SQL (``sql.timed_stack``): SQLite
     write-lock waits by side."""
-    with sql.timed_stack(s, args.workers, args.threads) as t:
+    with sql.timed_stack(s, args.workers, args.threads, args.web_workers) as t:
         post_events(t, 20, args.clients, "bench-i-warm", args.timeout)
         time.sleep(1.2)  # every process has dumped its figures since the warm-up: subtracted below
         before = sql.lock_stats(t.stats_dir)
@@ -515,7 +516,7 @@ def print_token_check(t: dict) -> None:
 def main() -> int:
     args = parse_args()
     c.compile_bench()  # the workers import bench._common for the no-op jobs
-    with c.stack("cutover-bench-events-", workers=args.workers, threads=args.threads,
+    with c.stack("cutover-bench-events-", workers=args.workers, threads=args.threads, web_workers=args.web_workers,
                  EVENT_SWEEP_SECONDS=args.sweep_seconds) as s:
         load0 = os.getloadavg()[0]
         if args.warmup:
