@@ -79,6 +79,13 @@ def _window(name: str, what: str, values: list[float]) -> list[GaugeMetricFamily
             _gauge(f"{name}_sum", f"{doc}: their sum", round(sum(ordered), 6))]
 
 
+def _seconds_between(dialect: str):
+    """``later - earlier`` in seconds, as a SQL expression (NULL when either is)."""
+    if dialect == "sqlite":
+        return lambda later, earlier: (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return lambda later, earlier: func.extract("epoch", later - earlier)
+
+
 class CutoverCollector:
     """The custom collector: ``collect()`` runs in the request's app context, at each scrape."""
 
@@ -108,14 +115,16 @@ class CutoverCollector:
 
     def _runs(self, now: datetime):
         yield _by("cutover_runs", "Test runs by state.", "state", [s.value for s in RunState], _counts(RunRow.state))
-        holds = (RunRow.state == RUNNING) | RunRow.lock_token.is_not(None)
-        active = db.session.execute(
-            select(RunRow.environment_id, holds.label("holds"), func.count(), func.min(RunRow.created_at))
-            .where(RunRow.state.in_((QUEUED, RUNNING)))
-            .group_by(RunRow.environment_id, holds)).all()
-        busy = {env for env, holding, _, _ in active if holding}
-        waiting = sorted((env, count, oldest) for env, holding, count, oldest in active
-                         if not holding and env is not None)  # a waiting pool run has no environment yet
+        # the active runs themselves (a few hundred at most, by ix_runs_state), grouped here: a GROUP BY in SQL
+        # lets SQLite walk all of ix_runs_env_state instead
+        active = db.session.execute(select(RunRow.environment_id, RunRow.state, RunRow.lock_token, RunRow.created_at)
+                                    .where(RunRow.state.in_((QUEUED, RUNNING)))).all()
+        busy = {r.environment_id for r in active if r.state == RUNNING or r.lock_token is not None}
+        queued: dict[int, list] = {}
+        for r in active:
+            if r.state != RUNNING and r.lock_token is None and r.environment_id is not None:  # a pool run: none yet
+                queued.setdefault(r.environment_id, []).append(r.created_at)
+        waiting = sorted((env, len(times), min(times)) for env, times in queued.items())
         yield _gauge("cutover_environments_busy", "Environments running a run or handing it one.", len(busy))
         runs = GaugeMetricFamily("cutover_environment_waiting_runs", "Runs waiting for the environment (only "
                                  "environments with runs waiting).", labels=["environment"])
@@ -128,16 +137,22 @@ class CutoverCollector:
         yield from self._recent(now)
 
     def _recent(self, now: datetime):
-        rows = db.session.execute(select(RunRow.state, RunRow.created_at, RunRow.started_at, RunRow.finished_at)
+        seconds = _seconds_between(db.session.get_bind().dialect.name)  # in SQL: no datetime parsed per row
+        rows = db.session.execute(select(RunRow.state, seconds(RunRow.finished_at, RunRow.started_at),
+                                         seconds(RunRow.started_at, RunRow.created_at))
                                   .where(RunRow.finished_at >= now - timedelta(seconds=RECENT_SECONDS))).all()
         finals = [s.value for s in RunState if s.is_final]
+        counts = dict.fromkeys(finals, 0)
+        for state, _, _ in rows:
+            if state in counts:
+                counts[state] += 1
         yield _by("cutover_recent_runs_finished", f"Test runs finished in the last {RECENT_SECONDS} s, by state.",
-                  "state", finals, {s: sum(1 for r in rows if r.state == s) for s in finals})
-        started = [r for r in rows if r.started_at is not None]
+                  "state", finals, counts)
+        started = [(ran, waited) for _, ran, waited in rows if ran is not None]  # never started: no times
         yield from _window("cutover_recent_run_duration_seconds", "Time from start to end",
-                           [(_aware(r.finished_at) - _aware(r.started_at)).total_seconds() for r in started])
+                           [float(ran) for ran, _ in started])
         yield from _window("cutover_recent_run_wait_seconds", "Time from queued to started",
-                           [max(0.0, (_aware(r.started_at) - _aware(r.created_at)).total_seconds()) for r in started])
+                           [max(0.0, float(waited or 0.0)) for _, waited in started])
 
     def _events(self):
         yield _by("cutover_events", "Events by status.", "status", [s.value for s in EventStatus],
