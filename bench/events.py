@@ -1,6 +1,6 @@
 """Events: throughput and latency of POST /api/v1/events -> delivered (``processed``) by real workers.
 
-    .venv/bin/python bench/events.py                                  # 2 000 events, then 50/s for 20 s
+    .venv/bin/python bench/events.py                                  # 2 000 events, then 50/s for 10 s
     .venv/bin/python bench/events.py --count 200 --duration 4         # quick smoke check
 
 A private redis-server, a temporary DATA_DIR (SQLite), ``gunicorn --workers 1 --threads 4 wsgi:app`` and
@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="alternating blocks for the throughput run (default 4)")
     p.add_argument("--warmup", type=int, default=40, help="untimed events and jobs of each kind first (default 40)")
     p.add_argument("--rate", type=float, default=50.0, help="steady rate for the latency run, per second (default 50)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of steady events (default 20)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of steady events (default 10)")
     p.add_argument("--target-rate", type=float, default=400.0, help="events/s target (default 400)")
     p.add_argument("--target-ratio", type=float, default=1.0,
                    help="and at least this ratio to the bare no-op job rate of the same run (default 1.0)")

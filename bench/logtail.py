@@ -1,6 +1,6 @@
 """Log tail latency: from a line printed by a running test to the log endpoint serving it.
 
-    .venv/bin/python bench/logtail.py                  # 3 runs of a 5 s test printing every 100 ms
+    .venv/bin/python bench/logtail.py                  # 2 runs of a 5 s test printing every 100 ms
     .venv/bin/python bench/logtail.py --runs 1 --seconds 2    # quick smoke check
 
 A private redis-server, a temporary DATA_DIR (SQLite), ``gunicorn --workers 1 --threads 4 wsgi:app`` and
@@ -40,7 +40,7 @@ TICK = re.compile(r"tick (\d+) (\d+\.\d+)")
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=3, help="measured runs (default 3)")
+    p.add_argument("--runs", type=int, default=2, help="measured runs (default 2)")
     p.add_argument("--seconds", type=float, default=5.0, help="how long the test prints (default 5 s)")
     p.add_argument("--interval", type=float, default=0.1, help="seconds between printed lines (default 0.1)")
     p.add_argument("--poll-ms", type=float, default=10.0, help="log polling interval (default 10 ms)")

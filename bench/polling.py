@@ -1,6 +1,6 @@
 """Polling: many signed-in browsers polling the live fragments, through real HTTP (gunicorn as production runs it).
 
-    .venv/bin/python bench/polling.py                            # 50 and 200 clients, 3 s per block (~70 s)
+    .venv/bin/python bench/polling.py                            # 50 and 200 clients, 2 s per block (~55 s)
     .venv/bin/python bench/polling.py --clients 50 --seconds 1    # quick smoke check
 
 A private redis-server and a temporary DATA_DIR (SQLite) get, through the app's own models, one workload, one
@@ -51,7 +51,7 @@ from bench import _runs as runs  # noqa: E402
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", default="50,200", help="concurrent clients, comma-separated (default 50,200)")
-    p.add_argument("--seconds", type=float, default=3.0, help="seconds per measured block (default 3)")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds per measured block (default 2)")
     p.add_argument("--target-rps", type=float, default=1000.0, help="req/s target at 50 clients (default 1000)")
     p.add_argument("--target-ms", type=float, default=50.0, help="p95 target at 50 clients (default 50 ms)")
     p.add_argument("--explain", action="store_true", help="profile the fragments even when the target is met")

@@ -1,6 +1,6 @@
 """Recovery: how fast a test run whose worker died ends ``error`` "worker lost" and its environment goes on.
 
-    .venv/bin/python bench/recovery.py                       # 6 kills with the defaults, 1 with the old ones
+    .venv/bin/python bench/recovery.py                       # 4 kills with the defaults, 1 with the old ones
     .venv/bin/python bench/recovery.py --kills 20 --baseline-kills 3   # a firmer p95 (about 8 minutes)
     .venv/bin/python bench/recovery.py --kills 3 --baseline-kills 0   # quick smoke check
 
@@ -55,9 +55,9 @@ OLD_DEFAULTS = {"ENV_LOCK_TTL_SECONDS": 30, "MAINTENANCE_INTERVAL_SECONDS": 5, "
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kills", type=int, default=6, help="kills with the default settings (default 6)")
+    p.add_argument("--kills", type=int, default=4, help="kills with the default settings (default 4)")
     p.add_argument("--baseline-kills", type=int, default=1, help="kills with the old defaults (default 1)")
-    p.add_argument("--migration-kills", type=int, default=3, help="migration kills, defaults (default 3)")
+    p.add_argument("--migration-kills", type=int, default=2, help="migration kills, defaults (default 2)")
     p.add_argument("--baseline-migration-kills", type=int, default=1, help="migration kills, old defaults (default 1)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--target-s", type=float, default=15.0, help="p95 target of kill -> error (default 15)")

@@ -1,6 +1,6 @@
 """Scale-out: trivial runs over many environments with 1 and 2 worker processes (more with --widths), on PostgreSQL.
 
-    .venv/bin/python bench/scaleout.py                          # 120 runs over 20 environments, widths 1 2
+    .venv/bin/python bench/scaleout.py                          # 80 runs over 20 environments, widths 1 2
     .venv/bin/python bench/scaleout.py --count 200 --widths 1 2 4   # and past the CPU count
     .venv/bin/python bench/scaleout.py --count 20 --bare 4      # quick smoke check
 
@@ -32,10 +32,10 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--count", type=int, default=120)
+    p.add_argument("--count", type=int, default=80)
     p.add_argument("--environments", type=int, default=20)
     p.add_argument("--widths", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--bare", type=int, default=10, help="bare pytests per width for the baseline (default 10)")
+    p.add_argument("--bare", type=int, default=6, help="bare pytests per width for the baseline (default 6)")
     p.add_argument("--target", type=float, default=0.85)
     p.add_argument("--timeout", type=float, default=900.0)
     return p.parse_args()
