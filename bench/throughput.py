@@ -163,12 +163,12 @@ def explain(s: r.RunStack, blocks: list[dict], serial: list[dict], bare_s: float
         gaps += [(b["start"] - a["end"]) * 1000 for a, b in zip(jobs_of, jobs_of[1:])]
     bare_wall = [(b["ended"] - b["proc_start"]) * 1000 for b in serial]
     c.print_table(["per run (ms)", "n", "p50", "p95", "max"], [
-        c.stats_row("pytest process start -> atexit, in a run (wall)", pytest_wall),
+        c.stats_row("pytest process start -> end stamp, in a run (wall)", pytest_wall),
         c.stats_row("  the same, bare pytest alone (wall)", bare_wall),
         c.stats_row("pytest CPU in a run", pytest_cpu),
         c.stats_row("  the same, bare pytest alone", [b["cpu"] * 1000 for b in serial]),
         c.stats_row("RQ job started -> pytest process start (claim, run dir, Popen)", before),
-        c.stats_row("pytest atexit -> RQ job ended (exit, log drain, junit, finish, hand-over, RQ)", after),
+        c.stats_row("pytest end stamp -> RQ job ended (exit, log drain, junit, finish, hand-over, RQ)", after),
         c.stats_row("dispatched_at -> started_at (queue wait for a free worker included)", started),
         c.stats_row("a worker's idle gap: its job ended -> its next job started", gaps),
     ], title="Where the time goes (RQ job times, the runs' stored times, the test module's own stamps)")
@@ -177,7 +177,7 @@ def explain(s: r.RunStack, blocks: list[dict], serial: list[dict], bare_s: float
     pytest_total = sum(pytest_cpu) / n + shutdown
     print(f"  CPU of gunicorn + workers + their pytests over the run blocks: {cpu_app:.1f} s = "
           f"{cpu_app / n * 1000:.0f} ms per run, of which pytest ~{pytest_total:.0f} ms (mean {sum(pytest_cpu) / n:.0f} ms "
-          f"up to its atexit + {shutdown:.0f} ms\n  interpreter shutdown, the bare median), so the app's own share is "
+          f"up to its end stamp + {shutdown:.0f} ms\n  interpreter shutdown, the bare median), so the app's own share is "
           f"~{cpu_app / n * 1000 - pytest_total:.0f} ms per run; {os.cpu_count()} CPUs x {elapsed:.1f} s = "
           f"{os.cpu_count() * elapsed:.1f} CPU-s were there")
     print(f"  the bound assumes {workers} pytests back to back at the serial bare time; a run's pytest alone took "
