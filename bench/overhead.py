@@ -159,7 +159,7 @@ def main() -> int:
             phases["pytest"].append((row["finished_at"] - proc_start) * 1000)
             phases["seen"].append((x["observed"] - row["finished_at"]) * 1000)
             phases["exit"].append((row["finished_at"] - s.ended(x["id"])[0]) * 1000)
-        # pytest's CPU after its atexit stamp (interpreter shutdown) is charged to the worker that reaps it: take the
+        # pytest's CPU after its end stamp (summary, interpreter shutdown) is charged to the worker that reaps it: take the
         # bare runs' median of it off the app's share.
         shutdown_cpu = c.median(b["cpu_after_atexit"] for b in bares)
         pytest_cpu, app_cpu, pytest_wall = [], [], []
@@ -211,7 +211,7 @@ def main() -> int:
             c.stats_row("app CPU per run besides pytest, runs without HTTP polling", quiet_app),
         ], title=f"CPU: pytest's own, and what the app burns around it ({os.cpu_count()} CPUs; the client's "
                  f"polling is served by gunicorn; app CPU = gunicorn + workers + their children - the run's pytest up to "
-                 f"atexit - the bare median after atexit)")
+                 f"its end stamp - the bare median after it)")
         print(f"  polls per run: median {c.median(x['polls'] for x in runs):.0f}; {len(not_ok)} run(s) did not succeed")
         cost = c.median(e - u for e, u in zip(exec_ms, unconfined_ms))
         print(f"  sandbox: runs {runs[0].get('sandbox', {}).get('mode') if runs else '?'} (workers' SANDBOX="
