@@ -312,11 +312,13 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def start_gunicorn(settings: Settings, log_path: Path, workers: int = 1, threads: int = 4,
-                   app_spec: str = "wsgi:app") -> tuple[subprocess.Popen, int]:
-    """``gunicorn --workers 1 --threads 4 -b 127.0.0.1:<port> wsgi:app``; returns once /ping answers 200."""
+                   app_spec: str = "wsgi:app", config: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """``gunicorn --workers 1 --threads 4 -b 127.0.0.1:<port> wsgi:app`` (with ``config``: ``-c config``, its
+    workers and threads instead); returns once /ping answers 200."""
     port = free_port()
-    proc = start_process([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
-                          "-b", f"127.0.0.1:{port}", app_spec], settings.env(), log_path)
+    shape = ["-c", str(config)] if config else ["--workers", str(workers), "--threads", str(threads)]
+    proc = start_process([sys.executable, "-m", "gunicorn", *shape, "-b", f"127.0.0.1:{port}", app_spec],
+                         settings.env(), log_path)
 
     def answers():
         client = Client(port, timeout=2)

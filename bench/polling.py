@@ -101,30 +101,6 @@ def gunicorn_shape() -> tuple[int, int]:
     return int(namespace["workers"]), int(namespace["threads"])
 
 
-def start_gunicorn(settings: c.Settings, log_path: Path) -> tuple:
-    """gunicorn -c gunicorn.conf.py -b 127.0.0.1:<port>: production's settings, a private address."""
-    port = c.free_port()
-    proc = c.start_process([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                            "-b", f"127.0.0.1:{port}", "wsgi:app"], settings.env(), log_path)
-
-    def answers():
-        client = c.Client(port, timeout=2)
-        try:
-            return client.request("GET", "/ping")[0] == 200
-        except OSError:
-            return False
-        finally:
-            client.close()
-
-    try:
-        c.wait_until(answers, timeout=60, interval=0.1, message="gunicorn to answer /ping", alive=[proc])
-    except Exception:
-        c.stop_process(proc)
-        print(c.tail(log_path), file=sys.stderr)
-        raise
-    return proc, port
-
-
 def browser_cookie(port: int, settings: c.Settings) -> str:
     """The session cookie of a browser that signed in and then opened a page, as a person does before a page
     polls: that page's form made the session's CSRF secret (a Set-Cookie the browser keeps)."""
@@ -286,7 +262,8 @@ def main() -> int:
     workers, threads = gunicorn_shape()
     with c.stack("cutover-bench-polling-", workers=0, gunicorn=False) as s:
         ids = seed(s.app, s.settings.admin_username)
-        s.gunicorn, s.port = start_gunicorn(s.settings, s.tmp / "gunicorn.log")
+        # production's settings (gunicorn.conf.py), a private address
+        s.gunicorn, s.port = c.start_gunicorn(s.settings, s.tmp / "gunicorn.log", config=ROOT / "gunicorn.conf.py")
         cookie = browser_cookie(s.port, s.settings)
         fragments = [("migration status", f"/migrations/{ids['migration']}"),
                      ("run status", f"/runs/{ids['run']}"),
