@@ -86,12 +86,11 @@ def run_unlocked(migration_id: int, requested_by: str | None) -> MigrationRow | 
 
 
 def _startable(row: MigrationRow | None, source: WorkloadRow | None) -> Migration | None:
-    """The migration, started in memory, if the preflight rules pass; ``exclusive_source`` is left to the UPDATE,
-    and decrypting both passwords (``to_domain``) is the ``credentials`` rule."""
+    """The migration, started in memory, if every preflight rule passes (``preflight.checks``, the one list of
+    them: a rule added there applies here too); ``exclusive_source`` is checked again by the UPDATE."""
     if row is None or source is None or row.state not in preflight.RUNNABLE or row.validation is not None:
         return None
-    if not (rules.system_volume(row.selected).ok
-            and rules.volumes(row.selected, [m["name"] for m in source.storage], source.ip).ok):
+    if rules.failed(preflight.checks(row)):  # the locked path refuses it and says why
         return None
     try:
         migration = _services().to_domain(row, workloads.to_domain(source))
