@@ -4,6 +4,9 @@ the access check comes first, so a caller who may not see the page never gets a 
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
+from contextlib import contextmanager
 
 from sqlalchemy import update
 
@@ -37,6 +40,26 @@ def change(app, table, row_id: int, **values) -> None:
 def a_migration(client) -> str:
     source = make_workload(client, ip="10.9.8.7")
     return f"/migrations/{make_migration(client, source['id'])['id']}"
+
+
+@contextmanager
+def sqlite_write_lock_held(database_url: str):
+    """Another connection holds SQLite's write lock (a migration job's progress write, say) until the block ends."""
+    writer = sqlite3.connect(database_url[len("sqlite:///"):], isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def in_thread(work, wait: float) -> threading.Thread:
+    """``work`` started in a thread, waited for up to ``wait`` seconds; the thread (alive if it is still waiting)."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(wait)
+    return thread
 
 
 def test_an_unchanged_migration_status_answers_304_and_a_change_a_new_body(app, client):
@@ -155,30 +178,19 @@ def test_polls_read_beside_a_writer_holding_the_sqlite_lock_but_the_page_itself_
                                                                                                  database_url):
     """A live fragment's transaction is a deferred BEGIN: on SQLite (WAL) it waits for no writer. Every other
     request keeps BEGIN IMMEDIATE (checked on the engine: the same connection pool, the option unset)."""
-    import sqlite3
-    import threading
-
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL has no database-wide write lock
     url = a_migration(client)
     run = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": ["sample_tests/test_passing.py"]}).json
-    writer = sqlite3.connect(database_url[len("sqlite:///"):], isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")  # a migration job's progress write, say, holds the write lock
     answers = {}
 
     def polls():
         for path in (url, f"/runs/{run['id']}", f"/runs/{run['id']}/log?offset=0"):
             answers[path] = poll(client, path).status_code
 
-    try:
-        poller = threading.Thread(target=polls, daemon=True)
-        poller.start()
-        poller.join(10)
-        assert not poller.is_alive(), "a poll waited for the write lock"
+    with sqlite_write_lock_held(database_url):
+        assert not in_thread(polls, 10).is_alive(), "a poll waited for the write lock"
         assert set(answers.values()) == {200}, answers
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     engine = app.extensions["db"].kw["bind"]
     assert not engine.get_execution_options().get("reads_only")
     assert app.extensions["db_reader"].get_execution_options()["reads_only"] is True
@@ -205,16 +217,11 @@ def test_api_reads_of_a_run_and_a_migration_answer_beside_a_writer_holding_the_s
     """GET of a run, its log and a migration (what scripts poll) read in a deferred transaction, the token check
     included (its occasional last_used_at write is a transaction of its own); a write through the API still
     waits for the lock as it must."""
-    import sqlite3
-    import threading
-
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL has no database-wide write lock
     url = a_migration(client)
     migration_id = int(url.rstrip("/").rsplit("/", 1)[1])
     run = client.post("/api/v1/runs", json={"environment_id": 1, "test_files": ["sample_tests/test_passing.py"]}).json
-    writer = sqlite3.connect(database_url[len("sqlite:///"):], isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")
     answers = {}
 
     def reads():
@@ -224,18 +231,10 @@ def test_api_reads_of_a_run_and_a_migration_answer_beside_a_writer_holding_the_s
     def write():
         answers["POST"] = client.post("/api/v1/events", json={"user_id": "bob", "description": "x"}).status_code
 
-    try:
-        reader = threading.Thread(target=reads, daemon=True)
-        reader.start()
-        reader.join(10)
-        assert not reader.is_alive(), "an API read waited for the write lock"
+    with sqlite_write_lock_held(database_url):
+        assert not in_thread(reads, 10).is_alive(), "an API read waited for the write lock"
         assert set(answers.values()) == {200}, answers
-        posting = threading.Thread(target=write, daemon=True)
-        posting.start()
-        posting.join(0.5)
+        posting = in_thread(write, 0.5)
         assert posting.is_alive() and "POST" not in answers, "a write went ahead without the lock"
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     posting.join(10)
     assert answers["POST"] == 201
