@@ -537,6 +537,18 @@ def make_workload(client, **changes) -> dict:
     return response.json
 
 
+def stored_migration(app, migration_id: int, columns) -> dict:
+    """These columns of the migration as the database has them (a fresh app context, read then let go)."""
+    from webapp.extensions import db
+    from webapp.models import MigrationRow
+
+    with app.app_context():
+        row = db.session.get(MigrationRow, migration_id)
+        out = {name: getattr(row, name) for name in columns}
+        db.session.rollback()
+        return out
+
+
 def make_migration(client, source_id: int, selected=("C:\\", "D:\\"), cloud_type: str = "aws") -> dict:
     response = client.post("/api/v1/migrations", json={
         "source_id": source_id, "selected_mount_points": list(selected),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import make_migration, make_workload
+from conftest import make_migration, make_workload, stored_migration
 
 from webapp.domain.errors import PreflightFailed, SystemVolumeRequired
 from webapp.extensions import db
@@ -21,11 +21,7 @@ STARTED = ("state", "error", "progress", "job_id", "requested_by", "queued_at", 
 
 
 def stored(app, migration_id: int) -> dict:
-    with app.app_context():
-        row = db.session.get(MigrationRow, migration_id)
-        out = {name: getattr(row, name) for name in STARTED}
-        db.session.rollback()
-        return out
+    return stored_migration(app, migration_id, STARTED)
 
 
 def audited(app, migration_id: int) -> list[tuple[str, dict]]:

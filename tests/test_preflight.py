@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from cryptography.fernet import Fernet
-from conftest import ADMIN, client_as, make_migration, make_workload
+from conftest import ADMIN, client_as, make_migration, make_workload, stored_migration
 
 from webapp import create_app
 from webapp.domain import preflight as rules
@@ -49,14 +49,7 @@ COLUMNS = ("state", "error", "progress", "job_id", "requested_by", "queued_at", 
 
 
 def stored(app, migration_id: int) -> dict:
-    from webapp.extensions import db
-    from webapp.models import MigrationRow
-
-    with app.app_context():
-        row = db.session.get(MigrationRow, migration_id)
-        out = {name: getattr(row, name) for name in COLUMNS}
-        db.session.rollback()
-        return out
+    return stored_migration(app, migration_id, COLUMNS)
 
 
 def queued_jobs(app) -> int:
