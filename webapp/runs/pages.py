@@ -108,7 +108,7 @@ def run(run_id: int, message: str | None = None, outcome: str | None = None) -> 
     compare with (``compare.previous_run``) and ``charts``, read only by the whole page."""
     row = services.get(run_id)
     final = RunState(row.state).is_final
-    run = services.as_json(row, tests=None if final else [])  # its tests are shown once it ended, not before
+    run = services.as_json(row)  # its tests are read once it ended (``as_json``): before, it has none
     return {"row": row, "run": run, "final": final, "message": message,
             "log": lambda: services.log_slice(run_id, 0), "results": results.page_view(run["tests"], outcome),
             "outcomes": OUTCOMES, "charts": lambda: trends.run_charts(row),
