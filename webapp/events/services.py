@@ -56,10 +56,6 @@ def add(user_id: str, description: str, source: EventSource = EventSource.API, l
     return row
 
 
-def _job_id(event_id: str) -> str:
-    return f"event-{event_id}"  # the one job per event of earlier releases (``jobs.send_notification``)
-
-
 DRAIN_FLAG_SECONDS = 600  # a flag whose job was lost goes by itself; the sweeper replaces it sooner
 
 
