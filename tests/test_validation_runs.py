@@ -8,6 +8,7 @@ import io
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +19,11 @@ SHOW = b"""import json, os, time
 
 def test_target():
     print("VARS=" + json.dumps({k: v for k, v in os.environ.items() if k.startswith("CUTOVER_")}, sort_keys=True))
-    print("ENVIRON=" + json.dumps(dict(os.environ), sort_keys=True))
-    time.sleep(1.5)
+    print("ENVIRON=" + json.dumps(dict(os.environ), sort_keys=True), flush=True)
+    open("waiting", "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists("go") and time.monotonic() < deadline:  # the test lets it end (its run directory)
+        time.sleep(0.05)
     assert os.environ["CUTOVER_TARGET_CLOUD"] == "aws"
 """
 FAIL = b"def test_one():\n    assert 1 == 2\n\n\ndef test_two():\n    assert 'a' == 'b'\n\n\ndef test_ok():\n    pass\n"
@@ -97,8 +101,11 @@ def test_a_passing_validation_ends_success_only_after_its_run_and_its_pytest_saw
         migration["id"], f"/migrations/{migration['id']}", "admin", 9, [show])
     status = client.get(f"/api/v1/migrations/{migration['id']}/status").json
     assert status["phase"] == "validating" and status["finished"] is False
-    wait_until(lambda: run_of(client, run_id)["state"] == "running", 20, message="the run to start")
+    run_dir = Path(client.application.config["RUNS_DIR"]) / str(run_id)
+    wait_until(lambda: (run_dir / "waiting").exists(), 20, message="the run's test to wait for the go")
+    assert run_of(client, run_id)["state"] == "running"
     assert get(client, migration["id"])["state"] == "running"  # the run is still going: not success yet
+    (run_dir / "go").touch()  # now the run's test may end
     done = final(client, migration["id"])
     assert done["state"] == "success" and done["error"] is None, done
     assert done["phase"] is None and done["validation"]["state"] == "success"
