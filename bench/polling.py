@@ -312,9 +312,23 @@ def main() -> int:
                 else:
                     print(f"  {label} fragment at {clients} clients (reference, no target): {value}")
                     c.record(f"polling: {label} fragment, {clients} clients", value, "reference", None)
+        if not met_all:
+            little(args, results)
         if not met_all or args.explain:
             explain(s.app, cookie, fragments)
     return 0
+
+
+def little(args: argparse.Namespace, results: dict) -> None:
+    """What the two halves of the target ask of each other: a closed loop (each client asks again the moment it is
+    answered) has a mean latency of clients / rate (Little's law), so the rate alone sets the latency."""
+    clients = 50 if 50 in args.clients else args.clients[0]
+    ping = results[(clients, "ping")]
+    print(f"  In a closed loop the mean latency is clients / rate (Little's law): at {args.target_rps:g} req/s, "
+          f"{clients} clients wait {clients / args.target_rps * 1000:.0f} ms on average, so p95 <= "
+          f"{args.target_ms:g} ms needs well over {clients / args.target_ms * 1000:.0f} req/s. GET /ping, which "
+          f"does nothing, got {ping['rps']:.0f} req/s at p95 {ping['p95']:.1f} ms here "
+          f"(mean {clients / ping['rps'] * 1000:.0f} ms).")
 
 
 def _codes(r: dict) -> str:
