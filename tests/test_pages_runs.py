@@ -310,6 +310,23 @@ def test_a_waiting_run_shows_its_place_in_line_its_empty_log_and_a_poller(client
     assert status.lstrip().startswith('<section id="run-status"') and 'hx-trigger="every 1s"' in status
 
 
+def test_a_page_opened_while_the_run_waited_learns_its_sandbox_from_its_polls(client, work):
+    run = create(client, [PASSING])
+    sandbox = r'<dd id="run-sandbox"( hx-swap-oob="true")?>(.*?)</dd>'
+    page = unescaped(client.get(f"/runs/{run['id']}"))
+    assert [(oob, "applied when the run starts" in dd) for oob, dd in re.findall(sandbox, page, re.S)] == [("", True)]
+    work()
+    mode = client.get(f"/api/v1/runs/{run['id']}").json["sandbox"]["mode"]
+    on_its_page = {**HX, "HX-Current-URL": f"http://localhost/runs/{run['id']}"}
+    status = unescaped(client.get(f"/runs/{run['id']}", headers=on_its_page))
+    assert [(oob, f"<code>{mode}</code>" in dd) for oob, dd in re.findall(sandbox, status, re.S)] == [
+        (' hx-swap-oob="true"', True)]  # swapped into the page's facts, out of band
+    elsewhere = {**HX, "HX-Current-URL": "http://localhost/migrations/1"}  # a migration's validation section
+    assert 'id="run-sandbox"' not in text(client.get(f"/runs/{run['id']}", headers=elsewhere))
+    page = unescaped(client.get(f"/runs/{run['id']}"))
+    assert [(oob, f"<code>{mode}</code>" in dd) for oob, dd in re.findall(sandbox, page, re.S)] == [("", True)]
+
+
 def test_a_finished_run_shows_its_log_results_and_downloads_and_stops_polling(client, work):
     run = create(client, [PASSING, FAILING])
     work()
