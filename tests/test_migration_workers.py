@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psutil
 import pytest
@@ -45,11 +45,14 @@ def test_progress_is_persisted_at_least_every_second(client, running_migration):
 
 def test_cancel_stops_a_running_migration_within_two_seconds(client, running_migration):
     url = f"/api/v1/migrations/{running_migration['id']}"
-    started = time.monotonic()
     assert client.post(f"{url}/cancel").status_code == 202
-    wait_until(lambda: status(client, running_migration["id"])["finished"], 2.0, message="cancel to take effect")
-    assert time.monotonic() - started < 2.0
+    # The promise is the server's, timed on its clock: from the cancel (its audit entry, written as it is asked)
+    # to the migration's end. This test's own polls share a loaded machine, so they only wait for it.
+    wait_until(lambda: status(client, running_migration["id"])["finished"], 10, message="cancel to take effect")
     body = client.get(url).json
+    asked = next(e["at"] for e in client.get("/api/v1/audit?per_page=100").json["items"]
+                 if (e["action"], e["target"]) == ("migration.cancel", f"migration:{body['id']}"))
+    assert datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(asked) < timedelta(seconds=2)
     assert body["state"] == "error" and body["error"] == "cancelled"
     assert body["target"]["target_vm"] is None and body["progress"]["percent"] < 100
 
