@@ -37,6 +37,11 @@ def current_path() -> str:
     return urlsplit(request.headers.get("HX-Current-URL") or "").path if is_htmx() else request.path
 
 
+def polled_by_its_own_page() -> bool:
+    """An htmx request from the page at this very URL (its own poll), not from another page that embeds it."""
+    return is_htmx() and current_path() == request.path
+
+
 # --- polls that mostly see what they saw (conditional requests) -------------------------------------------
 
 def unchanged_or(version: Callable[[], str | None], render: Callable[[], Any]) -> Any:

@@ -7,7 +7,7 @@ from ..auth import operator, principal, viewer
 from ..db import reads_only
 from ..domain.errors import ValidationError
 from ..forms import attempt
-from ..htmx import back_to, current_path, download, page_or_fragment, unchanged_or
+from ..htmx import back_to, download, page_or_fragment, polled_by_its_own_page, unchanged_or
 from . import bp, compare, pages, services
 from .forms import RunForm, UploadForm
 
@@ -49,7 +49,7 @@ def upload():
 @viewer
 @reads_only  # its polls
 def detail(run_id: int):
-    return page_or_fragment("runs/detail.html", "runs/_status.html", on_its_page=current_path() == request.path,
+    return page_or_fragment("runs/detail.html", "runs/_status.html", polled_here=polled_by_its_own_page(),
                             **pages.shown(run_id, inputs.test_outcome(request.args)))
 
 
