@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psutil
 import pytest
@@ -105,10 +105,13 @@ def test_cancel_a_running_run_kills_pytest_and_its_children_within_two_seconds(a
     wait_until(lambda: "progress:" in client.get(f"/api/v1/runs/{run_id}/log").json["text"], 20, message="live output")
     marker = os.path.join(app.config["RUNS_DIR"], str(run_id))
     assert all_pytest_runs(marker), "pytest should be running in the run's directory"
-    started = time.monotonic()
     assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 202
-    body = wait_until(lambda: finished(client, run_id), 2.0, message="the cancel")
-    assert time.monotonic() - started < 2.0
+    # The promise is the server's, timed on its clock: from the cancel (its audit entry, written as it is asked)
+    # to the run's end. This test's own polls share a loaded machine, so they only wait for it.
+    body = wait_until(lambda: finished(client, run_id), 10, message="the cancel")
+    asked = next(e["at"] for e in client.get("/api/v1/audit?per_page=100").json["items"]
+                 if (e["action"], e["target"]) == ("run.cancel", f"run:{run_id}"))
+    assert datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(asked) < timedelta(seconds=2)
     assert body["state"] == "cancelled"
     assert not all_pytest_runs(marker), "no pytest process may outlive a cancelled run"
     assert client.get("/api/v1/environments/7").json["status"] == "idle"
