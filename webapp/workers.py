@@ -10,7 +10,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 
-from . import logs
+from . import heap, logs
 from .extensions import Queues
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ def warm_up(app: Flask) -> None:
 def start_worker(app: Flask, burst: bool = False) -> None:
     """Run jobs until stopped. ``WORKER_FORK`` picks a work horse per job instead of in-process jobs."""
     warm_up(app)
+    heap.freeze()
     connection = Redis.from_url(app.config["REDIS_URL"])
     maintenance = Maintenance(app, connection)
     maintenance.start()
