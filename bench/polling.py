@@ -17,6 +17,9 @@ cookie from the /login form, and asks for one URL as fast as it is answered for 
 * the log tail fragment ``GET /runs/<id>/log?offset=<end>`` with ``HX-Request: true`` (a tail that has caught up:
   the steady state of a poller every 500 ms).
 
+Each poll also sends ``HX-Current-URL``, the page that polls (the fragment's own page; the run page for the
+log tail), as htmx 2 does: the run page's own status poll carries its Sandbox line, out of band.
+
 Each fragment is measured twice: "full", every poll rendered (what the first poll after a change costs), and
 "revalidated", the client keeps the ``ETag`` it was given and sends it back in ``If-None-Match`` as a browser's
 cache does on its own (when the server sends no ETag both rows are alike: the run status of a running run shows
@@ -126,8 +129,15 @@ def kept(cookie: str, response) -> str:
 
 # --- load --------------------------------------------------------------------------------------------------
 
+def polled_from(page: str | None, port: int | None = None) -> dict:
+    """The headers of an htmx poll made by ``page`` (htmx 2 sends the page's URL in HX-Current-URL: the run page's
+    own status poll also carries its Sandbox line, out of band)."""
+    origin = f"http://127.0.0.1:{port}" if port else "http://localhost"
+    return {"HX-Request": "true", **({"HX-Current-URL": origin + page} if page else {})}
+
+
 def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx: bool, revalidate: bool,
-           server_cpu=lambda: 0.0) -> dict:
+           server_cpu=lambda: 0.0, page: str | None = None) -> dict:
     """``clients`` threads, one keep-alive connection each, GET ``path`` back to back for ``seconds`` (after one
     unmeasured request each). ``revalidate``: send the last ETag back in If-None-Match, as a browser cache does.
     ``server_cpu()``: the server's CPU seconds so far (its CPU ms per request hardly depends on the machine's load,
@@ -141,7 +151,7 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
 
     def run(k: int) -> None:
         client = c.Client(port, cookie=cookie, accept="*/*", timeout=30)
-        base = {"HX-Request": "true"} if htmx else {}
+        base = polled_from(page, port) if htmx else {}
         etag = None
         try:
             try:
@@ -193,13 +203,13 @@ def hammer(port: int, cookie: str, path: str, clients: int, seconds: float, htmx
 
 # --- diagnosis ---------------------------------------------------------------------------------------------
 
-def explain(app, cookie: str, paths: list[tuple[str, str]], n: int = 200) -> None:
+def explain(app, cookie: str, paths: list[tuple[str, str, str]], n: int = 200) -> None:
     """Each fragment ``n`` times in this process (Flask's test client, no HTTP): ms per request, then the
     cProfile lines of the app's own code, by cumulative time."""
     client = app.test_client(use_cookies=False)
-    headers = {"Cookie": cookie, "HX-Request": "true", "Accept": "*/*"}
     rows = []
-    for label, path in paths:
+    for label, path, page in paths:
+        headers = {"Cookie": cookie, "Accept": "*/*", **polled_from(page)}
         for _ in range(10):
             client.get(path, headers=headers)
         t0 = time.perf_counter()
@@ -220,7 +230,8 @@ def explain(app, cookie: str, paths: list[tuple[str, str]], n: int = 200) -> Non
     c.print_table(["in-process request (Flask test client)", "status", "bytes", "ms full", "ms revalidated"],
                   rows, title=f"Diagnosis: where the time goes ({n} requests each, this process, no HTTP)")
     shares, headline = [], None
-    for label, path in paths:
+    for label, path, page in paths:
+        headers = {"Cookie": cookie, "Accept": "*/*", **polled_from(page)}
         etag = client.get(path, headers=headers).headers.get("ETag")
         for mode, sent in (("full", headers), ("revalidated", {**headers, **({"If-None-Match": etag} if etag else {})})):
             profiler = cProfile.Profile()
@@ -265,18 +276,19 @@ def main() -> int:
         # production's settings (gunicorn.conf.py), a private address
         s.gunicorn, s.port = c.start_gunicorn(s.settings, s.tmp / "gunicorn.log", config=ROOT / "gunicorn.conf.py")
         cookie = browser_cookie(s.port, s.settings)
-        fragments = [("migration status", f"/migrations/{ids['migration']}"),
-                     ("run status", f"/runs/{ids['run']}"),
-                     ("log tail", f"/runs/{ids['run']}/log?offset={ids['log_end']}")]
+        # (label, the fragment, the page whose poll asks for it: htmx sends that page's URL along)
+        fragments = [("migration status", f"/migrations/{ids['migration']}", f"/migrations/{ids['migration']}"),
+                     ("run status", f"/runs/{ids['run']}", f"/runs/{ids['run']}"),
+                     ("log tail", f"/runs/{ids['run']}/log?offset={ids['log_end']}", f"/runs/{ids['run']}")]
         results: dict[tuple, dict] = {}
         cpu = lambda: runs.tree_cpu([s.gunicorn])  # noqa: E731
         load_before = c.load_line()
         for clients in args.clients:
             results[(clients, "ping")] = hammer(s.port, cookie, "/ping", clients, args.seconds, False, False, cpu)
-            for label, path in fragments:
+            for label, path, page in fragments:
                 for revalidate in (False, True):
                     results[(clients, label, revalidate)] = hammer(s.port, cookie, path, clients, args.seconds,
-                                                                   True, revalidate, cpu)
+                                                                   True, revalidate, cpu, page)
         load_after = c.load_line(cpus=False)
 
         rows = []
@@ -284,7 +296,7 @@ def main() -> int:
             ping = results[(clients, "ping")]
             rows.append([f"{clients} clients: GET /ping (baseline)", f"{ping['rps']:.0f}", f"{ping['p50']:.1f}",
                          f"{ping['p95']:.1f}", ping["errors"], "1.00", f"{ping['cpu_ms']:.2f}", _codes(ping)])
-            for label, _ in fragments:
+            for label, _, _ in fragments:
                 for revalidate in (False, True):
                     r = results[(clients, label, revalidate)]
                     rows.append([f"{clients} clients: {label}, {'revalidated' if revalidate else 'full'}",
@@ -298,7 +310,7 @@ def main() -> int:
 
         met_all = True
         for clients in args.clients:
-            for label, _ in fragments:
+            for label, _, _ in fragments:
                 r = results[(clients, label, True)]
                 ok = r["rps"] >= args.target_rps and r["p95"] <= args.target_ms and not r["errors"]
                 value = f"{r['rps']:.0f} req/s, p95 {r['p95']:.1f} ms ({r['rps'] / results[(clients, 'ping')]['rps']:.2f}x /ping)"
