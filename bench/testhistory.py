@@ -13,7 +13,8 @@ gunicorn (1 worker x 4 threads) then answers ``--requests`` measured keep-alive 
 Recording: ``--records`` times, in this process, a new run's 500 results are bulk-inserted into test_results and
 ``testhistory.stats.update`` folds them into test_stats, then the transaction commits (500 tests that already
 have stats: the update path, the costlier one). This process first freezes its heap (``webapp.heap``), as the
-worker that records a run's results does after its warm-up. Baseline: the same insert and commit without ``stats.update``.
+worker that records a run's results does after its warm-up. Baseline: the same insert and commit without
+``stats.update``.
 ``GET /api/v1/runs/<a>/compare/<b>`` is measured too when the route exists (another part builds it).
 Targets: p95 <= 50 ms for every GET, and <= 50 ms added by recording 500 results. Reports only: exits 0.
 """

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -505,6 +506,25 @@ def worker_processes(config):
             horse.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def start_workers(config, worker_processes, count=1, **env):
+    """Start ``count`` real workers and wait until they listen to the queue (their start-up is not timed)."""
+    procs = worker_processes(count, **env)
+    connection = redis.Redis.from_url(config["REDIS_URL"])
+    from rq import Worker
+
+    wait_until(lambda: {w.pid for w in Worker.all(connection=connection)} >= {p.pid for p in procs}, 30,
+               message="the workers to register")
+    return procs
+
+
+def audited_at(client, action: str, target: str) -> datetime:
+    """When the audit log recorded ``action`` on ``target`` (the server's clock: a promise timed from a request
+    is timed from its entry, not from when this test sent it)."""
+    at = next(e["at"] for e in client.get("/api/v1/audit?per_page=100").json["items"]
+              if (e["action"], e["target"]) == (action, target))
+    return datetime.fromisoformat(at)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
-from rq import Queue, Worker
+from rq import Queue
 
-from conftest import ADMIN, make_migration, make_workload, user_client, wait_until
+from conftest import ADMIN, make_migration, make_workload, start_workers, user_client, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,15 +46,6 @@ def log_lines(config) -> list[str]:
 
 def line_for(body: dict) -> str:
     return f"Event {body['id']} has been sent to {body['user_id']}: {body['description']}"
-
-
-def start_workers(config, worker_processes, count=1, **env):
-    """Start ``count`` real workers and wait until they listen to the queue (their start-up is not timed)."""
-    procs = worker_processes(count, **env)
-    connection = redis.Redis.from_url(config["REDIS_URL"])
-    wait_until(lambda: {w.pid for w in Worker.all(connection=connection)} >= {p.pid for p in procs}, 30,
-               message="the workers to register")
-    return procs
 
 
 def kill_tree(pid: int) -> None:

@@ -12,7 +12,8 @@ import redis
 from rq import Queue
 
 from conftest import wait_until
-from test_event_delivery import FAST, kill_tree, line_for, log_lines, post_event, start_workers
+from conftest import start_workers
+from test_event_delivery import FAST, kill_tree, line_for, log_lines, post_event
 
 DRAIN = "webapp.events.jobs.deliver_pending"
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import psutil
 import pytest
 
-from conftest import ADMIN, client_as, wait_until
+from conftest import ADMIN, audited_at, client_as, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -109,9 +109,8 @@ def test_cancel_a_running_run_kills_pytest_and_its_children_within_two_seconds(a
     # The promise is the server's, timed on its clock: from the cancel (its audit entry, written as it is asked)
     # to the run's end. This test's own polls share a loaded machine, so they only wait for it.
     body = wait_until(lambda: finished(client, run_id), 10, message="the cancel")
-    asked = next(e["at"] for e in client.get("/api/v1/audit?per_page=100").json["items"]
-                 if (e["action"], e["target"]) == ("run.cancel", f"run:{run_id}"))
-    assert datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(asked) < timedelta(seconds=2)
+    asked = audited_at(client, "run.cancel", f"run:{run_id}")
+    assert datetime.fromisoformat(body["finished_at"]) - asked < timedelta(seconds=2)
     assert body["state"] == "cancelled"
     assert not all_pytest_runs(marker), "no pytest process may outlive a cancelled run"
     assert client.get("/api/v1/environments/7").json["status"] == "idle"

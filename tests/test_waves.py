@@ -8,10 +8,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rq import Worker
 from sqlalchemy import select
 
-from conftest import make_migration, make_workload, user_client, wait_until
+from conftest import make_migration, make_workload, start_workers, user_client, wait_until
 from webapp import create_app
 from webapp.db import update, utcnow
 from webapp.workers import maintenance_tick
@@ -181,12 +180,10 @@ def test_ten_migrations_with_max_parallel_3_never_run_more_than_3_at_once_and_st
     assert datetime.fromisoformat(body["finished_at"]) >= max(e for _, e in spans)
 
 
-def test_a_scheduled_wave_is_started_by_the_maintenance_loop_within_5_s(app, client, worker_processes):
+def test_a_scheduled_wave_is_started_by_the_maintenance_loop_within_5_s(config, client, worker_processes):
     ids = migrations_of(client, 2)
     # the real loop, at its real interval, in a worker that is up (its start-up on a loaded machine is not timed)
-    pid = worker_processes(1, MAINTENANCE_INTERVAL_SECONDS=2)[0].pid
-    wait_until(lambda: pid in {w.pid for w in Worker.all(connection=app.extensions["redis"])}, 30,
-               message="the worker to register")
+    start_workers(config, worker_processes, MAINTENANCE_INTERVAL_SECONDS=2)
     start_at = datetime.now(timezone.utc) + timedelta(seconds=3)
     body = new_wave(client, ids, max_parallel=2, start_at=start_at.isoformat()).json
     assert body["state"] == "scheduled"

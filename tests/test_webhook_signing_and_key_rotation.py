@@ -14,7 +14,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from conftest import ADMIN, client_as, make_migration, make_workload, wait_until
-from test_event_delivery import Receiver, post_event, settled, start_workers
+from conftest import start_workers
+from test_event_delivery import Receiver, post_event, settled
 
 from webapp import create_app
 from webapp.workers import SimpleAppWorker

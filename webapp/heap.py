@@ -14,7 +14,7 @@ import gc
 def freeze() -> int:
     """Collect once, then move every object alive now into the permanent generation, which collections skip.
     Called by an RQ worker after its warm-up, before its first job (a work horse inherits it). Not by the web
-    server: ``bench/polling.py`` measured no difference there (its requests allocate little that lives).
+    server: ``bench/polling.py`` measured no difference there (two runs each way, within the noise).
     Returns how many objects are frozen."""
     gc.collect()
     gc.freeze()
