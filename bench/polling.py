@@ -207,9 +207,10 @@ def explain(app, cookie: str, paths: list[tuple[str, str, str]], n: int = 200) -
     """Each fragment ``n`` times in this process (Flask's test client, no HTTP): ms per request, then the
     cProfile lines of the app's own code, by cumulative time."""
     client = app.test_client(use_cookies=False)
+    headers_of = {label: {"Cookie": cookie, "Accept": "*/*", **polled_from(page)} for label, _, page in paths}
     rows = []
-    for label, path, page in paths:
-        headers = {"Cookie": cookie, "Accept": "*/*", **polled_from(page)}
+    for label, path, _ in paths:
+        headers = headers_of[label]
         for _ in range(10):
             client.get(path, headers=headers)
         t0 = time.perf_counter()
@@ -230,8 +231,8 @@ def explain(app, cookie: str, paths: list[tuple[str, str, str]], n: int = 200) -
     c.print_table(["in-process request (Flask test client)", "status", "bytes", "ms full", "ms revalidated"],
                   rows, title=f"Diagnosis: where the time goes ({n} requests each, this process, no HTTP)")
     shares, headline = [], None
-    for label, path, page in paths:
-        headers = {"Cookie": cookie, "Accept": "*/*", **polled_from(page)}
+    for label, path, _ in paths:
+        headers = headers_of[label]
         etag = client.get(path, headers=headers).headers.get("ETag")
         for mode, sent in (("full", headers), ("revalidated", {**headers, **({"If-None-Match": etag} if etag else {})})):
             profiler = cProfile.Profile()
